@@ -1,0 +1,205 @@
+"""The controller interface, the registry, and pieces shared by the controllers.
+
+Black-box controllers see architectures and rewards only (plus per-edge credit in
+``infos`` for ``credit``)::
+
+    archs = ctrl.ask(n)                      # list of int architectures
+    metrics = ctrl.tell(archs, rewards, infos)
+    arch = ctrl.derive()                     # the controller's answer
+
+Gradient controllers (``kind = "gradient"``) instead drive the differentiable model of
+the environment through ``step(env.unwrapped)``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar, Optional, Sequence
+
+import numpy as np
+
+from nasgen.searchspace import SearchSpace
+from nasgen.searchspace.registry import Registry
+
+CONTROLLERS: Registry[type["Controller"]] = Registry("controller")
+
+
+def register(name: str):
+    """Class decorator registering a controller under ``name`` (sets ``cls.name``)."""
+    def add(cls):
+        cls.name = name
+        return CONTROLLERS.register(name)(cls)
+    return add
+
+
+def names() -> list[str]:
+    """Registered controller names."""
+    return CONTROLLERS.list()
+
+
+def get(name: str) -> type["Controller"]:
+    """The controller class ``name``; KeyError listing the known names otherwise."""
+    return CONTROLLERS.get(name)
+
+
+def make(name: str, space: SearchSpace, seed: int = 0, **kwargs) -> "Controller":
+    """Build controller ``name`` for ``space``.
+
+    Args:
+        name: one of ``names()``.
+        space: the search space the controller proposes architectures in.
+        seed: seeds the controller's own generator (numpy, and torch where it has one).
+        **kwargs: the controller's hyper-parameters.
+
+    Raises:
+        KeyError: unknown name, listing the known ones.
+        TypeError: a keyword the controller does not take, naming it and the accepted ones.
+    """
+    cls = get(name)
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "space", "seed")]
+    for key in kwargs:
+        if key not in accepted:
+            raise TypeError(f"controller {name!r} got an unexpected keyword {key!r}; "
+                            f"it accepts: {', '.join(accepted) or 'none'}")
+    return cls(space, seed=seed, **kwargs)
+
+
+class Controller:
+    """Base class: holds the space and a seeded numpy generator.
+
+    Subclasses implement ``ask``, ``tell`` (black-box) or ``step`` (gradient), ``derive``,
+    and extend ``state_dict``/``load_state_dict`` with their own state.
+
+    Attributes:
+        kind: ``"black-box"`` or ``"gradient"``.
+        env_requirements: keyword arguments the environment must be made with
+            (``{"credit": "taylor"}`` for ``credit``); the user may override them.
+    """
+
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "black-box"
+    env_requirements: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, space: SearchSpace, seed: int = 0):
+        self.space = space
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.evaluations = 0
+
+    # --- interface ---------------------------------------------------------------------------
+    def ask(self, n: int = 1) -> list[np.ndarray]:
+        raise NotImplementedError(f"{type(self).__name__} is a {self.kind} controller without ask()")
+
+    def tell(self, archs: Sequence[Any], rewards: Sequence[float],
+             infos: Optional[Sequence[dict]] = None) -> dict[str, float]:
+        raise NotImplementedError(f"{type(self).__name__} is a {self.kind} controller without tell()")
+
+    def derive(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def op_probabilities(self) -> Optional[np.ndarray]:
+        """``[n_decisions, max_choices]`` op probabilities, where the controller has them."""
+        return None
+
+    def state_dict(self) -> dict:
+        return {"name": self.name, "space": self.space.to_dict(), "rng": self.rng.bit_generator.state,
+                "evaluations": self.evaluations}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("name") != self.name:
+            raise ValueError(f"state is for controller {state.get('name')!r}, not {self.name!r}")
+        if state.get("space") != self.space.to_dict():
+            raise ValueError(f"state is for search space {state.get('space', {}).get('name')!r}, "
+                             f"not {self.space.name!r}")
+        self.rng.bit_generator.state = state["rng"]
+        self.evaluations = state["evaluations"]
+
+    # --- helpers for subclasses ------------------------------------------------------------
+    def _check_ask(self, n: int) -> int:
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"ask(n) needs a positive int n, got {n!r}")
+        return int(n)
+
+    def _check_tell(self, archs: Sequence[Any], rewards: Sequence[float],
+                    infos: Optional[Sequence[dict]]) -> tuple[np.ndarray, np.ndarray, list[dict], np.ndarray]:
+        """Validate a ``tell`` call.
+
+        Returns:
+            ``(archs [n, D], rewards [n], infos, finite mask [n])``; evaluations are counted.
+        """
+        archs = list(archs)
+        rewards = np.asarray(rewards, dtype=np.float64).reshape(-1)
+        if len(archs) != len(rewards):
+            raise ValueError(f"tell got {len(archs)} architectures but {len(rewards)} rewards")
+        if not archs:
+            raise ValueError("tell needs at least one architecture")
+        if infos is None:
+            infos = [{} for _ in archs]
+        infos = list(infos)
+        if len(infos) != len(archs):
+            raise ValueError(f"tell got {len(archs)} architectures but {len(infos)} infos")
+        matrix = np.stack([self.space.validate(a) for a in archs])
+        self.evaluations += sum(int(info.get("evaluations", 1)) for info in infos)
+        return matrix, rewards, infos, np.isfinite(rewards)
+
+    def _metrics(self, archs: np.ndarray, rewards: np.ndarray, finite: np.ndarray,
+                 **extra: float) -> dict[str, float]:
+        """The metrics every controller reports: reward mean/max, entropy, zero-op share."""
+        metrics: dict[str, float] = {
+            "reward_mean": float(rewards[finite].mean()) if finite.any() else float("nan"),
+            "reward_max": float(rewards[finite].max()) if finite.any() else float("nan"),
+            "nonfinite_rewards": float((~finite).sum()),
+            "evaluations": float(self.evaluations),
+        }
+        if self.space.zero_op:
+            metrics["zero_op_share"] = float((archs == 0).mean())
+        probs = self.op_probabilities()
+        if probs is not None:
+            metrics["entropy"] = float(mean_entropy(probs))
+        metrics.update({k: float(v) for k, v in extra.items()})
+        return metrics
+
+
+def mean_entropy(probs: np.ndarray) -> float:
+    """Mean over decisions of the entropy (nats) of each row of ``probs``."""
+    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-300, 1.0)
+    return float(-(np.where(probs > 0, p * np.log(p), 0.0)).sum(axis=1).mean())
+
+
+class CategoricalPolicy:
+    """A factorised categorical over decisions with possibly different choice counts.
+
+    ``theta`` holds logits ``[n_decisions, max_choices]``; missing choices are masked out.
+    """
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        self.mask = space.choice_mask()
+        self.theta = np.zeros(self.mask.shape)
+
+    def probs(self) -> np.ndarray:
+        logits = np.where(self.mask, self.theta, -np.inf)
+        logits = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
+        """``n`` architectures by inverse-CDF sampling, one uniform per decision."""
+        cdf = np.cumsum(self.probs(), axis=1)
+        out = []
+        for _ in range(n):
+            u = rng.random(self.mask.shape[0])[:, None]
+            arch = (u > cdf).sum(axis=1)
+            out.append(np.minimum(arch, np.asarray(self.space.choices) - 1).astype(np.int64))
+        return out
+
+    def one_hot(self, archs: np.ndarray) -> np.ndarray:
+        """``[n, D, J]`` one-hot encoding of ``archs [n, D]``."""
+        archs = np.atleast_2d(archs)
+        out = np.zeros((archs.shape[0],) + self.mask.shape)
+        np.put_along_axis(out, archs[:, :, None], 1.0, axis=2)
+        return out
+
+    def log_prob_grad(self, archs: np.ndarray) -> np.ndarray:
+        """``d log p(a) / d theta = onehot(a) - p`` for each arch, ``[n, D, J]``."""
+        return (self.one_hot(archs) - self.probs()[None]) * self.mask[None]

@@ -1,0 +1,29 @@
+"""Gymnasium environments; importing this package registers the ``nasgen/...`` ids.
+
+- ``nasgen/OneShotNAS-v0``: one step = one architecture, rewarded by the shared-weight supernet.
+- ``nasgen/TeacherArch-v0``: the AdvantageNAS toy with a hidden optimal architecture.
+"""
+
+import gymnasium as gym
+
+from .base import ArchitectureEnv
+from .oneshot import OneShotNASEnv
+from .teacher import TeacherArchEnv, TeacherModel
+
+# Registration is data: one row per environment id.
+ENV_SPECS: list[dict] = [
+    {"id": "nasgen/OneShotNAS-v0", "entry_point": "nasgen.envs.oneshot:OneShotNASEnv"},
+    {"id": "nasgen/TeacherArch-v0", "entry_point": "nasgen.envs.teacher:TeacherArchEnv"},
+]
+
+for _spec in ENV_SPECS:
+    if _spec["id"] not in gym.registry:
+        gym.register(**_spec)
+
+
+def env_ids() -> list[str]:
+    """The registered ``nasgen/...`` environment ids."""
+    return [spec["id"] for spec in ENV_SPECS]
+
+
+__all__ = ["ArchitectureEnv", "OneShotNASEnv", "TeacherArchEnv", "TeacherModel", "ENV_SPECS", "env_ids"]

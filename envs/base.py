@@ -1,0 +1,170 @@
+"""Shared machinery of the one-step architecture environments.
+
+One episode is one architecture: ``step(arch)`` returns its reward and ends the episode
+with ``terminated=True``. What persists between episodes (supernet weights, the teacher
+instance) is the *search state*; a seeded ``reset`` rebuilds it from ``self.np_random``,
+an unseeded one only starts the next episode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from nasgen.searchspace import CREDIT_MODES, SearchSpace, compute_credit
+
+
+def torch_seed(rng: np.random.Generator) -> int:
+    """A torch seed drawn from a numpy generator (keeps every draw on ``np_random``)."""
+    return int(rng.integers(0, 2**63 - 1))
+
+
+class ArchitectureEnv(gym.Env):
+    """Base of ``OneShotNAS-v0`` and ``TeacherArch-v0``.
+
+    Subclasses implement ``_build`` (the search state, from ``self.np_random``),
+    ``_reward_batch``, ``_loss`` and optionally ``_train``, ``_observation`` and the state
+    hooks. This class validates actions, computes credit, floors non-finite losses and
+    assembles ``info``.
+
+    Args:
+        space: the search space (actions are its architectures).
+        credit: ``None`` or one of ``"taylor"``, ``"exact"``, ``"hybrid"``: adds
+            ``info["credit"]``, one value per decision.
+        credit_subset: |K|, edges checked exactly per step by the hybrid estimator.
+        nonfinite_reward: the reward given when the loss is not finite.
+        device: torch device of the model.
+        seed: used by the first ``reset`` when that reset passes no seed, so
+            ``gym.make(..., seed=s)`` alone gives a repeatable run.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, space: SearchSpace, credit: Optional[str] = None, credit_subset: int = 1,
+                 nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None):
+        if credit is not None and credit not in CREDIT_MODES:
+            raise ValueError(f"credit={credit!r} is not a credit mode; expected None or one of "
+                             f"{', '.join(CREDIT_MODES)}")
+        if credit_subset < 1:
+            raise ValueError(f"credit_subset must be >= 1, got {credit_subset}")
+        if not math.isfinite(nonfinite_reward):
+            raise ValueError(f"nonfinite_reward must be finite, got {nonfinite_reward}")
+        self.space = space
+        self.initial_seed = seed
+        self.credit_mode = credit
+        self.credit_subset = credit_subset
+        self.nonfinite_reward = float(nonfinite_reward)
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but CUDA is not available; use device='cpu'")
+        self.action_space = gym.spaces.MultiDiscrete(np.asarray(space.choices, dtype=np.int64))
+        self.steps = 0
+        self.evaluations = 0
+        self.last_reward = 0.0
+        self._built = False
+        # (Taylor, exact) pairs of the hybrid estimator, for the corr(T, A) health signal.
+        self._credit_pairs: deque[tuple[float, float]] = deque(maxlen=512)
+
+    # --- gymnasium API ---------------------------------------------------------------------
+    def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
+        if seed is None and not self._built:
+            seed = self.initial_seed
+        super().reset(seed=seed)
+        if seed is not None or not self._built:
+            self.steps = 0
+            self.evaluations = 0
+            self.last_reward = 0.0
+            self._credit_pairs.clear()
+            self._build()
+            self._built = True
+        return self._observation(), {}
+
+    def step(self, action: Any):
+        arch = self.space.validate(action)  # raises before any state changes
+        if not self._built:
+            raise RuntimeError("call reset() before step()")
+        batch = self._reward_batch()
+        info: dict[str, Any] = {}
+        active = arch != 0 if self.space.zero_op else np.ones(len(arch), dtype=bool)
+        extras: dict[str, Any] = {}
+
+        def loss_of_gates(gates: Optional[torch.Tensor]) -> torch.Tensor:
+            loss, found = self._loss(arch, batch, gates)
+            if not extras:  # the first call is the full architecture
+                extras.update(found)
+            return loss
+
+        if self.credit_mode is None:
+            with torch.no_grad():
+                loss = loss_of_gates(None).item()
+            evaluations = 1
+        else:
+            result = compute_credit(self.credit_mode, loss_of_gates, active, self.np_random,
+                                    self.device, self.credit_subset)
+            loss, evaluations = result.loss, result.evaluations
+            info["credit"] = result.credit
+            if self.credit_mode == "hybrid":
+                self._credit_pairs.extend((result.taylor[i], a) for i, a in result.exact.items())
+                info["credit_corr"] = self.credit_correlation()
+        nonfinite = not math.isfinite(loss)
+        if nonfinite:
+            reward = self.nonfinite_reward
+            if "credit" in info:
+                info["credit"] = np.zeros(len(arch))
+        else:
+            reward = -loss
+            info.update(self._train(arch))
+        info.update(extras)
+        info.update(loss=loss, evaluations=evaluations, nonfinite=nonfinite)
+        self.steps += 1
+        self.evaluations += evaluations
+        self.last_reward = reward
+        return self._observation(), float(reward), True, False, info
+
+    # --- helpers -----------------------------------------------------------------------------
+    def credit_correlation(self) -> float:
+        """Pearson corr(Taylor, exact) over the recent hybrid checks (nan if too few)."""
+        if len(self._credit_pairs) < 3:
+            return float("nan")
+        pairs = np.asarray(self._credit_pairs)
+        if pairs[:, 0].std() == 0 or pairs[:, 1].std() == 0:
+            return float("nan")
+        return float(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1])
+
+    def _base_state(self) -> dict:
+        return {"np_random": self.np_random.bit_generator.state, "steps": self.steps,
+                "evaluations": self.evaluations, "last_reward": self.last_reward,
+                "credit_pairs": list(self._credit_pairs), "space": self.space.to_dict()}
+
+    def _load_base_state(self, state: dict) -> None:
+        if state["space"] != self.space.to_dict():
+            raise ValueError(f"environment state is for search space {state['space'].get('name')!r}, "
+                             f"not {self.space.name!r}")
+        self.np_random.bit_generator.state = state["np_random"]
+        self.steps, self.evaluations = state["steps"], state["evaluations"]
+        self.last_reward = state["last_reward"]
+        self._credit_pairs.clear()
+        self._credit_pairs.extend(state["credit_pairs"])
+
+    # --- subclass hooks ----------------------------------------------------------------------
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    def _reward_batch(self) -> Any:
+        raise NotImplementedError
+
+    def _loss(self, arch: np.ndarray, batch: Any, gates: Optional[torch.Tensor]) -> tuple[torch.Tensor, dict]:
+        """Loss of ``arch`` on ``batch`` (with gates) and extra info of the full architecture."""
+        raise NotImplementedError
+
+    def _train(self, arch: np.ndarray) -> dict:
+        """Train the shared weights on ``arch`` where the env has any; returns info entries."""
+        return {}
+
+    def _observation(self) -> np.ndarray:
+        raise NotImplementedError

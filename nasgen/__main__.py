@@ -1,0 +1,5 @@
+import sys
+
+from nasgen.cli import main
+
+sys.exit(main())

@@ -1,0 +1,166 @@
+"""Stand-alone networks: how a found architecture is retrained from scratch and judged."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .cells import CellStack, single_op_candidates
+from .data import BatchStream, Dataset, Split
+from .space import CellSearchSpace, Genotype
+
+
+class ScalarLogger(Protocol):
+    """What library code logs to (``torch.utils.tensorboard.SummaryWriter`` is one)."""
+
+    def add_scalar(self, tag: str, scalar_value: float, global_step: int) -> Any: ...
+
+
+class Network(nn.Module):
+    """A DARTS-style network with only the chosen op on each edge, fresh weights.
+
+    Args:
+        space: the cell space ``arch`` belongs to.
+        arch: int architecture (any number of active inputs per node).
+        C: channels of the first cells.
+        n_cells: number of cells (reductions at 1/3 and 2/3 depth).
+        in_channels: image channels.
+        n_classes: output classes.
+        stem_multiplier: stem width as a multiple of C.
+    """
+
+    def __init__(self, space: CellSearchSpace, arch: Any, C: int = 16, n_cells: int = 8,
+                 in_channels: int = 3, n_classes: int = 10, stem_multiplier: int = 3):
+        super().__init__()
+        self.space = space
+        self.arch = space.validate(arch)
+        self.net = CellStack(space, single_op_candidates(space, self.arch), C, n_cells, in_channels,
+                             n_classes, affine=True, search=False, stem_multiplier=stem_multiplier)
+        # Each edge holds at most one op: candidate index 0, summed without a coefficient.
+        self._terms = {cell_type: [[(0, None)] if self.arch[space.decision_index(cell_type, e)] else []
+                                   for e in range(space.n_edges)]
+                       for cell_type in space.cell_types}
+
+    @classmethod
+    def from_genotype(cls, space: CellSearchSpace, genotype: Genotype, **kwargs) -> "Network":
+        return cls(space, space.from_genotype(genotype), **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.run(x, self._terms.__getitem__)
+
+
+@dataclass
+class TrainConfig:
+    """Recipe for training a stand-alone network (DARTS's, scaled to the CPU)."""
+
+    epochs: int = 20
+    """passes over the training split"""
+    batch_size: int = 64
+    """examples per SGD step"""
+    lr: float = 0.025
+    """initial SGD learning rate, annealed to 0 by a cosine schedule"""
+    momentum: float = 0.9
+    """SGD momentum"""
+    weight_decay: float = 3e-4
+    """L2 penalty"""
+    grad_clip: float = 5.0
+    """gradient-norm clip"""
+
+
+@dataclass
+class TrainResult:
+    """What training a stand-alone network produced."""
+
+    test_accuracy: float
+    test_loss: float
+    val_accuracy: float
+    train_loss: float
+    parameters: int
+    epochs: int
+    history: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate_split(model: nn.Module, split: Split, batch_size: int = 256,
+                   device: torch.device | str = "cpu") -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``model`` on ``split`` in eval mode."""
+    model.eval()
+    correct, total_loss = 0, 0.0
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            x = split.x[start:start + batch_size].to(device)
+            y = split.y[start:start + batch_size].to(device)
+            logits = model(x)
+            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+    return correct / len(split), total_loss / len(split)
+
+
+def train_network(model: nn.Module, dataset: Dataset, config: TrainConfig, generator: torch.Generator,
+                  device: torch.device | str = "cpu", logger: Optional[ScalarLogger] = None,
+                  progress: bool = False) -> TrainResult:
+    """Train ``model`` on the train split, then report validation and test accuracy.
+
+    Args:
+        model: the network (moved to ``device``).
+        dataset: the data.
+        config: the recipe.
+        generator: shuffles the batches.
+        device: where to train.
+        logger: receives ``losses/train``, ``charts/val_accuracy`` and ``charts/lr`` per epoch.
+        progress: show a tqdm bar.
+
+    Returns:
+        The final metrics and a per-epoch history.
+    """
+    model.to(device)
+    stream = BatchStream(dataset.train, config.batch_size, generator, device)
+    steps = max(1, config.epochs) * stream.batches_per_epoch
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    history = []
+    epochs = range(config.epochs)
+    if progress:
+        from tqdm.auto import tqdm
+        epochs = tqdm(epochs, desc="retrain", unit="epoch")
+    train_loss = math.nan
+    for epoch in epochs:
+        model.train()
+        losses = []
+        for _ in range(stream.batches_per_epoch):
+            x, y = stream.next()
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        train_loss = float(np.mean(losses))
+        val_accuracy, val_loss = evaluate_split(model, dataset.val, device=device)
+        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_accuracy": val_accuracy,
+               "val_loss": val_loss}
+        history.append(row)
+        if logger is not None:
+            logger.add_scalar("losses/train", train_loss, epoch + 1)
+            logger.add_scalar("losses/val", val_loss, epoch + 1)
+            logger.add_scalar("charts/val_accuracy", val_accuracy, epoch + 1)
+            logger.add_scalar("charts/lr", scheduler.get_last_lr()[0], epoch + 1)
+        if progress:
+            epochs.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_accuracy:.3f}")
+    val_accuracy, _ = evaluate_split(model, dataset.val, device=device)
+    test_accuracy, test_loss = evaluate_split(model, dataset.test, device=device)
+    if logger is not None:
+        logger.add_scalar("charts/test_accuracy", test_accuracy, config.epochs)
+    return TrainResult(test_accuracy=test_accuracy, test_loss=test_loss, val_accuracy=val_accuracy,
+                       train_loss=train_loss, parameters=sum(p.numel() for p in model.parameters()),
+                       epochs=config.epochs, history=history)

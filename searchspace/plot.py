@@ -1,0 +1,110 @@
+"""Cell diagrams (PNG) with matplotlib, no graphviz needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .space import CellSearchSpace, Genotype
+
+_COLOURS = {"skip_connect": "#1b9e77", "max_pool": "#7570b3", "avg_pool": "#7570b3",
+            "sep_conv": "#d95f02", "dil_conv": "#e7298a", "conv": "#66a61e"}
+
+
+def _colour(op: str) -> str:
+    for prefix, colour in _COLOURS.items():
+        if op.startswith(prefix):
+            return colour
+    return "#444444"
+
+
+def plot_cell(space: CellSearchSpace, arch: Any, cell_type: str, path: str | Path,
+              title: str | None = None) -> Path:
+    """Draw one cell of ``arch`` as a DAG and save it as a PNG.
+
+    Args:
+        space: the cell space.
+        arch: int architecture.
+        cell_type: ``"normal"`` or ``"reduce"``.
+        path: where to write the PNG.
+        title: figure title (default: the cell type).
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arch = space.validate(arch)
+    if cell_type not in space.cell_types:
+        raise ValueError(f"cell_type must be one of {space.cell_types}, got {cell_type!r}")
+    cell_arch = arch[space.cell_slice(cell_type)]
+    n = space.n_nodes
+    positions = {0: (0.0, 0.25), 1: (0.0, 0.75)}
+    for node in range(n):
+        positions[node + 2] = (1.0 + node, 0.5 + (0.18 if node % 2 else -0.18))
+    output = n + 2
+    positions[output] = (n + 1.0, 0.5)
+    labels = {0: "c_{k-2}", 1: "c_{k-1}", output: "c_{k}"}
+    labels.update({node + 2: str(node) for node in range(n)})
+
+    fig, ax = plt.subplots(figsize=(2.2 * (n + 2), 3.6))
+    for e, (node, src) in enumerate(space.edges):
+        if not cell_arch[e]:
+            continue
+        op = space.op_names[cell_arch[e]]
+        (x0, y0), (x1, y1) = positions[src], positions[node + 2]
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
+                    arrowprops=dict(arrowstyle="->", color=_colour(op), lw=1.6,
+                                    shrinkA=14, shrinkB=14, connectionstyle="arc3,rad=0.15"))
+        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.03, op, fontsize=7, ha="center", color=_colour(op))
+    for node in range(n):
+        ax.annotate("", xy=positions[output], xytext=positions[node + 2],
+                    arrowprops=dict(arrowstyle="->", color="#999999", lw=1.0, shrinkA=14, shrinkB=14))
+    for key, (x, y) in positions.items():
+        colour = "#c6dbef" if key < 2 else ("#fdd0a2" if key == output else "#e5e5e5")
+        ax.scatter([x], [y], s=900, color=colour, edgecolors="black", zorder=3)
+        ax.text(x, y, labels[key], ha="center", va="center", fontsize=8, zorder=4)
+    ax.set_xlim(-0.5, n + 1.5)
+    ax.set_ylim(0.0, 1.0)
+    ax.axis("off")
+    ax.set_title(title or f"{cell_type} cell")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_genotype(space: CellSearchSpace, genotype: Genotype, folder: str | Path,
+                  prefix: str = "") -> list[Path]:
+    """Write ``{prefix}normal.png`` and ``{prefix}reduce.png`` for a DARTS genotype."""
+    arch = space.from_genotype(genotype)
+    folder = Path(folder)
+    return [plot_cell(space, arch, cell, folder / f"{prefix}{cell}.png") for cell in space.cell_types]
+
+
+def plot_op_probabilities(space, probs: Any, path: str | Path | None = None, title: str = ""):
+    """Heatmap of per-decision op probabilities; returns the figure (saved when ``path``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    probs = np.asarray(probs, dtype=float)
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * probs.shape[1] + 2), max(3.0, 0.22 * probs.shape[0] + 1)))
+    image = ax.imshow(probs, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0)
+    op_names = getattr(space, "op_names", None)
+    ax.set_xticks(range(probs.shape[1]))
+    ax.set_xticklabels(op_names if op_names else range(probs.shape[1]), rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(probs.shape[0]))
+    ax.set_yticklabels([space.decision_name(i) for i in range(probs.shape[0])], fontsize=6)
+    fig.colorbar(image, ax=ax, fraction=0.04)
+    ax.set_title(title or "op probabilities")
+    if path is not None:
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+    return fig

@@ -1,0 +1,323 @@
+"""Search spaces: what an architecture is, and how to read, check and write one.
+
+An architecture is a numpy int vector with one entry per *decision*; entry ``i`` is a
+choice in ``range(space.choices[i])``. In a cell space every decision is the op of one
+edge of the normal or the reduction cell, and choice 0 is the zero op ("none"), so an
+edge is off when its entry is 0.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .ops import DARTS_OPS, OPS, ZERO_OP
+from .registry import Registry
+
+# The DARTS genotype form: ``normal`` and ``reduce`` list (op, input) pairs, two per
+# intermediate node in node order; input 0 and 1 are the outputs of cells k-2 and k-1.
+Genotype = namedtuple("Genotype", "normal normal_concat reduce reduce_concat")
+
+# The published DARTS (second order) CIFAR-10 cell, Liu et al. 2019.
+DARTS_V2 = Genotype(
+    normal=[("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
+            ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)],
+    normal_concat=[2, 3, 4, 5],
+    reduce=[("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
+            ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)],
+    reduce_concat=[2, 3, 4, 5],
+)
+
+
+class SearchSpace:
+    """A vector of categorical decisions; the base of every space.
+
+    Args:
+        name: preset name, kept in checkpoints to refuse a mismatched resume.
+        choices: number of choices of each decision (they may differ).
+        zero_op: True when choice 0 of every decision means "no contribution"; controllers
+            report the share of zero choices and the credit estimator treats them as off.
+        decision_names: optional readable name of each decision, used in error messages.
+    """
+
+    def __init__(self, name: str, choices: Sequence[int], *, zero_op: bool = False,
+                 decision_names: Sequence[str] | None = None):
+        choices = tuple(int(c) for c in choices)
+        if not choices or min(choices) < 1:
+            raise ValueError(f"choices must be a non-empty sequence of positive counts, got {choices}")
+        if decision_names is not None and len(decision_names) != len(choices):
+            raise ValueError(f"{len(decision_names)} decision names for {len(choices)} decisions")
+        self.name = name
+        self.choices = choices
+        self.zero_op = zero_op
+        self._decision_names = tuple(decision_names) if decision_names else None
+
+    @property
+    def n_decisions(self) -> int:
+        return len(self.choices)
+
+    @property
+    def max_choices(self) -> int:
+        return max(self.choices)
+
+    def decision_name(self, i: int) -> str:
+        return self._decision_names[i] if self._decision_names else f"decision {i}"
+
+    def choice_mask(self) -> np.ndarray:
+        """Bool ``[n_decisions, max_choices]``: True where a choice exists."""
+        return np.arange(self.max_choices)[None, :] < np.asarray(self.choices)[:, None]
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """A uniformly random architecture drawn from ``rng``."""
+        return (rng.random(self.n_decisions) * np.asarray(self.choices)).astype(np.int64)
+
+    def validate(self, arch: Any) -> np.ndarray:
+        """Check ``arch`` and return it as an int64 vector.
+
+        Raises:
+            ValueError: one line naming the bad length, dtype, or position, value and range.
+        """
+        array = np.asarray(arch)
+        if array.ndim != 1 or array.shape[0] != self.n_decisions:
+            raise ValueError(f"architecture for space {self.name!r} must be a vector of "
+                             f"{self.n_decisions} ints, got shape {array.shape}")
+        if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+            if np.issubdtype(array.dtype, np.floating):
+                bad = np.flatnonzero(~np.isfinite(array) | (array != np.round(array)))
+                if bad.size:
+                    i = int(bad[0])
+                    raise ValueError(f"arch[{i}] = {array[i]} is not an integer choice for "
+                                     f"{self.decision_name(i)}: allowed 0..{self.choices[i] - 1}")
+            raise ValueError(f"architecture for space {self.name!r} must hold integers, "
+                             f"got dtype {array.dtype}")
+        bad = np.flatnonzero((array < 0) | (array >= np.asarray(self.choices)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"arch[{i}] = {int(array[i])} is out of range for "
+                             f"{self.decision_name(i)}: allowed 0..{self.choices[i] - 1}")
+        return array.astype(np.int64)
+
+    def derive(self, probs: Any) -> np.ndarray:
+        """The architecture a controller answers with, from per-decision probabilities.
+
+        Args:
+            probs: ``[n_decisions, max_choices]`` scores (probabilities or logits).
+
+        Returns:
+            The argmax of each decision over its existing choices.
+        """
+        probs = self._check_probs(probs)
+        return np.where(self.choice_mask(), probs, -np.inf).argmax(axis=1).astype(np.int64)
+
+    def _check_probs(self, probs: Any) -> np.ndarray:
+        probs = np.asarray(probs, dtype=np.float64)
+        if probs.shape != (self.n_decisions, self.max_choices):
+            raise ValueError(f"probabilities must have shape {(self.n_decisions, self.max_choices)}, "
+                             f"got {probs.shape}")
+        return probs
+
+    def describe(self, arch: Any) -> str:
+        arch = self.validate(arch)
+        return " ".join(str(int(a)) for a in arch)
+
+    def to_dict(self) -> dict:
+        """What identifies the space (stored in checkpoints and results)."""
+        return {"name": self.name, "choices": list(self.choices), "zero_op": self.zero_op}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSpace) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(repr(self.to_dict()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}, decisions={self.n_decisions})"
+
+
+class CellSearchSpace(SearchSpace):
+    """The DARTS cell space: a normal and a reduction cell, one op per edge.
+
+    Each cell has two inputs (the outputs of cells k-2 and k-1, states 0 and 1) and
+    ``n_nodes`` intermediate nodes; node ``n`` (state ``n + 2``) may take input from every
+    earlier state, so it has ``n + 2`` incoming edges. The cell output concatenates the
+    intermediate nodes. Decisions are the normal cell's edges, then the reduction cell's.
+
+    Args:
+        name: preset name.
+        op_names: candidate ops, keys of ``ops.OPS``; the first must be ``"none"``.
+        n_nodes: intermediate nodes per cell.
+        inputs_per_node: how many inputs per node ``derive`` keeps (2, as DARTS).
+    """
+
+    cell_types = ("normal", "reduce")
+
+    def __init__(self, name: str, op_names: Sequence[str], n_nodes: int = 4,
+                 inputs_per_node: int = 2):
+        op_names = tuple(op_names)
+        unknown = [op for op in op_names if op not in OPS]
+        if unknown:
+            raise ValueError(f"unknown op {unknown[0]!r}; known ops: {', '.join(OPS)}")
+        if not op_names or op_names[0] != ZERO_OP:
+            raise ValueError(f"op 0 must be the zero op {ZERO_OP!r}, got {op_names[:1]}")
+        if len(set(op_names)) != len(op_names):
+            raise ValueError(f"op names repeat: {op_names}")
+        if n_nodes < 1:
+            raise ValueError(f"n_nodes must be >= 1, got {n_nodes}")
+        self.op_names = op_names
+        self.n_nodes = n_nodes
+        self.inputs_per_node = inputs_per_node
+        # edges[e] = (node, input state); node n's edges come in input order.
+        self.edges: tuple[tuple[int, int], ...] = tuple(
+            (node, src) for node in range(n_nodes) for src in range(node + 2))
+        names = [f"{cell} edge {node + 2}<-{src}" for cell in self.cell_types
+                 for node, src in self.edges]
+        super().__init__(name, [len(op_names)] * len(names), zero_op=True, decision_names=names)
+
+    @property
+    def n_edges(self) -> int:
+        """Edges per cell."""
+        return len(self.edges)
+
+    def decision_index(self, cell_type: str, edge: int) -> int:
+        return self.cell_types.index(cell_type) * self.n_edges + edge
+
+    def cell_slice(self, cell_type: str) -> slice:
+        start = self.cell_types.index(cell_type) * self.n_edges
+        return slice(start, start + self.n_edges)
+
+    def parameter_free_share(self, arch: Any) -> dict[str, float]:
+        """Share of parameter-free ops among each cell's active (non-zero) edges."""
+        arch = self.validate(arch)
+        shares = {}
+        for cell in self.cell_types:
+            active = [self.op_names[a] for a in arch[self.cell_slice(cell)] if a != 0]
+            shares[cell] = (sum(OPS[op].parameter_free for op in active) / len(active)
+                            if active else 1.0)
+        return shares
+
+    def derive(self, probs: Any) -> np.ndarray:
+        """DARTS derivation: per node, the two edges whose best non-zero op is strongest.
+
+        Args:
+            probs: ``[n_decisions, n_ops]`` op probabilities (or any monotone score).
+
+        Returns:
+            An architecture with exactly ``inputs_per_node`` non-zero edges per node (fewer
+            when a node has fewer incoming edges), each on its argmax non-zero op.
+        """
+        probs = self._check_probs(probs)
+        best_op = probs[:, 1:].argmax(axis=1) + 1
+        strength = probs[:, 1:].max(axis=1)
+        arch = np.zeros(self.n_decisions, dtype=np.int64)
+        for cell in self.cell_types:
+            base = self.cell_slice(cell).start
+            for node in range(self.n_nodes):
+                edge_ids = [base + e for e, (n, _) in enumerate(self.edges) if n == node]
+                # Stable sort: ties go to the earlier input, which keeps derivation deterministic.
+                kept = sorted(edge_ids, key=lambda d: -strength[d])[: self.inputs_per_node]
+                arch[kept] = best_op[kept]
+        return arch
+
+    def to_genotype(self, arch: Any) -> Genotype:
+        """The DARTS ``Genotype`` of an architecture in DARTS form.
+
+        Raises:
+            ValueError: if a node has other than ``inputs_per_node`` active inputs (the DARTS
+                form cannot say which node a pair belongs to otherwise); ``derive`` gives
+                that form.
+        """
+        arch = self.validate(arch)
+        parts = {}
+        for cell in self.cell_types:
+            pairs = []
+            cell_arch = arch[self.cell_slice(cell)]
+            for node in range(self.n_nodes):
+                node_pairs = [(self.op_names[cell_arch[e]], src)
+                              for e, (n, src) in enumerate(self.edges) if n == node and cell_arch[e]]
+                wanted = min(self.inputs_per_node, node + 2)
+                if len(node_pairs) != wanted:
+                    raise ValueError(f"{cell} cell node {node + 2} has {len(node_pairs)} active "
+                                     f"inputs; the DARTS genotype form needs exactly {wanted} "
+                                     f"(use space.derive to get that form)")
+                pairs.extend(node_pairs)
+            parts[cell] = pairs
+        concat = list(range(2, self.n_nodes + 2))
+        return Genotype(parts["normal"], concat, parts["reduce"], list(concat))
+
+    def from_genotype(self, genotype: Genotype) -> np.ndarray:
+        """The architecture of a DARTS ``Genotype`` (pairs grouped ``inputs_per_node`` per node).
+
+        Raises:
+            ValueError: unknown op, impossible input, repeated edge, or wrong pair count.
+        """
+        genotype = Genotype(*genotype)
+        arch = np.zeros(self.n_decisions, dtype=np.int64)
+        for cell, pairs in (("normal", genotype.normal), ("reduce", genotype.reduce)):
+            expected = sum(min(self.inputs_per_node, node + 2) for node in range(self.n_nodes))
+            if len(pairs) != expected:
+                raise ValueError(f"genotype {cell} cell has {len(pairs)} (op, input) pairs; "
+                                 f"space {self.name!r} expects {expected}")
+            position = 0
+            base = self.cell_slice(cell).start
+            for node in range(self.n_nodes):
+                for _ in range(min(self.inputs_per_node, node + 2)):
+                    op, src = pairs[position]
+                    position += 1
+                    if op not in self.op_names or op == ZERO_OP:
+                        raise ValueError(f"genotype {cell} op {op!r} is not a non-zero op of "
+                                         f"space {self.name!r}: {', '.join(self.op_names[1:])}")
+                    if not 0 <= int(src) < node + 2:
+                        raise ValueError(f"genotype {cell} node {node + 2} input {src} is out "
+                                         f"of range 0..{node + 1}")
+                    d = base + self.edges.index((node, int(src)))
+                    if arch[d]:
+                        raise ValueError(f"genotype {cell} node {node + 2} uses input {src} twice")
+                    arch[d] = self.op_names.index(op)
+        return arch
+
+    def describe(self, arch: Any) -> str:
+        """One line per cell: ``node<-input:op`` for every active edge."""
+        arch = self.validate(arch)
+        lines = []
+        for cell in self.cell_types:
+            cell_arch = arch[self.cell_slice(cell)]
+            active = [f"{n + 2}<-{src}:{self.op_names[cell_arch[e]]}"
+                      for e, (n, src) in enumerate(self.edges) if cell_arch[e]]
+            lines.append(f"{cell}: " + (" ".join(active) if active else "(no active edge)"))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "op_names": list(self.op_names), "n_nodes": self.n_nodes,
+                "inputs_per_node": self.inputs_per_node}
+
+
+PRESETS: Registry[Callable[[], SearchSpace]] = Registry("search space")
+# The DARTS CIFAR-10 space: 4 nodes, 14 edges per cell, 8 ops -> 28 decisions.
+PRESETS.register("darts")(lambda: CellSearchSpace("darts", DARTS_OPS, n_nodes=4))
+# A CPU-sized space with the same API: 3 nodes, 9 edges per cell, 5 ops -> 18 decisions.
+PRESETS.register("small")(lambda: CellSearchSpace(
+    "small", ("none", "skip_connect", "max_pool_3x3", "sep_conv_3x3", "dil_conv_3x3"), n_nodes=3))
+
+
+def names() -> list[str]:
+    """The search-space presets ``get`` knows."""
+    return PRESETS.list()
+
+
+def get(name: str) -> SearchSpace:
+    """Build the preset ``name``.
+
+    Raises:
+        KeyError: for an unknown name, listing the known ones.
+    """
+    return PRESETS.get(name)()
+
+
+def from_dict(spec: dict) -> SearchSpace:
+    """Rebuild a space from ``SearchSpace.to_dict()`` (checkpoints, result files)."""
+    if "op_names" in spec:
+        return CellSearchSpace(spec["name"], spec["op_names"], spec["n_nodes"],
+                               spec.get("inputs_per_node", 2))
+    return SearchSpace(spec["name"], spec["choices"], zero_op=spec.get("zero_op", False))
