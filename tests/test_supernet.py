@@ -1,0 +1,138 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nasgen import searchspace
+from nasgen.searchspace import DARTS_V2, Network, Supernet, TrainConfig, taylor_credit, train_network
+
+
+def _supernet(name="small", C=4, n_cells=3, size=8, in_channels=1, seed=0):
+    torch.manual_seed(seed)
+    return Supernet(searchspace.get(name), C=C, n_cells=n_cells, in_channels=in_channels, image_size=size)
+
+
+@pytest.mark.parametrize("name", ["small", "darts"])
+@pytest.mark.parametrize("size,in_channels", [(8, 1), (28, 1), (32, 3)])
+def test_supernet_shapes_and_reductions(name, size, in_channels):
+    net = _supernet(name, size=size, in_channels=in_channels)
+    assert net.net.cell_types == ["normal", "reduce", "reduce"]
+    x = torch.randn(3, in_channels, size, size)
+    arch = net.space.sample(np.random.default_rng(0))
+    assert net(x, arch).shape == (3, 10)
+    weights = torch.softmax(torch.randn(net.space.n_decisions, len(net.space.op_names)), 1)
+    assert net(x, weights=weights).shape == (3, 10)
+
+
+def test_eight_cells_like_darts():
+    net = _supernet("darts", C=4, n_cells=8)
+    assert [i for i, t in enumerate(net.net.cell_types) if t == "reduce"] == [2, 5]
+    assert net(torch.randn(2, 1, 8, 8), net.space.from_genotype(DARTS_V2)).shape == (2, 10)
+
+
+def test_bad_inputs():
+    net = _supernet()
+    arch = net.space.sample(np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"input must be \[N, 1, 8, 8\], got \[2, 3, 8, 8\]"):
+        net(torch.randn(2, 3, 8, 8), arch)
+    with pytest.raises(ValueError, match="exactly one of arch"):
+        net(torch.randn(2, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"weights must have shape \(18, 5\)"):
+        net(torch.randn(2, 1, 8, 8), weights=torch.ones(18, 4))
+    with pytest.raises(ValueError, match=r"arch\[0\] = 9 is out of range"):
+        net(torch.randn(2, 1, 8, 8), np.full(18, 9))
+    with pytest.raises(TypeError, match="needs a CellSearchSpace"):
+        Supernet(searchspace.SearchSpace("flat", [3, 3]))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_single_path_equals_one_hot_weight_forward(seed):
+    net = _supernet("darts", seed=seed)
+    arch = net.space.sample(np.random.default_rng(seed))
+    x = torch.randn(4, 1, 8, 8)
+    one_hot = F.one_hot(torch.as_tensor(arch), len(net.space.op_names)).float()
+    torch.testing.assert_close(net(x, arch), net(x, weights=one_hot), rtol=1e-5, atol=1e-5)
+
+
+def test_zero_op_edges_are_skipped_not_multiplied():
+    net = _supernet("darts")
+    calls = []
+    for cell in net.net.cells:
+        for ops in cell.edge_ops:
+            for j, op in enumerate(ops):
+                op.register_forward_hook(lambda m, i, o, j=j: calls.append(j))
+    arch = net.space.from_genotype(DARTS_V2)
+    net(torch.randn(2, 1, 8, 8), arch)
+    assert 0 not in calls
+    assert len(calls) == 3 * 8  # three cells, eight active edges each
+
+
+def test_gates_of_one_change_nothing():
+    net = _supernet()
+    arch = net.space.sample(np.random.default_rng(1))
+    x = torch.randn(4, 1, 8, 8)
+    torch.testing.assert_close(net(x, arch), net(x, arch, gates=torch.ones(18)))
+
+
+def test_gate_gradient_matches_finite_differences():
+    net = _supernet("small", C=4, n_cells=3).double()
+    space = net.space
+    arch = space.sample(np.random.default_rng(4))
+    arch[arch == 0] = 3  # every edge on
+    x = torch.randn(16, 1, 8, 8, dtype=torch.float64)
+    y = torch.randint(0, 10, (16,))
+
+    def loss_of(gates):
+        return F.cross_entropy(net(x, arch, gates=gates), y)
+
+    gates = torch.ones(space.n_decisions, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(loss_of(gates), gates)
+    eps = 1e-5
+    for i in (0, 5, 9, 17):
+        up, down = torch.ones_like(grad), torch.ones_like(grad)
+        up[i] += eps
+        down[i] -= eps
+        with torch.no_grad():
+            numeric = (loss_of(up) - loss_of(down)).item() / (2 * eps)
+        assert grad[i].item() == pytest.approx(numeric, rel=1e-4, abs=1e-8)
+    # And the Taylor credit is minus that gradient (reward = -loss).
+    credit = taylor_credit(loss_of, arch != 0)
+    assert credit.evaluations == 1
+    np.testing.assert_allclose(credit.credit, -grad.numpy(), rtol=1e-6)
+
+
+def test_parameter_count_matches_a_standalone_path():
+    net = _supernet("darts", C=4, n_cells=3)
+    arch = net.space.from_genotype(DARTS_V2)
+    count = net.parameter_count(arch)
+    assert 0 < count < sum(p.numel() for p in net.parameters())
+    zero = np.zeros_like(arch)
+    assert net.parameter_count(zero) < count
+
+
+def test_evaluate_reward_is_negative_cross_entropy():
+    net = _supernet()
+    arch = net.space.sample(np.random.default_rng(0))
+    x, y = torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,))
+    result = searchspace.evaluate(net, x, y, arch)
+    assert result.reward == pytest.approx(-F.cross_entropy(net(x, arch), y).item(), rel=1e-5)
+    assert 0.0 <= result.accuracy <= 1.0
+
+
+def test_network_from_genotype_trains_on_digits():
+    data = searchspace.load_dataset("digits", limit=300)
+    space = searchspace.get("darts")
+    torch.manual_seed(0)
+    model = Network.from_genotype(space, DARTS_V2, C=4, n_cells=3, in_channels=1)
+    result = train_network(model, data, TrainConfig(epochs=8, batch_size=32, lr=0.05),
+                           torch.Generator().manual_seed(0))
+    assert result.test_accuracy > 0.6  # chance is 0.1
+    assert len(result.history) == 8 and result.parameters > 0
+
+
+def test_network_accepts_any_number_of_inputs_per_node():
+    space = searchspace.get("small")
+    arch = np.zeros(space.n_decisions, dtype=int)
+    arch[2:5] = 3  # node 3 takes all three inputs; the other nodes take none
+    model = Network(space, arch, C=4, n_cells=3, in_channels=1)
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
