@@ -74,11 +74,14 @@ class Controller:
         kind: ``"black-box"`` or ``"gradient"``.
         env_requirements: keyword arguments the environment must be made with
             (``{"credit": "taylor"}`` for ``credit``); the user may override them.
+        samples_per_step: how many architectures the search loop asks for per step.
     """
 
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "black-box"
     env_requirements: ClassVar[dict[str, Any]] = {}
+    #: architectures the search loop asks for per step (ASNG, for one, wants 2)
+    samples_per_step: int = 1
 
     def __init__(self, space: SearchSpace, seed: int = 0):
         self.space = space
@@ -126,6 +129,9 @@ class Controller:
 
         Returns:
             ``(archs [n, D], rewards [n], infos, finite mask [n])``; evaluations are counted.
+            A sample is not finite when its reward is not, or when its info says
+            ``"nonfinite": True`` (the env then floors the reward to a finite stand-in,
+            which must not be learned from either).
         """
         archs = list(archs)
         rewards = np.asarray(rewards, dtype=np.float64).reshape(-1)
@@ -140,7 +146,8 @@ class Controller:
             raise ValueError(f"tell got {len(archs)} architectures but {len(infos)} infos")
         matrix = np.stack([self.space.validate(a) for a in archs])
         self.evaluations += sum(int(info.get("evaluations", 1)) for info in infos)
-        return matrix, rewards, infos, np.isfinite(rewards)
+        flagged = np.array([bool(info.get("nonfinite", False)) for info in infos])
+        return matrix, rewards, infos, np.isfinite(rewards) & ~flagged
 
     def _metrics(self, archs: np.ndarray, rewards: np.ndarray, finite: np.ndarray,
                  **extra: float) -> dict[str, float]:

@@ -18,6 +18,10 @@ import torch
 
 from nasgen.searchspace import CREDIT_MODES, SearchSpace, compute_credit
 
+#: Observations report the last reward clipped to ``reward_obs_bounds`` (at least
+#: ``[-REWARD_OBS_LIMIT, 0]``), so their Box spaces have finite bounds.
+REWARD_OBS_LIMIT = 1e4
+
 
 def torch_seed(rng: np.random.Generator) -> int:
     """A torch seed drawn from a numpy generator (keeps every draw on ``np_random``)."""
@@ -75,6 +79,7 @@ class ArchitectureEnv(gym.Env):
         if seed is None and not self._built:
             seed = self.initial_seed
         super().reset(seed=seed)
+        self._reset_options = dict(options or {})
         if seed is not None or not self._built:
             self.steps = 0
             self.evaluations = 0
@@ -109,7 +114,9 @@ class ArchitectureEnv(gym.Env):
             loss, evaluations = result.loss, result.evaluations
             info["credit"] = result.credit
             if self.credit_mode == "hybrid":
-                self._credit_pairs.extend((result.taylor[i], a) for i, a in result.exact.items())
+                # Only finite pairs: one non-finite step must not poison the health signal.
+                self._credit_pairs.extend((result.taylor[i], a) for i, a in result.exact.items()
+                                          if math.isfinite(result.taylor[i]) and math.isfinite(a))
                 info["credit_corr"] = self.credit_correlation()
         nonfinite = not math.isfinite(loss)
         if nonfinite:
@@ -127,6 +134,16 @@ class ArchitectureEnv(gym.Env):
         return self._observation(), float(reward), True, False, info
 
     # --- helpers -----------------------------------------------------------------------------
+    @property
+    def reward_obs_bounds(self) -> tuple[float, float]:
+        """``(low, high)`` of the last-reward entry of the observation: ``[-REWARD_OBS_LIMIT, 0]``
+        (rewards are negative losses), widened to hold ``nonfinite_reward``."""
+        return (min(-REWARD_OBS_LIMIT, self.nonfinite_reward), max(0.0, self.nonfinite_reward))
+
+    def _clipped_reward(self) -> float:
+        low, high = self.reward_obs_bounds
+        return min(max(self.last_reward, low), high)
+
     def credit_correlation(self) -> float:
         """Pearson corr(Taylor, exact) over the recent hybrid checks (nan if too few)."""
         if len(self._credit_pairs) < 3:

@@ -15,6 +15,9 @@ from nasgen.searchspace import get as get_space
 
 from .base import ArchitectureEnv, torch_seed
 
+#: Upper bound of the epochs entry of the observation (it is clipped there).
+EPOCHS_OBS_LIMIT = 1e6
+
 
 class OneShotNASEnv(ArchitectureEnv):
     """One step = one whole architecture of a DARTS cell space, rewarded by the supernet.
@@ -23,9 +26,11 @@ class OneShotNASEnv(ArchitectureEnv):
     Then, when ``train_weights``, the shared weights take one SGD step on a training batch
     with the same path (ENAS-style alternation). Before the first reward, a seeded
     ``reset`` builds the supernet and trains it ``warmup_epochs`` epochs on uniformly
-    sampled paths, as the report does.
+    sampled paths, as the report does (``reset(seed=s, options={"warmup": False})`` skips
+    it, for a caller about to load a checkpointed state).
 
-    Observation (float32): ``[epochs of weight training so far, last reward]``.
+    Observation (float32): ``[epochs of weight training so far, last reward]``, clipped to
+    ``[0, EPOCHS_OBS_LIMIT]`` and ``reward_obs_bounds`` so the Box is finite.
 
     info: ``loss``/``val_loss``, ``val_accuracy``, ``params`` (parameters of the path),
     ``evaluations`` (forward passes spent), ``nonfinite``, ``train_loss`` when weights
@@ -73,7 +78,9 @@ class OneShotNASEnv(ArchitectureEnv):
         self.weight_hparams = dict(lr=weight_lr, momentum=weight_momentum, weight_decay=weight_decay)
         self.grad_clip = grad_clip
         self.progress = progress
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
+        low, high = self.reward_obs_bounds
+        self.observation_space = gym.spaces.Box(np.array([0.0, low], dtype=np.float32),
+                                                np.array([EPOCHS_OBS_LIMIT, high], dtype=np.float32))
         self.model: Optional[Supernet] = None
         self.weight_optimizer: Optional[torch.optim.Optimizer] = None
         self._train_data = self.data.train.to(self.device)
@@ -133,7 +140,8 @@ class OneShotNASEnv(ArchitectureEnv):
                                         torch.Generator().manual_seed(torch_seed(self.np_random)), self.device)
         self.val_stream = BatchStream(self._val_data, self.batch_size,
                                       torch.Generator().manual_seed(torch_seed(self.np_random)), self.device)
-        self._warm_up()
+        if self._reset_options.get("warmup", True):  # a resume loads trained weights instead
+            self._warm_up()
 
     def _warm_up(self) -> None:
         steps = int(round(self.warmup_epochs * self.train_stream.batches_per_epoch))
@@ -162,12 +170,13 @@ class OneShotNASEnv(ArchitectureEnv):
     def step(self, action: Any):
         observation, reward, terminated, truncated, info = super().step(action)
         info["val_loss"] = info["loss"]
-        info.setdefault("params", self.model.parameter_count(self.space.validate(action)))
+        if "params" not in info:  # the non-finite path skips _train
+            info["params"] = self.model.parameter_count(action)
         return observation, reward, terminated, truncated, info
 
     def _observation(self) -> np.ndarray:
-        epochs = self.train_stream.epochs if self._built else 0.0
-        return np.array([epochs, self.last_reward], dtype=np.float32)
+        epochs = min(self.train_stream.epochs, EPOCHS_OBS_LIMIT) if self._built else 0.0
+        return np.array([epochs, self._clipped_reward()], dtype=np.float32)
 
     def state_dict(self) -> dict:
         return {**self._base_state(), "model": self.model.state_dict(),

@@ -1,19 +1,58 @@
-"""The ``nasgen`` command."""
+"""The ``nasgen`` command: ``list``, ``search``, ``retrain`` and ``toy``.
+
+Bad input (an unknown name, a malformed ``key=value``, a missing data folder, a corrupt
+or mismatched checkpoint) exits with status 2 and one line naming the problem and the
+valid choices.
+"""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import json
+import math
 import sys
-from typing import Optional, Sequence
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nasgen", description=__doc__)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("list", help="controllers, environment ids, search-space presets, datasets")
-    return parser
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
 
 
+# --- parsing helpers ------------------------------------------------------------------------------
+def parse_value(text: str) -> Any:
+    """``"3"`` -> 3, ``"0.5"`` -> 0.5, ``"true"``/``"false"``/``"none"``, lists; else the string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_key_values(pairs: Optional[Sequence[str]], flag: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}``; UsageError on a malformed pair."""
+    result: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip() or not key.strip().isidentifier():
+            raise UsageError(f"{flag} expects key=value pairs, got {pair!r}")
+        result[key.strip()] = parse_value(value)
+    return result
+
+
+def _choice(value: str, known: Sequence[str], what: str) -> str:
+    if value not in known:
+        raise UsageError(f"unknown {what} {value!r}; choose from: {', '.join(known)}")
+    return value
+
+
+# --- list ------------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     from nasgen import controllers, envs, searchspace
 
@@ -25,13 +64,275 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- search ----------------------------------------------------------------------------------------
+_SEARCH_DEFAULTS = {"controller": "credit", "env": "nasgen/OneShotNAS-v0", "seed": 0, "device": "cpu"}
+
+
+def _search_config(args: argparse.Namespace):
+    """A validated ``SearchConfig`` from the command line."""
+    from nasgen import controllers, envs, searchspace
+    from nasgen.search import SearchConfig, env_parameters
+
+    controller = _choice(args.controller or _SEARCH_DEFAULTS["controller"], controllers.names(), "controller")
+    env_id = _choice(args.env or _SEARCH_DEFAULTS["env"], envs.env_ids(), "env")
+    env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
+    controller_kwargs = parse_key_values(args.controller_kwargs, "--controller-kwargs")
+    accepted = env_parameters(env_id)
+    for flag, key, value in (("--dataset", "dataset", args.dataset), ("--data-dir", "data_dir", args.data_dir),
+                             ("--space", "space", args.space), ("--warmup-epochs", "warmup_epochs", args.warmup_epochs),
+                             ("--download", "download", True if args.download else None)):
+        if value is None:
+            continue
+        if key not in accepted:
+            raise UsageError(f"{flag} does not apply to env {env_id}; it accepts: {', '.join(accepted)}")
+        env_kwargs[key] = value
+    for key in env_kwargs:
+        if key not in accepted:
+            raise UsageError(f"--env-kwargs: env {env_id} takes no {key!r}; it accepts: {', '.join(accepted)}")
+    if "dataset" in env_kwargs:
+        _choice(env_kwargs["dataset"], searchspace.dataset_names(), "dataset")
+    if "space" in env_kwargs:
+        _choice(env_kwargs["space"], searchspace.names(), "search space")
+    import inspect
+
+    taken = [p for p in inspect.signature(controllers.get(controller).__init__).parameters
+             if p not in ("self", "space", "seed")]
+    for key in controller_kwargs:
+        if key not in taken:
+            raise UsageError(f"--controller-kwargs: controller {controller!r} takes no {key!r}; "
+                             f"it accepts: {', '.join(taken) or 'none'}")
+    if args.device not in (None, "cpu") and not args.device.startswith("cuda"):
+        raise UsageError(f"unknown device {args.device!r}; choose from: cpu, cuda")
+    if args.steps is not None and args.epochs is not None:
+        raise UsageError("give --steps or --epochs, not both")
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be >= 1, got {args.steps}")
+    if args.checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    return SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs,
+                        seed=_SEARCH_DEFAULTS["seed"] if args.seed is None else args.seed,
+                        device=args.device or _SEARCH_DEFAULTS["device"], env_kwargs=env_kwargs,
+                        controller_kwargs=controller_kwargs, checkpoint_every=args.checkpoint_every)
+
+
+def _run_dir(logdir: str, config) -> Path:
+    name = f"{config.env.split('/')[-1]}__{config.controller}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    path = Path(logdir) / name
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = Path(logdir) / f"{name}-{suffix}"
+    return path
+
+
+def _resume_config(args: argparse.Namespace):
+    """Config and state of ``--resume RUN_DIR``, refusing flags that contradict it."""
+    from nasgen.checkpoint import CheckpointError
+    from nasgen.search import SearchConfig, resume_state
+
+    run_dir = Path(args.resume)
+    if not run_dir.is_dir():
+        raise UsageError(f"--resume: no run directory {str(run_dir)!r}")
+    try:
+        state = resume_state(run_dir)
+    except CheckpointError as error:
+        raise UsageError(f"--resume: {error}; nothing was changed") from None
+    config = SearchConfig(**state["config"])
+    given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device}
+    for key, value in given.items():
+        if value is not None and value != getattr(config, key):
+            raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {getattr(config, key)!r}, "
+                             f"not {value!r}; nothing was changed")
+    for flag, key, value in (("--dataset", "dataset", args.dataset), ("--space", "space", args.space)):
+        if value is not None and value != config.env_kwargs.get(key, value):
+            raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {config.env_kwargs.get(key)!r}, "
+                             f"not {value!r}; nothing was changed")
+    return run_dir, config, state
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from nasgen.search import Search, seed_everything
+
+    if args.resume:
+        run_dir, config, state = _resume_config(args)
+    else:
+        config, state = _search_config(args), None
+        run_dir = _run_dir(args.logdir, config)
+    seed_everything(config.seed)
+    search = Search(config, run_dir, progress=not args.no_progress)
+    writer = SummaryWriter(str(run_dir), purge_step=state["step"] + 1 if state else None)
+    search.logger = writer
+    try:
+        result = search.run(resume_state=state)
+    finally:
+        writer.close()
+    print(f"derived architecture ({config.controller} on {config.env}, {result['steps']} steps, "
+          f"{result['wall_time_s']:.1f} s):")
+    if result["genotype"]:
+        print(f"genotype: {result['genotype']}")
+    print(result["architecture"])
+    if result["score"] is not None:
+        print(f"score of the derived architecture: {result['score']:.4f}   best reward seen: "
+              f"{result['best_reward'] if result['best_reward'] is None else round(result['best_reward'], 4)}")
+    print(f"results: {run_dir}  (result.json, genotype.txt, cell PNGs, TensorBoard: tensorboard --logdir {run_dir})")
+    return 0
+
+
+# --- retrain ----------------------------------------------------------------------------------------
+def _load_architecture(source: str):
+    """(space, arch, dataset hint) from a run directory or a genotype JSON file."""
+    from nasgen import searchspace
+    from nasgen.searchspace import Genotype
+
+    path = Path(source)
+    if path.is_dir():
+        path = path / "result.json"
+        if not path.is_file():
+            raise UsageError(f"{source} holds no result.json; pass a finished run directory or a genotype JSON file")
+    elif not path.is_file():
+        raise UsageError(f"no run directory or genotype file {source!r}")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} must hold a JSON object (a result.json or a genotype)")
+    dataset = data.get("config", {}).get("env_kwargs", {}).get("dataset")
+    if "derived_arch" in data:
+        space = searchspace.from_dict(data["space"])
+        if not isinstance(space, searchspace.CellSearchSpace):
+            raise UsageError(f"{path} is a search in space {space.name!r}, which has no network to retrain")
+        return space, space.validate(data["derived_arch"]), dataset
+    genotype = data.get("genotype", data)
+    missing = [f for f in Genotype._fields if f not in genotype]
+    if missing:
+        raise UsageError(f"{path} is neither a result.json nor a genotype: missing {', '.join(missing)}")
+    space_name = data.get("space", "darts")
+    if isinstance(space_name, dict):
+        space = searchspace.from_dict(space_name)
+    else:
+        space = searchspace.get(_choice(space_name, searchspace.names(), "search space"))
+    pairs = {k: [tuple(p) for p in genotype[k]] if k in ("normal", "reduce") else list(genotype[k])
+             for k in Genotype._fields}
+    try:
+        return space, space.from_genotype(Genotype(**pairs)), dataset
+    except ValueError as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+def cmd_retrain(args: argparse.Namespace) -> int:
+    import torch
+    from torch.utils.tensorboard import SummaryWriter
+
+    from nasgen import searchspace
+    from nasgen.search import seed_everything
+    from nasgen.searchspace import Network, TrainConfig, train_network
+
+    space, arch, dataset_hint = _load_architecture(args.source)
+    dataset_name = _choice(args.dataset or dataset_hint or "digits", searchspace.dataset_names(), "dataset")
+    for flag, value in (("--epochs", args.epochs), ("--channels", args.channels), ("--cells", args.cells),
+                        ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if args.channels % 2:
+        raise UsageError(f"--channels must be even, got {args.channels}")
+    seed_everything(args.seed)
+    data = searchspace.load_dataset(dataset_name, args.data_dir, download=args.download, limit=args.limit)
+    source = Path(args.source)
+    out_dir = Path(args.out) if args.out else (source / "retrain" if source.is_dir() else source.with_suffix("") .with_name(source.stem + "-retrain"))
+    model = Network(space, arch, C=args.channels, n_cells=args.cells, in_channels=data.in_channels,
+                    n_classes=data.n_classes)
+    writer = SummaryWriter(str(out_dir))
+    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(
+        f"|{k}|{v}|" for k, v in vars(args).items() if k != "func"), 0)
+    try:
+        result = train_network(model, data, TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
+                               torch.Generator().manual_seed(args.seed), args.device, logger=writer,
+                               progress=not args.no_progress)
+    finally:
+        writer.close()
+    record = {"source": str(args.source), "dataset": dataset_name, "architecture": space.describe(arch),
+              "derived_arch": [int(a) for a in arch], "channels": args.channels, "cells": args.cells,
+              "seed": args.seed, **result.to_dict()}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "retrain.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"test accuracy: {result.test_accuracy:.4f}  (val {result.val_accuracy:.4f}, "
+          f"{result.parameters} parameters, {args.epochs} epochs on {dataset_name})")
+    print(f"results: {out_dir / 'retrain.json'}  (TensorBoard: tensorboard --logdir {out_dir})")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nasgen", description="Neural-architecture-search controllers "
+                                     "against a one-shot supernet environment.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    listing = sub.add_parser("list", help="controllers, environment ids, search-space presets, datasets")
+    listing.set_defaults(func=cmd_list)
+
+    search = sub.add_parser("search", help="run a controller against an environment",
+                            description="Run a search. With no flags: credit assignment on digits.")
+    search.add_argument("--controller", help="controller name (default: credit)")
+    search.add_argument("--env", help="environment id (default: nasgen/OneShotNAS-v0)")
+    search.add_argument("--dataset", help="dataset of the environment (default: digits)")
+    search.add_argument("--data-dir", help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
+    search.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    search.add_argument("--space", help="search-space preset (default: small)")
+    budget = search.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help="search steps (default: 300)")
+    budget.add_argument("--epochs", type=float, help="architecture-phase epochs over the validation split")
+    search.add_argument("--warmup-epochs", type=float, help="weight-training epochs before the first reward")
+    search.add_argument("--seed", type=int, help="seed (default: 0)")
+    search.add_argument("--device", help="cpu or cuda (default: cpu)")
+    search.add_argument("--logdir", default="runs", help="parent folder of run directories (default: runs/)")
+    search.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    search.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", help="environment keyword arguments")
+    search.add_argument("--controller-kwargs", nargs="*", metavar="KEY=VALUE", help="controller hyper-parameters")
+    search.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default: 50)")
+    search.add_argument("--no-progress", action="store_true", help="no progress bar")
+    search.set_defaults(func=cmd_search)
+
+    retrain = sub.add_parser("retrain", help="train a found architecture from scratch and report test accuracy")
+    retrain.add_argument("source", metavar="RUN_DIR|GENOTYPE.json", help="a search run directory or a genotype JSON file")
+    retrain.add_argument("--dataset", help="dataset (default: the search's, else digits)")
+    retrain.add_argument("--data-dir", help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
+    retrain.add_argument("--download", action="store_true", help="let torchvision download the dataset")
+    retrain.add_argument("--limit", type=int, help="at most this many examples per split")
+    retrain.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
+    retrain.add_argument("--channels", type=int, default=16, help="channels of the first cells (default: 16)")
+    retrain.add_argument("--cells", type=int, default=8, help="number of cells (default: 8)")
+    retrain.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
+    retrain.add_argument("--lr", type=float, default=0.025, help="initial SGD learning rate (default: 0.025)")
+    retrain.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    retrain.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    retrain.add_argument("--out", help="output folder (default: RUN_DIR/retrain)")
+    retrain.add_argument("--no-progress", action="store_true", help="no progress bar")
+    retrain.set_defaults(func=cmd_retrain)
+    return parser
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
-    return {"list": cmd_list}[args.command](args)
+    from nasgen.searchspace import DataNotFoundError
+
+    try:
+        return args.func(args)
+    except UsageError as error:
+        print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except DataNotFoundError as error:
+        print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nasgen {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

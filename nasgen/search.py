@@ -1,0 +1,344 @@
+"""The search loop: any registered controller against any registered environment.
+
+Black-box controllers run ``ask -> env.step -> tell``; gradient controllers run their own
+``step(env.unwrapped)``. The loop logs to a logger it is given (the CLI makes the
+``SummaryWriter``), checkpoints atomically, resumes exactly, and writes the results.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import random
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from nasgen import controllers, envs
+from nasgen.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nasgen.searchspace import CellSearchSpace, plot_cell, plot_op_probabilities
+
+CHECKPOINT_NAME = "checkpoint.pt"
+DEFAULT_STEPS = 300
+
+# Controller metric names -> TensorBoard tags (fixed families); other names go to search/.
+_TAGS = {"reward_mean": "charts/reward", "reward_max": "charts/reward_max", "reward": "charts/reward",
+         "train_loss": "losses/train", "val_loss": "losses/val", "baseline": "losses/baseline",
+         "entropy": "search/entropy", "zero_op_share": "search/zero_op_share"}
+
+
+@dataclass
+class SearchConfig:
+    """Everything that defines a search run (written once to TensorBoard and result.json)."""
+
+    controller: str = "credit"
+    """registered controller name (``nasgen list``)"""
+    env: str = "nasgen/OneShotNAS-v0"
+    """registered environment id"""
+    steps: Optional[int] = None
+    """search steps (one ask/tell round, or one gradient step); default 300"""
+    epochs: Optional[float] = None
+    """architecture-phase epochs over the validation split, instead of ``steps``"""
+    seed: int = 0
+    """seeds everything: the run is repeatable on CPU"""
+    device: str = "cpu"
+    """torch device of the environment's model"""
+    env_kwargs: dict = field(default_factory=dict)
+    """keyword arguments of the environment (dataset, space, warmup_epochs, credit, ...)"""
+    controller_kwargs: dict = field(default_factory=dict)
+    """hyper-parameters of the controller"""
+    checkpoint_every: int = 50
+    """steps between checkpoints (and one at the end)"""
+    image_every: int = 0
+    """steps between op-probability heatmaps and genotype text; 0 = about ten per run"""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy's and torch's global generators (the CLI's one call)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _global_rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_global_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def env_class(env_id: str):
+    """The class behind a registered environment id."""
+    spec = gym.spec(env_id)
+    entry = spec.entry_point
+    return gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+
+
+def env_parameters(env_id: str) -> list[str]:
+    """Keyword arguments the environment ``env_id`` accepts."""
+    return [p for p in inspect.signature(env_class(env_id).__init__).parameters if p != "self"]
+
+
+def make_env(config: SearchConfig) -> gym.Env:
+    """The environment of ``config``: the controller's requirements, then the user's kwargs.
+
+    Raises:
+        KeyError: unknown env or controller id.
+        TypeError: a keyword the environment does not take, naming it and the accepted ones.
+    """
+    if config.env not in envs.env_ids():
+        raise KeyError(f"unknown env {config.env!r}; known: {', '.join(envs.env_ids())}")
+    controller_class = controllers.get(config.controller)
+    accepted = env_parameters(config.env)
+    kwargs = {k: v for k, v in controller_class.env_requirements.items() if k in accepted}
+    kwargs.update(config.env_kwargs)
+    for key in kwargs:
+        if key not in accepted:
+            raise TypeError(f"env {config.env!r} got an unexpected keyword {key!r}; "
+                            f"it accepts: {', '.join(accepted)}")
+    for key, value in (("seed", config.seed), ("device", config.device)):
+        if key in accepted:
+            kwargs.setdefault(key, value)
+    return gym.make(config.env, **kwargs)
+
+
+class Search:
+    """One search run.
+
+    Args:
+        config: what to run.
+        run_dir: where results, checkpoints and (through the logger) curves go.
+        logger: a ``SummaryWriter``-like object (``add_scalar``, ``add_text``, ``add_figure``),
+            or None.
+        progress: show a tqdm bar.
+    """
+
+    def __init__(self, config: SearchConfig, run_dir: str | Path, logger: Any = None, progress: bool = False):
+        self.config = config
+        self.run_dir = Path(run_dir)
+        self.logger = logger
+        self.progress = progress
+        self.env = make_env(config)
+        self.controller_class = controllers.get(config.controller)
+        self.step = 0
+        self.best_reward = -math.inf
+        self.best_arch: Optional[np.ndarray] = None
+        self.wall_time = 0.0
+        self.evaluations = 0
+        self.warnings_given: set[str] = set()
+
+    # --- setup ---------------------------------------------------------------------------------
+    def _start(self, resume_state: Optional[dict]) -> None:
+        options = {"warmup": False} if resume_state else None
+        self.env.reset(seed=self.config.seed, options=options)
+        self.space = self.env.unwrapped.space
+        self.controller = controllers.make(self.config.controller, self.space, seed=self.config.seed,
+                                           **self.config.controller_kwargs)
+        self.total_steps = self._resolve_steps()
+        if resume_state:
+            self.load_state_dict(resume_state)
+
+    def _resolve_steps(self) -> int:
+        if self.config.steps is not None and self.config.epochs is not None:
+            raise ValueError("give steps or epochs, not both")
+        if self.config.epochs is not None:
+            stream = getattr(self.env.unwrapped, "val_stream", None)
+            if stream is None:
+                raise ValueError(f"epochs needs an env with a validation split; {self.config.env} has "
+                                 f"none, give steps instead")
+            per_step = self.controller.samples_per_step if self.controller.kind == "black-box" else 1
+            return max(1, math.ceil(self.config.epochs * stream.batches_per_epoch / per_step))
+        steps = DEFAULT_STEPS if self.config.steps is None else self.config.steps
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1, got {steps}")
+        return steps
+
+    # --- one step --------------------------------------------------------------------------------
+    def _play(self, arch: np.ndarray) -> tuple[float, dict]:
+        """Reward of one architecture: one step of a one-step env, or one token per step."""
+        self.env.reset()
+        if isinstance(self.env.action_space, gym.spaces.MultiDiscrete):
+            _, reward, _, _, info = self.env.step(arch)
+            return float(reward), info
+        total = 0.0
+        for token in arch:
+            _, reward, terminated, truncated, info = self.env.step(int(token))
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return total, info
+
+    def _one_step(self) -> dict[str, float]:
+        if self.controller.kind == "gradient":
+            metrics = self.controller.step(self.env.unwrapped)
+            self.evaluations += 1
+            reward = metrics.get("reward", math.nan)
+            if math.isfinite(reward) and reward > self.best_reward:
+                self.best_reward, self.best_arch = reward, self.controller.derive()
+            return metrics
+        archs = self.controller.ask(self.controller.samples_per_step)
+        rewards, infos = zip(*(self._play(a) for a in archs))
+        metrics = self.controller.tell(archs, list(rewards), list(infos))
+        self.evaluations += sum(int(info.get("evaluations", 1)) for info in infos)
+        for arch, reward, info in zip(archs, rewards, infos):
+            if math.isfinite(reward) and not info.get("nonfinite") and reward > self.best_reward:
+                self.best_reward, self.best_arch = reward, np.array(arch)
+        for key in ("train_loss", "val_accuracy", "credit_corr"):
+            values = [info[key] for info in infos if isinstance(info.get(key), (int, float))]
+            if values and key not in metrics:
+                metrics[key] = float(np.nanmean(values)) if key != "credit_corr" else values[-1]
+        return metrics
+
+    # --- logging -----------------------------------------------------------------------------------
+    def _log(self, metrics: dict[str, float], sps: float) -> None:
+        if self.logger is None:
+            return
+        for key, value in metrics.items():
+            if isinstance(value, (int, float, np.floating)) and math.isfinite(value):
+                tag = key if "/" in key else _TAGS.get(key, f"search/{key}")
+                self.logger.add_scalar(tag, float(value), self.step)
+        if math.isfinite(self.best_reward):
+            self.logger.add_scalar("charts/best_reward", self.best_reward, self.step)
+        self.logger.add_scalar("charts/SPS", sps, self.step)
+        self.logger.add_scalar("charts/evaluations", self.evaluations, self.step)
+
+    def _log_architecture(self) -> None:
+        if self.logger is None:
+            return
+        arch = self.controller.derive()
+        self.logger.add_text("search/architecture", f"```\n{self.space.describe(arch)}\n```", self.step)
+        if isinstance(self.space, CellSearchSpace):
+            for cell, share in self.space.parameter_free_share(arch).items():
+                self.logger.add_scalar(f"search/param_free_share_{cell}", share, self.step)
+        probs = self.controller.op_probabilities()
+        if probs is not None:
+            figure = plot_op_probabilities(self.space, probs, title=f"step {self.step}")
+            self.logger.add_figure("search/op_probabilities", figure, self.step)
+
+    def _warn_on_collapse(self) -> None:
+        diagnose = getattr(self.controller, "diagnose", None)
+        if diagnose is None:
+            return
+        report = diagnose()
+        verdict = getattr(report, "verdict", "healthy")
+        if verdict != "healthy" and verdict not in self.warnings_given:
+            self.warnings_given.add(verdict)
+            cause = getattr(report, "cause", None)
+            remedy = getattr(report, "remedy", None)
+            warnings.warn(f"{self.config.controller} controller {verdict} at step {self.step}"
+                          + (f": likely cause {cause}" if cause else "")
+                          + (f"; try {remedy}" if remedy else ""), RuntimeWarning, stacklevel=2)
+
+    # --- state ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        env_state = getattr(self.env.unwrapped, "state_dict", None)
+        if env_state is None:
+            raise CheckpointError(f"env {self.config.env} cannot be checkpointed (no state_dict)")
+        return {"config": asdict(self.config), "step": self.step, "controller": self.controller.state_dict(),
+                "env": env_state(), "rng": _global_rng_state(),
+                "loop": {"best_reward": self.best_reward, "best_arch": self.best_arch,
+                         "wall_time": self.wall_time, "evaluations": self.evaluations,
+                         "warnings_given": sorted(self.warnings_given)}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.controller.load_state_dict(state["controller"])
+        self.env.unwrapped.load_state_dict(state["env"])
+        _set_global_rng_state(state["rng"])
+        self.step = state["step"]
+        loop = state["loop"]
+        self.best_reward, self.best_arch = loop["best_reward"], loop["best_arch"]
+        self.wall_time, self.evaluations = loop["wall_time"], loop["evaluations"]
+        self.warnings_given = set(loop["warnings_given"])
+
+    def checkpoint(self) -> Path:
+        return save_checkpoint(self.state_dict(), self.run_dir / CHECKPOINT_NAME)
+
+    # --- the run ---------------------------------------------------------------------------------------
+    def run(self, resume_state: Optional[dict] = None) -> dict:
+        """Run to ``total_steps`` (from the checkpointed step when resuming).
+
+        Returns:
+            The result dict also written to ``result.json``.
+        """
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._start(resume_state)
+        can_checkpoint = hasattr(self.env.unwrapped, "state_dict")
+        if self.logger is not None and not resume_state:
+            rows = "\n".join(f"|{k}|{v}|" for k, v in asdict(self.config).items())
+            self.logger.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}", 0)
+        image_every = self.config.image_every or max(1, self.total_steps // 10)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=self.total_steps, initial=self.step, desc=self.config.controller, unit="step")
+        last_time = time.perf_counter()
+        while self.step < self.total_steps:
+            start = time.perf_counter()
+            metrics = self._one_step()
+            self.step += 1
+            now = time.perf_counter()
+            self.wall_time += now - start
+            self._log(metrics, 1.0 / max(now - last_time, 1e-9))
+            last_time = now
+            if self.step % image_every == 0 or self.step == self.total_steps:
+                self._log_architecture()
+                self._warn_on_collapse()
+            if can_checkpoint and (self.step % self.config.checkpoint_every == 0 or self.step == self.total_steps):
+                self.checkpoint()
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(reward=f"{metrics.get('reward_mean', metrics.get('reward', math.nan)):.4f}",
+                                best=f"{self.best_reward:.4f}", entropy=f"{metrics.get('entropy', math.nan):.3f}")
+        if bar is not None:
+            bar.close()
+        return self.finish()
+
+    def finish(self) -> dict:
+        """Write ``result.json``, the genotype text and the cell diagrams."""
+        arch = self.controller.derive()
+        result: dict[str, Any] = {
+            "controller": self.config.controller, "env": self.config.env, "seed": self.config.seed,
+            "steps": self.step, "evaluations": self.evaluations, "wall_time_s": self.wall_time,
+            "derived_arch": [int(a) for a in arch], "architecture": self.space.describe(arch),
+            "genotype": None, "space": self.space.to_dict(),
+            "best_reward": self.best_reward if math.isfinite(self.best_reward) else None,
+            "best_arch": None if self.best_arch is None else [int(a) for a in self.best_arch],
+            "config": asdict(self.config),
+        }
+        score = getattr(self.env.unwrapped, "score", None)
+        result["score"] = float(score(arch)) if score is not None else None
+        if isinstance(self.space, CellSearchSpace):
+            try:
+                result["genotype"] = self.space.to_genotype(arch)._asdict()
+            except ValueError:  # not in the two-inputs-per-node DARTS form
+                pass
+            for cell in self.space.cell_types:
+                plot_cell(self.space, arch, cell, self.run_dir / f"{cell}.png", title=f"{cell} cell ({self.config.controller})")
+        (self.run_dir / "genotype.txt").write_text(
+            (repr(result["genotype"]) + "\n" if result["genotype"] else "") + result["architecture"] + "\n")
+        (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        if self.logger is not None:
+            self.logger.add_text("search/genotype", f"```\n{result['architecture']}\n```", self.step)
+            if result["score"] is not None:
+                self.logger.add_scalar("charts/derived_score", result["score"], self.step)
+        return result
+
+
+def resume_state(run_dir: str | Path) -> dict:
+    """The checkpointed state of ``run_dir``; ``CheckpointError`` when missing or corrupt."""
+    return load_checkpoint(Path(run_dir) / CHECKPOINT_NAME)
