@@ -70,7 +70,8 @@ class TeacherModel(nn.Module):
 class TeacherArchEnv(ArchitectureEnv):
     """One step scores one architecture against the hidden teacher.
 
-    Observation: ``[last reward]`` (float32); the task has no weights to train.
+    Observation: ``[last reward]`` (float32, clipped to ``reward_obs_bounds``); the task has no
+    weights to train.
     Reward: ``-MSE(student(x), teacher(x))`` on a fresh batch (0 at the teacher).
     info: ``loss`` (the MSE), ``evaluations``, ``nonfinite`` and, with ``credit``, the
     per-edge ``credit``. ``env.unwrapped`` exposes ``model`` (a differentiable
@@ -94,7 +95,8 @@ class TeacherArchEnv(ArchitectureEnv):
                             decision_names=[f"edge {k}" for k in range(n_edges)])
         super().__init__(space, credit, credit_subset, nonfinite_reward, device, seed)
         self.n_edges, self.n_ops, self.batch_size, self.input_size = n_edges, n_ops, batch_size, input_size
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(1,), dtype=np.float32)
+        low, high = self.reward_obs_bounds
+        self.observation_space = gym.spaces.Box(np.float32(low), np.float32(high), shape=(1,), dtype=np.float32)
         self.model: Optional[TeacherModel] = None
         self.teacher: Optional[np.ndarray] = None
         self.weight_optimizer = None  # the toy's weights are frozen
@@ -138,7 +140,7 @@ class TeacherArchEnv(ArchitectureEnv):
         return self.loss_fn(self.model(x, arch, gates=gates), target), {}
 
     def _observation(self) -> np.ndarray:
-        return np.array([self.last_reward], dtype=np.float32)
+        return np.array([self._clipped_reward()], dtype=np.float32)
 
     def state_dict(self) -> dict:
         return {**self._base_state(), "teacher": self.teacher, "model": self.model.state_dict(),
