@@ -2,6 +2,8 @@
 
 - ``nasgen/OneShotNAS-v0``: one step = one architecture, rewarded by the shared-weight supernet.
 - ``nasgen/TeacherArch-v0``: the AdvantageNAS toy with a hidden optimal architecture.
+- ``nasgen/OneShotNASSeq-v0``: OneShotNAS as an autoregressive episode, one decision per step.
+- ``nasgen/NASBenchGraph-v0``: rewards from the NAS-Bench-Graph table (extra ``bench``).
 """
 
 import gymnasium as gym
@@ -14,6 +16,10 @@ from .teacher import TeacherArchEnv, TeacherModel
 ENV_SPECS: list[dict] = [
     {"id": "nasgen/OneShotNAS-v0", "entry_point": "nasgen.envs.oneshot:OneShotNASEnv"},
     {"id": "nasgen/TeacherArch-v0", "entry_point": "nasgen.envs.teacher:TeacherArchEnv"},
+    {"id": "nasgen/SeqTarget-v0", "entry_point": "nasgen.envs.seq_target:SeqTargetEnv"},
+    {"id": "nasgen/OneShotNASSeq-v0", "entry_point": "nasgen.envs.oneshot_seq:OneShotNASSeqEnv"},
+    # Needs the optional extra: pip install "nasgen[bench]" (make raises ImportError without it).
+    {"id": "nasgen/NASBenchGraph-v0", "entry_point": "nasgen.envs.nas_bench_graph:NASBenchGraphEnv"},
 ]
 
 for _spec in ENV_SPECS:

@@ -264,10 +264,31 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- toy ----------------------------------------------------------------------------------------------
+def cmd_toy(args: argparse.Namespace) -> int:
+    from nasgen.toy import format_report, run_toy, toy_config_from_args
+
+    try:
+        config = toy_config_from_args(args)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(format_report(run_toy(config, progress=not args.no_progress)))
+    return 0
+
+
 # --- parser ------------------------------------------------------------------------------------------
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (exit status 2 as usual)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nasgen", description="Neural-architecture-search controllers "
-                                     "against a one-shot supernet environment.")
+    from nasgen.toy import add_toy_arguments
+
+    parser = _Parser(prog="nasgen", description="Neural-architecture-search controllers "
+                     "against a one-shot supernet environment.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     listing = sub.add_parser("list", help="controllers, environment ids, search-space presets, datasets")
@@ -311,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--out", help="output folder (default: RUN_DIR/retrain)")
     retrain.add_argument("--no-progress", action="store_true", help="no progress bar")
     retrain.set_defaults(func=cmd_retrain)
+
+    toy = sub.add_parser("toy", help="the report's RNN toy tasks: map [1,0,1,0] -> [1,1,0,0], or generate it",
+                         description="Section 4 of the progress report: an RNN maps a sequence (--task map) or "
+                         "generates one from a random z feeding its outputs back (--task generate).")
+    add_toy_arguments(toy)
+    toy.add_argument("--no-progress", action="store_true", help="no progress bar")
+    toy.set_defaults(func=cmd_toy)
     return parser
 
 

@@ -143,17 +143,22 @@ class Search:
         self.warnings_given: set[str] = set()
 
     # --- setup ---------------------------------------------------------------------------------
-    def _start(self, resume_state: Optional[dict]) -> None:
-        options = {"warmup": False} if resume_state else None
+    def _start(self, resume_state: Optional[dict], env_state: Optional[dict]) -> None:
+        options = {"warmup": False} if (resume_state or env_state) else None
         self.env.reset(seed=self.config.seed, options=options)
+        if env_state:
+            self.env.unwrapped.load_state_dict(env_state)
         self.space = self.env.unwrapped.space
-        self.controller = controllers.make(self.config.controller, self.space, seed=self.config.seed,
-                                           **self.config.controller_kwargs)
-        self.total_steps = self._resolve_steps()
+        kwargs = dict(self.config.controller_kwargs)
+        if "total_steps" in inspect.signature(self.controller_class.__init__).parameters:
+            # Schedules (temperature, cosine lr) anneal over the real run length.
+            kwargs.setdefault("total_steps", self._resolve_steps(samples_per_step=1))
+        self.controller = controllers.make(self.config.controller, self.space, seed=self.config.seed, **kwargs)
+        self.total_steps = self._resolve_steps(self.controller.samples_per_step)
         if resume_state:
             self.load_state_dict(resume_state)
 
-    def _resolve_steps(self) -> int:
+    def _resolve_steps(self, samples_per_step: int) -> int:
         if self.config.steps is not None and self.config.epochs is not None:
             raise ValueError("give steps or epochs, not both")
         if self.config.epochs is not None:
@@ -161,8 +166,7 @@ class Search:
             if stream is None:
                 raise ValueError(f"epochs needs an env with a validation split; {self.config.env} has "
                                  f"none, give steps instead")
-            per_step = self.controller.samples_per_step if self.controller.kind == "black-box" else 1
-            return max(1, math.ceil(self.config.epochs * stream.batches_per_epoch / per_step))
+            return max(1, math.ceil(self.config.epochs * stream.batches_per_epoch / samples_per_step))
         steps = DEFAULT_STEPS if self.config.steps is None else self.config.steps
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
@@ -269,14 +273,19 @@ class Search:
         return save_checkpoint(self.state_dict(), self.run_dir / CHECKPOINT_NAME)
 
     # --- the run ---------------------------------------------------------------------------------------
-    def run(self, resume_state: Optional[dict] = None) -> dict:
+    def run(self, resume_state: Optional[dict] = None, env_state: Optional[dict] = None) -> dict:
         """Run to ``total_steps`` (from the checkpointed step when resuming).
+
+        Args:
+            resume_state: a checkpoint of this run (``resume_state(run_dir)``) to continue.
+            env_state: ``env.unwrapped.state_dict()`` to start the search from instead of a
+                fresh warm-up, e.g. one shared warmed-up supernet for several controllers.
 
         Returns:
             The result dict also written to ``result.json``.
         """
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self._start(resume_state)
+        self._start(resume_state, env_state)
         can_checkpoint = hasattr(self.env.unwrapped, "state_dict")
         if self.logger is not None and not resume_state:
             rows = "\n".join(f"|{k}|{v}|" for k, v in asdict(self.config).items())
