@@ -173,3 +173,16 @@ def test_bad_input_through_a_real_process_has_no_traceback():
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == ("nasgen search: error: unknown controller 'nope'; choose from: "
                                      + ", ".join(controllers.names()))
+
+
+def test_toy_map_learns_and_report_setup_is_diagnosed():
+    out = nasgen("toy", "--task", "map", "--no-progress").stdout
+    assert "per-step outputs" in out and "verdict: healthy" in out
+    out = nasgen("toy", "--task", "generate", "--feedback", "argmax", "--no-carry-state", "--no-progress").stdout
+    assert "verdict: collapsed" in out and "no carried state" in out and "--carry-state" in out
+
+
+def test_toy_bad_tokens_exit_2():
+    result = nasgen("toy", "--target", "1,x,0", check=False)
+    assert result.returncode == 2 and "expected tokens like 1,1,0,0, got '1,x,0'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
