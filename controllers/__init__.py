@@ -5,5 +5,11 @@ Importing this package registers every built-in controller; ``names()`` lists th
 
 from .base import CONTROLLERS, CategoricalPolicy, Controller, get, make, mean_entropy, names, register
 from . import random_search  # noqa: F401  (registers)
+from . import rnn  # noqa: F401  (registers)
+from . import gradient  # noqa: F401  (registers darts, snas, gdas, proxyless)
+from . import reinforce  # noqa: F401  (registers)
+from . import asng  # noqa: F401  (registers)
+from . import credit  # noqa: F401  (registers)
+from . import ga  # noqa: F401  (registers)
 
 __all__ = ["CONTROLLERS", "CategoricalPolicy", "Controller", "get", "make", "mean_entropy", "names", "register"]
