@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import gymnasium as gym
 import numpy as np
@@ -83,6 +83,8 @@ class OneShotNASEnv(ArchitectureEnv):
                                                 np.array([EPOCHS_OBS_LIMIT, high], dtype=np.float32))
         self.model: Optional[Supernet] = None
         self.weight_optimizer: Optional[torch.optim.Optimizer] = None
+        #: called between backward and clipping in ``train_step`` (data-parallel gradient averaging)
+        self.gradient_hook: Optional[Callable[[], None]] = None
         self._train_data = self.data.train.to(self.device)
         self._val_data = self.data.val.to(self.device)
 
@@ -114,6 +116,8 @@ class OneShotNASEnv(ArchitectureEnv):
         if not torch.isfinite(loss):
             return float("nan")
         loss.backward()
+        if self.gradient_hook is not None:
+            self.gradient_hook()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.weight_optimizer.step()
         return loss.item()

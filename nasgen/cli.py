@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -339,6 +338,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_toy_arguments(toy)
     toy.add_argument("--no-progress", action="store_true", help="no progress bar")
     toy.set_defaults(func=cmd_toy)
+
+    from nasgen.sweep import add_sweep_parser
+
+    add_sweep_parser(sub)
     return parser
 
 

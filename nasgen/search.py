@@ -120,6 +120,9 @@ def make_env(config: SearchConfig) -> gym.Env:
 class Search:
     """One search run.
 
+    Subclasses (the data-parallel search of ``nasgen.distributed``) adapt it through
+    ``is_main``, ``_after_step``, ``checkpoint``, ``_config_rows`` and ``_result_extras``.
+
     Args:
         config: what to run.
         run_dir: where results, checkpoints and (through the logger) curves go.
@@ -141,6 +144,9 @@ class Search:
         self.wall_time = 0.0
         self.evaluations = 0
         self.warnings_given: set[str] = set()
+
+    #: only the main process logs and writes files
+    is_main = True
 
     # --- setup ---------------------------------------------------------------------------------
     def _start(self, resume_state: Optional[dict], env_state: Optional[dict]) -> None:
@@ -189,19 +195,30 @@ class Search:
 
     def _one_step(self) -> dict[str, float]:
         if self.controller.kind == "gradient":
-            metrics = self.controller.step(self.env.unwrapped)
-            self.evaluations += 1
-            reward = metrics.get("reward", math.nan)
-            if math.isfinite(reward) and reward > self.best_reward:
-                self.best_reward, self.best_arch = reward, self.controller.derive()
-            return metrics
+            return self._gradient_step()
         archs = self.controller.ask(self.controller.samples_per_step)
         rewards, infos = zip(*(self._play(a) for a in archs))
-        metrics = self.controller.tell(archs, list(rewards), list(infos))
+        self._record(archs, rewards, infos)
+        return self._with_info_metrics(self.controller.tell(archs, list(rewards), list(infos)), infos)
+
+    def _gradient_step(self) -> dict[str, float]:
+        metrics = self.controller.step(self.env.unwrapped)
+        self.evaluations += 1
+        reward = metrics.get("reward", math.nan)
+        if math.isfinite(reward) and reward > self.best_reward:
+            self.best_reward, self.best_arch = reward, self.controller.derive()
+        return metrics
+
+    def _record(self, archs, rewards, infos) -> None:
+        """Count the evaluations and keep the best finite reward seen."""
         self.evaluations += sum(int(info.get("evaluations", 1)) for info in infos)
         for arch, reward, info in zip(archs, rewards, infos):
             if math.isfinite(reward) and not info.get("nonfinite") and reward > self.best_reward:
                 self.best_reward, self.best_arch = reward, np.array(arch)
+
+    @staticmethod
+    def _with_info_metrics(metrics: dict[str, float], infos) -> dict[str, float]:
+        """Add the env's training loss, accuracy and credit health to the controller's metrics."""
         for key in ("train_loss", "val_accuracy", "credit_corr"):
             values = [info[key] for info in infos if isinstance(info.get(key), (int, float))]
             if values and key not in metrics:
@@ -262,6 +279,9 @@ class Search:
     def load_state_dict(self, state: dict) -> None:
         self.controller.load_state_dict(state["controller"])
         self.env.unwrapped.load_state_dict(state["env"])
+        self._load_loop_state(state)
+
+    def _load_loop_state(self, state: dict) -> None:
         _set_global_rng_state(state["rng"])
         self.step = state["step"]
         loop = state["loop"]
@@ -269,8 +289,20 @@ class Search:
         self.wall_time, self.evaluations = loop["wall_time"], loop["evaluations"]
         self.warnings_given = set(loop["warnings_given"])
 
-    def checkpoint(self) -> Path:
+    def checkpoint(self) -> Optional[Path]:
         return save_checkpoint(self.state_dict(), self.run_dir / CHECKPOINT_NAME)
+
+    # --- hooks for subclasses ------------------------------------------------------------------
+    def _after_step(self) -> None:
+        """Called after every step (and its checkpoint)."""
+
+    def _config_rows(self) -> dict:
+        """The hyper-parameters written once to TensorBoard."""
+        return asdict(self.config)
+
+    def _result_extras(self) -> dict:
+        """Entries added to ``result.json``."""
+        return {}
 
     # --- the run ---------------------------------------------------------------------------------------
     def run(self, resume_state: Optional[dict] = None, env_state: Optional[dict] = None) -> dict:
@@ -284,15 +316,16 @@ class Search:
         Returns:
             The result dict also written to ``result.json``.
         """
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self._start(resume_state, env_state)
         can_checkpoint = hasattr(self.env.unwrapped, "state_dict")
         if self.logger is not None and not resume_state:
-            rows = "\n".join(f"|{k}|{v}|" for k, v in asdict(self.config).items())
+            rows = "\n".join(f"|{k}|{v}|" for k, v in self._config_rows().items())
             self.logger.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}", 0)
         image_every = self.config.image_every or max(1, self.total_steps // 10)
         bar = None
-        if self.progress:
+        if self.progress and self.is_main:
             from tqdm.auto import tqdm
             bar = tqdm(total=self.total_steps, initial=self.step, desc=self.config.controller, unit="step")
         last_time = time.perf_counter()
@@ -302,13 +335,15 @@ class Search:
             self.step += 1
             now = time.perf_counter()
             self.wall_time += now - start
-            self._log(metrics, 1.0 / max(now - last_time, 1e-9))
+            if self.is_main:
+                self._log(metrics, 1.0 / max(now - last_time, 1e-9))
+                if self.step % image_every == 0 or self.step == self.total_steps:
+                    self._log_architecture()
+                    self._warn_on_collapse()
             last_time = now
-            if self.step % image_every == 0 or self.step == self.total_steps:
-                self._log_architecture()
-                self._warn_on_collapse()
             if can_checkpoint and (self.step % self.config.checkpoint_every == 0 or self.step == self.total_steps):
                 self.checkpoint()
+            self._after_step()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(reward=f"{metrics.get('reward_mean', metrics.get('reward', math.nan)):.4f}",
@@ -328,6 +363,7 @@ class Search:
             "best_reward": self.best_reward if math.isfinite(self.best_reward) else None,
             "best_arch": None if self.best_arch is None else [int(a) for a in self.best_arch],
             "config": asdict(self.config),
+            **self._result_extras(),
         }
         score = getattr(self.env.unwrapped, "score", None)
         result["score"] = float(score(arch)) if score is not None else None

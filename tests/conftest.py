@@ -1,12 +1,6 @@
-import os
-
-import pytest
 import torch
 
-# Two cores: keep torch from oversubscribing them when pytest runs.
-torch.set_num_threads(min(2, os.cpu_count() or 1))
-
-
-@pytest.fixture
-def torch_generator():
-    return torch.Generator().manual_seed(0)
+# The models under test are tiny: a second intra-op thread only adds synchronisation, and on
+# two shared cores it thrashes (a 0.1 s supernet step took 8 s). One thread for the session;
+# subprocesses started by the CLI tests get OMP_NUM_THREADS=1 the same way.
+torch.set_num_threads(1)

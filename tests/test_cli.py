@@ -16,10 +16,13 @@ from nasgen.cli import main
 TINY_ONESHOT = ["--env-kwargs", "C=4", "n_cells=3", "limit=128", "batch_size=32", "--warmup-epochs", "0"]
 
 
+# One torch thread, as in conftest: the same arithmetic in every process of a test.
+SUBPROCESS_ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+
+
 def nasgen(*args, cwd=None, check=True, timeout=240):
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     result = subprocess.run([sys.executable, "-m", "nasgen", *args], capture_output=True, text=True,
-                            cwd=cwd, env=env, timeout=timeout)
+                            cwd=cwd, env=SUBPROCESS_ENV, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"nasgen {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
     return result
@@ -82,7 +85,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
 
     logdir = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "nasgen", *common, "--logdir", str(logdir)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=SUBPROCESS_ENV)
     deadline = time.time() + 180
     while time.time() < deadline:  # wait until a mid-run checkpoint exists, then SIGKILL
         runs = list(logdir.glob("*/checkpoint.pt")) if logdir.exists() else []

@@ -11,7 +11,6 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 
 from nasgen import controllers
 from nasgen.searchspace import SearchSpace
@@ -55,14 +54,6 @@ def drive(ctrl, rounds: int = 6) -> None:
 def as_lists(archs) -> list[list[int]]:
     return [np.asarray(a).tolist() for a in archs]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Controllers with torch parts (rnn) run tiny tensors: one thread beats two on busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(params=list(SPACES))

@@ -1,4 +1,3 @@
-import gzip
 import pickle
 import struct
 
@@ -6,7 +5,6 @@ import numpy as np
 import pytest
 import torch
 
-from nasgen import searchspace
 from nasgen.searchspace import BatchStream, DataNotFoundError, load_dataset
 
 

@@ -16,7 +16,6 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
-import nasgen.envs
 from nasgen.envs import ENV_SPECS, ArchitectureEnv, env_ids
 from nasgen.envs.oneshot_seq import SequentialArchitectureEnv
 from nasgen.searchspace import SearchSpace, Supernet
@@ -33,15 +32,6 @@ TINY_KWARGS: dict[str, dict] = {
 OPTIONAL_PACKAGE = {"nasgen/NASBenchGraph-v0": "nas_bench_graph"}
 MAX_EPISODE_STEPS = 1000
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """These models are tiny: a second intra-op thread only adds synchronisation (and
-    oversubscribes a busy machine), so run this module on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make(env_id: str, **overrides) -> gym.Env:

@@ -34,15 +34,6 @@ METHODS = {
 GRADIENT_NAMES = ("darts", "snas", "gdas", "proxyless")
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    # On 2 shared cores torch's intra-op threads thrash: a 0.1 s supernet step took 8 s with 2
-    # threads while other processes ran. One thread keeps these tests fast and repeatable.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def make(method: str, space, seed: int = 0, **kwargs):
     name, defaults = METHODS[method]
@@ -222,8 +213,6 @@ TEACHER_SEEDS = (0, 1, 2)
 @pytest.fixture(scope="module")
 def random_best():
     """Per seed, the best held-out score among the architectures ``random`` sampled."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # module fixtures set up before the autouse one
     best = {}
     for seed in TEACHER_SEEDS:
         env = teacher(seed)
@@ -235,7 +224,6 @@ def random_best():
             ctrl.tell(archs, [reward])
             scores.append(env.unwrapped.score(archs[0]))
         best[seed] = max(scores)
-    torch.set_num_threads(threads)
     return best
 
 

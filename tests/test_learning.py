@@ -20,7 +20,6 @@ import functools
 import gymnasium as gym
 import numpy as np
 import pytest
-import torch
 
 import nasgen.envs  # noqa: F401  (registers the env ids)
 from nasgen import controllers
@@ -31,15 +30,6 @@ BUDGET = 400
 SEEDS = (0, 1, 2)
 LEARNERS = [n for n in controllers.names() if controllers.get(n).kind == "black-box" and n != "random"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """The toy's tensors are tiny: one thread is several times faster than two fighting over
-    two busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def search(name: str, seed: int, budget: int = BUDGET, env_kwargs: dict | None = None,

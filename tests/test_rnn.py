@@ -17,14 +17,6 @@ from nasgen.controllers.rnn import LSTMGenerator, RNNController
 from nasgen.searchspace import SearchSpace
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: a second intra-op thread only adds synchronisation."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def uneven() -> SearchSpace:
     return SearchSpace("uneven", [3, 1, 5, 2], zero_op=True)

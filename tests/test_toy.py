@@ -7,20 +7,12 @@ import argparse
 
 import numpy as np
 import pytest
-import torch
 
 from nasgen.toy import (REPORT_SETUP, ToyConfig, add_toy_arguments, format_report, run_toy,
                         toy_config_from_args)
 
 TARGET = (1, 1, 0, 0)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- report 4.1: the map task ------------------------------------------------------------------------

@@ -1,0 +1,116 @@
+"""Smoke runs of the benchmark scripts (``--quick``), kept out of the default run.
+
+Run with ``pytest -m slow tests/test_benchmarks.py`` (several minutes on 2 CPU cores). Each
+script runs in its own process, exactly as documented, and writes to a temporary folder;
+the checks are on the structure and sanity of its JSON output, never on absolute timings.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "benchmarks"
+pytestmark = pytest.mark.slow
+
+
+def run_script(name: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / name), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return proc
+
+
+def outputs(out: Path) -> dict:
+    for path in (out, out.with_suffix(".md"), out.with_suffix(".png")):
+        assert path.is_file() and path.stat().st_size > 0, f"missing {path}"
+    data = json.loads(out.read_text())
+    machine = data["machine"]
+    assert machine["logical_cores"] >= 1 and len(machine["load_average_start"]) == 3
+    assert machine["runtime_s"] > 0
+    assert out.with_suffix(".md").read_text().count("|") > 10
+    return data
+
+
+def test_search_cost_quick(tmp_path):
+    out = tmp_path / "search_cost.json"
+    proc = run_script("search_cost.py", "--quick", "--out", str(out))
+    assert "search time / darts" in proc.stdout
+    data = outputs(out)
+    labels = [s["controller"] for s in data["summary"]]
+    assert labels == ["credit", "credit[hybrid]", "darts", "snas", "gdas", "proxyless", "rnn", "reinforce",
+                      "asng", "ga", "random"]
+    assert len(data["warmup_s"]) == data["config"]["seeds"] == 1
+    ok = [r for r in data["runs"] if "error" not in r]
+    assert {r["controller"] for r in ok} >= {"credit", "credit[hybrid]", "darts", "snas", "gdas", "proxyless", "random"}
+    for run in ok:
+        assert run["wall_time_s"] > 0 and run["evaluations"] >= run["steps"] >= 1
+        assert 0.0 <= run["test_accuracy"] <= 1.0 and run["parameters"] > 0
+        assert math.isfinite(run["supernet_val_loss"]) and run["time_ratio"] > 0
+    darts = next(r for r in ok if r["controller"] == "darts")
+    assert darts["time_ratio"] == pytest.approx(1.0)
+    # Same number of search epochs for every controller: ASNG takes half the steps (2 samples each).
+    steps = {r["controller"]: r["steps"] for r in ok}
+    assert steps["credit"] == steps["darts"] == steps["random"]
+    hybrid = next(r for r in ok if r["controller"] == "credit[hybrid]")
+    assert hybrid["evaluations"] > steps["credit"]  # its exact ablations are counted
+
+
+def test_teacher_toy_quick(tmp_path):
+    out = tmp_path / "teacher_toy.json"
+    run_script("teacher_toy.py", "--quick", "--out", str(out))
+    data = outputs(out)
+    summary = {s["controller"]: s for s in data["summary"]}
+    assert {"credit", "darts", "snas", "gdas", "proxyless", "reinforce", "asng", "ga", "random"} <= set(summary)
+    steps = data["config"]["steps"]
+    for label, s in summary.items():
+        if not s["trials"]:
+            continue
+        assert s["trials"] == data["config"]["seeds"]
+        curve = s["curve_by_step"]
+        assert curve["step"][-1] == steps and len(curve["median"]) == len(curve["step"])
+        assert all(v >= 0 for v in curve["median"])  # MSE to the teacher
+        assert all(q1 <= m <= q3 for q1, m, q3 in zip(curve["q1"], curve["median"], curve["q3"]))
+        assert len(s["curve_by_time"]["median"]) >= 1
+    # Honest counting: exact credit pays 1 + edges forward passes per iteration.
+    if summary.get("credit[exact]", {}).get("trials"):
+        assert summary["credit[exact]"]["evaluations"]["median"] == steps * (1 + data["config"]["edges"])
+    assert summary["asng"]["evaluations"]["median"] == 2 * steps
+
+
+def test_nas_bench_graph_quick(tmp_path):
+    pytest.importorskip("nas_bench_graph")
+    out = tmp_path / "nas_bench_graph.json"
+    run_script("nas_bench_graph.py", "--quick", "--out", str(out))
+    data = outputs(out)
+    assert len(data["budgets"]) == 9
+    assert "credit" not in {r["controller"] for r in data["runs"]}
+    ok = [r for r in data["runs"] if "error" not in r]
+    assert ok
+    for run in ok:
+        assert run["test_regret"] >= 0 and run["valid_regret"] >= 0
+        assert data["budgets"][run["dataset"]] <= run["queries"] <= data["budgets"][run["dataset"]] + 1
+    for label, by_dataset in data["summary"]["cells"].items():
+        for dataset, cell in by_dataset.items():
+            assert cell["test_regret"]["n"] + cell["failed"] == data["config"]["seeds"]
+
+
+def test_cost_scaling_quick(tmp_path):
+    out = tmp_path / "cost_scaling.json"
+    run_script("cost_scaling.py", "--quick", "--out", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["ops"] for r in rows] == [4, 8, 16]
+    assert all(r["fixed_path_s"] > 0 and r["mixed_s"] > 0 for r in rows)
+
+
+def test_env_overhead_quick():
+    proc = run_script("env_overhead.py", "--quick")
+    assert "reward only" in proc.stdout and "full step" in proc.stdout
