@@ -45,6 +45,13 @@ CAUSES: dict[str, str] = {
                         "or use --feedback sample with a baseline",
 }
 
+# The same causes as remedies for the ``rnn`` controller under ``nasgen search`` (its state is
+# always carried and its feedback is sampled, so only these two can apply there).
+CONTROLLER_REMEDIES: dict[str, str] = {
+    "saturation": "--controller-kwargs lr=1e-3 tanh_constant=2.5 temperature=5.0",
+    "entropy collapse": "--controller-kwargs entropy_weight=0.01",
+}
+
 
 @dataclass
 class Thresholds:

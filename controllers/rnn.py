@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Controller, register
-from .diagnostics import (Diagnostics, Thresholds, Verdict, compute_diagnostics, detect_collapse, format_report,
-                          grad_norm, sample_statistics)
+from .diagnostics import (CONTROLLER_REMEDIES, Diagnostics, Thresholds, Verdict, compute_diagnostics,
+                          detect_collapse, format_report, grad_norm, sample_statistics)
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -427,6 +427,8 @@ class CollapseReport:
         self.remedies: list[str] = list(verdict.remedies)
         self.cause: Optional[str] = self.causes[0] if self.causes else None
         self.remedy: Optional[str] = self.remedies[0] if self.remedies else None
+        #: the flag to try under ``nasgen search --controller rnn``
+        self.search_remedy: Optional[str] = CONTROLLER_REMEDIES.get(self.cause, self.remedy)
 
     @property
     def collapsed(self) -> bool:

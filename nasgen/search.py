@@ -11,8 +11,8 @@ import inspect
 import json
 import math
 import random
+import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -252,18 +252,24 @@ class Search:
             self.logger.add_figure("search/op_probabilities", figure, self.step)
 
     def _warn_on_collapse(self) -> None:
+        """Print one visible line the first time a controller's ``diagnose()`` reports a collapse."""
         diagnose = getattr(self.controller, "diagnose", None)
         if diagnose is None:
             return
         report = diagnose()
         verdict = getattr(report, "verdict", "healthy")
-        if verdict != "healthy" and verdict not in self.warnings_given:
-            self.warnings_given.add(verdict)
-            cause = getattr(report, "cause", None)
-            remedy = getattr(report, "remedy", None)
-            warnings.warn(f"{self.config.controller} controller {verdict} at step {self.step}"
-                          + (f": likely cause {cause}" if cause else "")
-                          + (f"; try {remedy}" if remedy else ""), RuntimeWarning, stacklevel=2)
+        if verdict == "healthy" or verdict in self.warnings_given:
+            return
+        self.warnings_given.add(verdict)
+        cause = getattr(report, "cause", None)
+        remedy = getattr(report, "search_remedy", None) or getattr(report, "remedy", None)
+        line = (f"WARNING: {self.config.controller} controller {verdict} at step {self.step}"
+                + (f"; likely cause: {cause}" if cause else "") + (f"; try {remedy}" if remedy else ""))
+        from tqdm.auto import tqdm
+
+        tqdm.write(line, file=sys.stderr)  # above the progress bar, not through it
+        if self.logger is not None:
+            self.logger.add_text("diagnostics/warning", line, self.step)
 
     # --- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -189,3 +189,12 @@ def test_toy_bad_tokens_exit_2():
     result = nasgen("toy", "--target", "1,x,0", check=False)
     assert result.returncode == 2 and "expected tokens like 1,1,0,0, got '1,x,0'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_rnn_search_logs_diagnostics_and_warns_once_on_a_forced_collapse(tmp_path):
+    result = nasgen("search", "--controller", "rnn", "--steps", "20", "--controller-kwargs", "zero_op_bias=20",
+                    "--logdir", str(tmp_path), "--no-progress", *TINY_ONESHOT)
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING: rnn controller collapsed")]
+    assert len(warnings) == 1 and "likely cause" in warnings[0] and "--controller-kwargs" in warnings[0]
+    tags = scalar_tags(only_run(tmp_path))
+    assert any(tag.startswith("diagnostics/") for tag in tags), sorted(tags)
