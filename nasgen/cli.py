@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--download", action="store_true", help="let torchvision download the dataset")
     search.add_argument("--space", help="search-space preset (default: small)")
     budget = search.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="search steps (default: 300)")
+    budget.add_argument("--steps", type=int, help="search steps (default: 1000)")
     budget.add_argument("--epochs", type=float, help="architecture-phase epochs over the validation split")
     search.add_argument("--warmup-epochs", type=float, help="weight-training epochs before the first reward")
     search.add_argument("--seed", type=int, help="seed (default: 0)")

@@ -26,7 +26,7 @@ from nasgen.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nasgen.searchspace import CellSearchSpace, plot_cell, plot_op_probabilities
 
 CHECKPOINT_NAME = "checkpoint.pt"
-DEFAULT_STEPS = 300
+DEFAULT_STEPS = 1000
 
 # Controller metric names -> TensorBoard tags (fixed families); other names go to search/.
 _TAGS = {"reward_mean": "charts/reward", "reward_max": "charts/reward_max", "reward": "charts/reward",
@@ -43,7 +43,7 @@ class SearchConfig:
     env: str = "nasgen/OneShotNAS-v0"
     """registered environment id"""
     steps: Optional[int] = None
-    """search steps (one ask/tell round, or one gradient step); default 300"""
+    """search steps (one ask/tell round, or one gradient step); default 1000"""
     epochs: Optional[float] = None
     """architecture-phase epochs over the validation split, instead of ``steps``"""
     seed: int = 0

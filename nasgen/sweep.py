@@ -620,7 +620,7 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     sweep.add_argument("--data-dir", help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
     sweep.add_argument("--space", help="search-space preset (default: small)")
     budget = sweep.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="search steps per trial (default: 300)")
+    budget.add_argument("--steps", type=int, help="search steps per trial (default: 1000)")
     budget.add_argument("--epochs", type=float, help="architecture-phase epochs per trial")
     sweep.add_argument("--warmup-epochs", type=float, help="weight-training epochs before the first reward")
     sweep.add_argument("--device", help="cpu or cuda (default: cuda when --gpus-per-trial > 0, else cpu)")
