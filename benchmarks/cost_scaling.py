@@ -37,42 +37,45 @@ CANDIDATE_SETS = {
 }
 
 
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def measure(n_ops: int, args, fixed_ops: list[str], rng: np.random.Generator) -> dict:
+def build(n_ops: int, args, fixed_ops: list[str], rng: np.random.Generator) -> dict:
+    """The three timed steps of one candidate-set size (closures over its supernet)."""
     ops = CANDIDATE_SETS[n_ops]
     space = CellSearchSpace(f"ops{n_ops}", ops, n_nodes=4)
     torch.manual_seed(0)
     net = Supernet(space, C=args.channels, n_cells=args.cells, image_size=args.size).to(args.device)
+    params = list(net.parameters())
     x = torch.randn(args.batch, 1, args.size, args.size, device=args.device)
     y = torch.randint(0, 10, (args.batch,), device=args.device)
 
-    def step(**forward_args):
+    def step(arch_of):
         def run():
-            net.zero_grad(set_to_none=True)
-            F.cross_entropy(net(x, **forward_args), y).backward()
+            for p in params:  # what optimizer.zero_grad(set_to_none=True) does
+                p.grad = None
+            F.cross_entropy(net(x, **arch_of()), y).backward()
             if args.device == "cuda":
                 torch.cuda.synchronize()
         return run
 
     fixed = np.array([ops.index(op) for op in fixed_ops])
-    uniform = [rng.integers(1, n_ops, size=space.n_decisions) for _ in range(args.repeats)]
-    uniform_iter = iter(uniform * 2)
     weights = torch.softmax(torch.randn(space.n_decisions, n_ops, device=args.device), 1).requires_grad_()
-    return {
-        "ops": n_ops,
-        "fixed_path_s": _time(step(arch=fixed), args.repeats),
-        "uniform_path_s": _time(lambda: step(arch=next(uniform_iter))(), args.repeats),
-        "mixed_s": _time(step(weights=weights), max(2, args.repeats // 3)),
-    }
+    return {"fixed_path_s": step(lambda: {"arch": fixed}),
+            "uniform_path_s": step(lambda: {"arch": rng.integers(1, n_ops, size=space.n_decisions)}),
+            "mixed_s": step(lambda: {"weights": weights})}
+
+
+def measure(steps: dict[int, dict], repeats: int) -> list[dict]:
+    """Median seconds of every step; the sizes take turns, so drift in machine load hits all
+    of them alike."""
+    times = {(n, name): [] for n, named in steps.items() for name in named}
+    for repeat in range(repeats + 1):
+        for (n, name), samples in times.items():
+            if name == "mixed_s" and repeat > max(2, repeats // 3):
+                continue  # the mixed forward is slow; fewer repeats
+            start = time.perf_counter()
+            steps[n][name]()
+            if repeat:  # the first round warms up
+                samples.append(time.perf_counter() - start)
+    return [{"ops": n, **{name: statistics.median(times[n, name]) for name in named}} for n, named in steps.items()]
 
 
 def main() -> None:
@@ -84,14 +87,17 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=5)
     parser.add_argument("--size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--out", default="benchmarks/results/cost_scaling.json")
     args = parser.parse_args()
     if args.quick:
         args.repeats = 3
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     # The fixed path uses only ops that every candidate set contains (28 decisions).
     fixed_ops = list(rng.choice(CANDIDATE_SETS[4][1:], size=28))
-    rows = [measure(n, args, fixed_ops, rng) for n in CANDIDATE_SETS]
+    rows = measure({n: build(n, args, fixed_ops, rng) for n in CANDIDATE_SETS}, args.repeats)
     base = rows[0]
     lines = ["| ops | fixed path | uniform path | mixed (DARTS) | fixed s | uniform s | mixed s |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
@@ -105,7 +111,8 @@ def main() -> None:
                      f"{row['mixed_s']:.3f} |")
     table = "\n".join(lines)
     print(f"forward+backward, batch {args.batch}, {args.size}x{args.size}, C={args.channels}, "
-          f"{args.cells} cells, {args.device}; ratios to the 4-op supernet, median of {args.repeats}")
+          f"{args.cells} cells, {args.device}, {torch.get_num_threads()} torch threads; ratios to the 4-op "
+          f"supernet, median of {args.repeats}")
     print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
