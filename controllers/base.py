@@ -144,7 +144,7 @@ class Controller:
         infos = list(infos)
         if len(infos) != len(archs):
             raise ValueError(f"tell got {len(archs)} architectures but {len(infos)} infos")
-        matrix = np.stack([self.space.validate(a) for a in archs])
+        matrix = np.stack([self.space.validate_encoding(a) for a in archs])
         self.evaluations += sum(int(info.get("evaluations", 1)) for info in infos)
         flagged = np.array([bool(info.get("nonfinite", False)) for info in infos])
         return matrix, rewards, infos, np.isfinite(rewards) & ~flagged

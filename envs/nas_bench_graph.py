@@ -239,7 +239,14 @@ class NASBenchGraphEnv(ArchitectureEnv):
                 "params": float(record["para"]), "latency": float(record["latency"])}
 
     def score(self, arch: Any) -> float:
-        """The table's validation performance of ``arch`` (the reward, without taking a step)."""
+        """The reward ``step`` would give ``arch``, without taking a step.
+
+        The table's validation performance, or ``invalid_reward`` for an all-``skip``
+        architecture when the env was made with one (else ValueError, as in ``step``).
+        """
+        arch = self.space.validate(arch, allow_all_skip=self.invalid_reward is not None)
+        if self.space.is_all_skip(arch):
+            return self.invalid_reward
         return self.lookup(arch)["valid_perf"]
 
     # --- gymnasium API ------------------------------------------------------------------------

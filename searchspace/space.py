@@ -76,6 +76,21 @@ class SearchSpace:
     def validate(self, arch: Any) -> np.ndarray:
         """Check ``arch`` and return it as an int64 vector.
 
+        A space with architectures the encoding can express but the space does not hold
+        (NAS-Bench-Graph's all-``skip`` ones) adds that check here; ``validate_encoding``
+        keeps to the encoding.
+
+        Raises:
+            ValueError: one line naming the bad length, dtype, or position, value and range.
+        """
+        return self.validate_encoding(arch)
+
+    def validate_encoding(self, arch: Any) -> np.ndarray:
+        """Check only that ``arch`` is a vector of in-range choices; return it as int64.
+
+        Controllers learn from every architecture an env rewarded, including those an env
+        accepts with a stand-in reward, so they check the encoding, not membership.
+
         Raises:
             ValueError: one line naming the bad length, dtype, or position, value and range.
         """

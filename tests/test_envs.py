@@ -587,6 +587,11 @@ def test_nas_bench_graph_invalid_architectures(bench):
     lenient.reset(seed=0)
     obs, reward, _, _, info = lenient.step([3, skip, skip, skip, skip])
     assert reward == -1.0 and info["invalid"] is True and obs in lenient.observation_space
+    # score() agrees with step(): a search whose derived architecture is all-skip still finishes.
+    assert lenient.unwrapped.score([3, skip, skip, skip, skip]) == -1.0
+    with pytest.raises(ValueError, match="'skip'"):
+        u.score([3, skip, skip, skip, skip])
+    assert u.score([3, skip, 0, skip, skip]) == u.lookup([3, skip, 0, skip, skip])["valid_perf"]
 
     # One decision per step, the mask keeps the all-skip architectures out.
     seq = SequentialArchitectureEnv(u)
@@ -599,6 +604,34 @@ def test_nas_bench_graph_invalid_architectures(bench):
     with pytest.raises(ValueError, match=r"op of node 4 \(step 5 of 5\).*allowed 0, 1, 2, 3"):
         seq.step(skip)
     assert seq.position == 4 and seq.step(0)[2] is True
+
+
+def test_nas_bench_graph_controllers_learn_from_invalid_rewards(bench):
+    """Factorised controllers can sample all-skip architectures; with ``invalid_reward`` the
+    env rewards them, so every black-box controller must take them back in ``tell``."""
+    from nasgen import controllers
+
+    env = make("nasgen/NASBenchGraph-v0", dataset="proteins", invalid_reward=0.0)
+    env.reset(seed=0)
+    u = env.unwrapped
+    all_skip = np.array([0] + [u.space.skip_index] * 4)
+    for name in controllers.names():
+        spec = controllers.get(name)
+        if spec.kind != "black-box" or "credit" in spec.env_requirements:
+            continue
+        ctrl = controllers.make(name, u.space, seed=0)
+        archs = ctrl.ask(ctrl.samples_per_step)
+        archs[0] = all_skip
+        rewards, infos = [], []
+        for arch in archs:
+            env.reset()
+            _, reward, _, _, info = env.step(arch)
+            rewards.append(reward)
+            infos.append(info)
+        ctrl.tell(archs, rewards, infos)
+        assert ctrl.evaluations == len(archs), name
+        with pytest.raises(ValueError, match="out of range"):
+            ctrl.tell([np.array([0, 99, 0, 0, 0])], [0.5], [{}])
 
 
 def test_nas_bench_graph_every_architecture_is_in_the_table(bench):
