@@ -1,0 +1,312 @@
+"""Pieces shared by the benchmark scripts (not a benchmark itself).
+
+- the command-line flags every script has (``--quick``, ``--seeds``, ``--out``, ``--threads``);
+- the controller *variants* compared (``credit[hybrid]`` = ``credit`` on a hybrid-credit env);
+- ``RecordingSearch``: the project's own search loop (``nasgen.search.Search``) with a
+  callback on its ``_after_step`` hook, which runs *outside* the timed region, so curves can
+  be recorded without changing what ``Search.wall_time`` measures;
+- honest evaluation counts, summary statistics, the machine description, and writing the
+  JSON + markdown table + PNG triple under ``benchmarks/results/``.
+
+The scripts import it as ``import _common`` (Python puts the script's folder first on
+``sys.path``), so run them as ``python benchmarks/<script>.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+
+from nasgen import controllers
+from nasgen.search import Search, SearchConfig, seed_everything
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: Extra rows besides the registered names: label -> (controller, env kwargs overriding its defaults).
+VARIANTS: dict[str, tuple[str, dict]] = {
+    "credit[hybrid]": ("credit", {"credit": "hybrid"}),
+    "credit[exact]": ("credit", {"credit": "exact"}),
+}
+
+#: Row order of the tables: the proposed method, the gradient baselines, the other black boxes.
+PREFERRED_ORDER = ("credit", "credit[hybrid]", "credit[exact]", "darts", "snas", "gdas", "proxyless",
+                   "rnn", "reinforce", "asng", "ga", "random")
+
+
+def import_shadowed(module: str):
+    """Import the installed package ``module`` although a script of this folder has its name
+    (``benchmarks/nas_bench_graph.py`` vs the ``nas_bench_graph`` package): this folder is
+    first on ``sys.path`` when a script runs, so a plain import would find the script."""
+    import importlib
+
+    here = Path(__file__).resolve().parent
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
+    try:
+        if module in sys.modules and Path(getattr(sys.modules[module], "__file__", "") or "").parent == here:
+            del sys.modules[module]
+        return importlib.import_module(module)
+    finally:
+        sys.path[:] = saved
+
+
+# --- command line ---------------------------------------------------------------------------------
+def base_parser(description: str, default_out: str, default_seeds: int, default_threads: int) -> argparse.ArgumentParser:
+    """The flags every benchmark script shares."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke run that finishes in a few minutes")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help=f"number of seeds, run as 0..n-1 (default {default_seeds})")
+    parser.add_argument("--out", default=str(RESULTS / default_out),
+                        help="JSON output; the .md table and .png plot are written next to it "
+                             f"(default benchmarks/results/{default_out})")
+    parser.add_argument("--threads", type=int, default=default_threads,
+                        help=f"torch CPU threads (default {default_threads})")
+    parser.add_argument("--controllers", default=None,
+                        help="comma-separated row labels (default: every controller of this benchmark)")
+    return parser
+
+
+def start(args: argparse.Namespace, seed: int = 0) -> dict:
+    """The one entry-point call of a script: thread count, global seeding, machine snapshot."""
+    torch.set_num_threads(args.threads)
+    seed_everything(seed)
+    return machine_info()
+
+
+def select(labels: Sequence[str], wanted: Optional[str]) -> list[str]:
+    """``labels`` filtered by a ``--controllers`` value (unknown labels are an error)."""
+    if not wanted:
+        return list(labels)
+    chosen = [w.strip() for w in wanted.split(",") if w.strip()]
+    unknown = [w for w in chosen if w not in labels]
+    if unknown:
+        raise SystemExit(f"unknown controller label(s) {', '.join(unknown)}; choose from: {', '.join(labels)}")
+    return chosen
+
+
+# --- controllers ----------------------------------------------------------------------------------
+def resolve(label: str) -> tuple[str, dict]:
+    """``(controller name, env kwargs of this variant)`` of a row label."""
+    if label in VARIANTS:
+        return VARIANTS[label]
+    controllers.get(label)  # KeyError listing the names when unknown
+    return label, {}
+
+
+def ordered(labels: Iterable[str]) -> list[str]:
+    """Labels in the tables' order (unknown ones last, alphabetically)."""
+    labels = list(dict.fromkeys(labels))
+    rank = {name: i for i, name in enumerate(PREFERRED_ORDER)}
+    return sorted(labels, key=lambda label: (rank.get(label, len(rank)), label))
+
+
+def kind(label: str) -> str:
+    return controllers.get(resolve(label)[0]).kind
+
+
+def evaluations(search: Search) -> int:
+    """Forward passes the search spent, counted the same way for every controller.
+
+    Black-box: the sum of ``info["evaluations"]`` (credit's ablations included), which is what
+    ``Search.evaluations`` counts. Gradient: the controller's own count of supernet forward
+    passes (``Search.evaluations`` counts one per gradient step, however many passes it made;
+    a DARTS or SNAS pass runs every candidate op, a GDAS pass one, a ProxylessNAS pass two).
+    """
+    if search.controller.kind == "gradient":
+        return int(search.controller.evaluations)
+    return int(search.evaluations)
+
+
+class RecordingSearch(Search):
+    """``Search`` that calls ``on_step(search)`` after every step.
+
+    It uses ``Search``'s own ``_after_step`` hook, which runs after ``wall_time`` has been
+    updated and outside the timed region, so recording (deriving and scoring the
+    architecture) costs the controller nothing. The loop is otherwise untouched.
+    """
+
+    def __init__(self, *args, on_step: Optional[Callable[["RecordingSearch"], None]] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.on_step = on_step
+
+    def _after_step(self) -> None:
+        super()._after_step()
+        if self.on_step is not None:
+            self.on_step(self)
+
+
+def search_config(label: str, env: str, seed: int, env_kwargs: dict, **config) -> SearchConfig:
+    """The ``SearchConfig`` of one row: shared env kwargs, then the variant's.
+
+    Checkpoints are written only at the end of the run (``Search`` always writes one there);
+    every controller keeps its default hyper-parameters.
+    """
+    name, variant_kwargs = resolve(label)
+    return SearchConfig(controller=name, env=env, seed=seed, env_kwargs={**env_kwargs, **variant_kwargs},
+                        checkpoint_every=10**9, **config)
+
+
+@contextlib.contextmanager
+def isolated_seed(seed: int) -> Iterator[None]:
+    """Run a block with the global Python/numpy/torch generators seeded to ``seed``, then put
+    them back: what happens inside does not depend on what ran before, nor leaks out."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        seed_everything(seed)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def log_points(n: int, k: int) -> set[int]:
+    """About ``k`` log-spaced step numbers in ``1..n`` (``n`` always included)."""
+    if n < 1:
+        return set()
+    return {int(round(v)) for v in np.geomspace(1, n, num=max(2, k))} | {n}
+
+
+# --- statistics ------------------------------------------------------------------------------------
+def stats(values: Sequence[float]) -> dict[str, float]:
+    """mean, std (sample, ddof=1; 0 for one value), median, quartiles, min, max, n."""
+    v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return {"n": 0, "mean": math.nan, "std": math.nan, "median": math.nan, "q1": math.nan,
+                "q3": math.nan, "min": math.nan, "max": math.nan}
+    return {"n": int(v.size), "mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0,
+            "median": float(np.median(v)), "q1": float(np.percentile(v, 25)), "q3": float(np.percentile(v, 75)),
+            "min": float(v.min()), "max": float(v.max())}
+
+
+def pm(s: dict, spec: str = ".3f", scale: float = 1.0) -> str:
+    """``mean ± std`` of a ``stats`` dict ("n/a" when empty)."""
+    if not s["n"]:
+        return "n/a"
+    return f"{s['mean'] * scale:{spec}} ± {s['std'] * scale:{spec}}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: Optional[str] = None) -> str:
+    """A GitHub markdown table; ``align`` is one char per column (``l`` or ``r``)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---" if a == "l" else "---:" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --- the machine -------------------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return [math.nan] * 3
+
+
+def machine_info() -> dict:
+    """What the numbers were measured on (recorded at the start of a run)."""
+    return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "load_average_start": load_average(), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            "command": " ".join([Path(sys.executable).name] + sys.argv)}
+
+
+def finish_machine_info(machine: dict, started: float) -> dict:
+    """The machine record completed at the end of a run (load at the end, total runtime)."""
+    return {**machine, "load_average_end": load_average(), "runtime_s": round(time.perf_counter() - started, 1)}
+
+
+def machine_line(machine: dict) -> str:
+    return (f"{machine['cpu']}, {machine['logical_cores']} logical cores, {machine['torch_threads']} torch "
+            f"thread(s), torch {machine['torch']}; load average (1/5/15 min) at start "
+            f"{'/'.join(map(str, machine['load_average_start']))}"
+            + (f", at end {'/'.join(map(str, machine['load_average_end']))}" if "load_average_end" in machine else "")
+            + (f"; runtime {machine['runtime_s'] / 60:.1f} min" if "runtime_s" in machine else ""))
+
+
+# --- output ------------------------------------------------------------------------------------------
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf -> None, recursively (strict JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def write_outputs(out: str | Path, payload: dict, markdown: str, figure=None) -> list[Path]:
+    """Write ``out`` (JSON), ``out.md`` and, with a figure, ``out.png``; returns the paths."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_finite(json.loads(json.dumps(payload, default=_jsonable))), indent=2)
+    out.write_text(text + "\n")
+    paths = [out, out.with_suffix(".md")]
+    paths[1].write_text(markdown.rstrip() + "\n")
+    if figure is not None:
+        import matplotlib.pyplot as plt
+
+        figure.savefig(out.with_suffix(".png"), dpi=120, bbox_inches="tight")
+        plt.close(figure)
+        paths.append(out.with_suffix(".png"))
+    return paths
+
+
+def figure(ncols: int, nrows: int = 1, width: float = 6.0, height: float = 4.5):
+    """A matplotlib figure on the non-interactive backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
+
+
+def colours(labels: Sequence[str]) -> dict[str, Any]:
+    """One fixed colour per label, the same in every plot (ten hues, then their light tints)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    rank = {name: i for i, name in enumerate(PREFERRED_ORDER)}
+    out = {}
+    for i, label in enumerate(labels):
+        r = rank.get(label, len(rank) + i)
+        out[label] = cmap((2 * r) % 20 + (2 * r) // 20 % 2)
+    return out

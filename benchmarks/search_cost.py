@@ -1,0 +1,275 @@
+"""The report's headline: architecture-phase time and retrained accuracy of every controller.
+
+DESIGN.md section 8.1. Per seed:
+
+1. **One shared warm-up.** ``nasgen/OneShotNAS-v0`` (digits, CPU preset ``small``: 3 nodes, 9
+   edges per cell, 5 ops, 18 decisions; supernet C=8, 5 cells, batch 64) is built once and
+   its shared weights trained ``--warmup-epochs`` epochs on uniformly sampled paths; its
+   ``env.unwrapped.state_dict()`` (weights, optimiser, batch streams, generator) is the
+   starting point of every controller of that seed.
+2. **The architecture phase** of each controller through the project's own loop,
+   ``nasgen.search.Search(SearchConfig(controller, epochs=--epochs)).run(env_state=...)``,
+   every controller with its default hyper-parameters. ``--epochs`` counts passes over the
+   validation split, so every controller makes the same number of shared-weight steps and
+   sees the same number of validation batches (ASNG asks 2 architectures per step and takes
+   half the steps). Time = ``Search.wall_time`` (the steps only: no set-up, logging,
+   checkpoints or plots).
+3. **Retraining** of each derived architecture from scratch with one fixed recipe
+   (``TrainConfig(epochs=--retrain-epochs)``, C=``--retrain-channels``,
+   ``--retrain-cells`` cells, the seed's initialisation and batch order), then test accuracy
+   on the held-out digits test split. Identical derived architectures of one seed are
+   retrained once.
+
+Every controller's time is printed as a ratio to DARTS's (first order) in the same seed; the
+table reports mean ± std over seeds. "Forward passes" counts ``info["evaluations"]`` for the
+black-box controllers (hybrid credit's exact ablations included) and the gradient
+controllers' own supernet forward passes (a DARTS or SNAS pass runs every candidate op).
+
+The controller order is rotated from seed to seed, so load from other processes does not
+always hit the same controller. Usage::
+
+    python benchmarks/search_cost.py                 # the full run (3 seeds, ~30-45 min on 2 cores)
+    python benchmarks/search_cost.py --quick         # 1 seed, tiny budgets: a smoke run
+    python benchmarks/search_cost.py --controllers credit,darts --seeds 5
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import _common as C
+import nasgen.envs  # noqa: F401  (registers the env ids)
+from nasgen.searchspace import CellSearchSpace, Network, TrainConfig, load_dataset, train_network
+from nasgen.searchspace import get as get_space
+
+ENV_ID = "nasgen/OneShotNAS-v0"
+LABELS = ("credit", "credit[hybrid]", "darts", "snas", "gdas", "proxyless", "rnn", "reinforce", "asng", "ga",
+          "random")
+REFERENCE = "darts"
+
+# The budget of the full run (chosen so 3 seeds fit in about 30-45 minutes on 2 CPU cores).
+FULL = {"warmup_epochs": 30.0, "epochs": 50.0, "retrain_epochs": 15}
+QUICK = {"seeds": 1, "warmup_epochs": 1.0, "epochs": 1.0, "retrain_epochs": 1}
+
+
+def parse_args(argv=None):
+    parser = C.base_parser(__doc__.split("\n\n")[0] + "\n\n" + __doc__.split("\n\n", 1)[1],
+                           "search_cost.json", default_seeds=3, default_threads=1)
+    parser.add_argument("--warmup-epochs", type=float, default=None,
+                        help=f"shared-weight warm-up epochs over the training split (default {FULL['warmup_epochs']:g})")
+    parser.add_argument("--epochs", type=float, default=None,
+                        help=f"architecture-phase epochs over the validation split (default {FULL['epochs']:g})")
+    parser.add_argument("--retrain-epochs", type=int, default=None,
+                        help=f"epochs of the retraining recipe (default {FULL['retrain_epochs']})")
+    parser.add_argument("--retrain-channels", type=int, default=16, help="C of the retrained network (default 16)")
+    parser.add_argument("--retrain-cells", type=int, default=5, help="cells of the retrained network (default 5)")
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--space", default="small", help="search-space preset (default small, the CPU preset)")
+    parser.add_argument("--supernet-channels", type=int, default=8)
+    parser.add_argument("--supernet-cells", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--runs-dir", default=None,
+                        help="keep each search's run folder (result.json, cell PNGs) here (default: a temp dir)")
+    args = parser.parse_args(argv)
+    budget = {**FULL, **(QUICK if args.quick else {})}
+    for key, value in budget.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    if args.seeds is None:
+        args.seeds = 3
+    return args
+
+
+def env_kwargs(args) -> dict:
+    return {"dataset": args.dataset, "space": args.space, "C": args.supernet_channels,
+            "n_cells": args.supernet_cells, "batch_size": args.batch_size, "warmup_epochs": args.warmup_epochs}
+
+
+def warm_up(args, seed: int) -> tuple[dict, float]:
+    """The seed's shared warmed-up supernet state, and the seconds the warm-up took."""
+    env = gym.make(ENV_ID, seed=seed, **env_kwargs(args))
+    start = time.perf_counter()
+    env.reset(seed=seed)
+    seconds = time.perf_counter() - start
+    state = env.unwrapped.state_dict()
+    env.close()
+    return state, seconds
+
+
+def search_one(label: str, args, seed: int, state: dict, runs_dir: Path) -> dict:
+    """One architecture phase from the shared state; errors are recorded, not raised."""
+    config = C.search_config(label, ENV_ID, seed, env_kwargs(args), epochs=args.epochs)
+    row = {"controller": label, "seed": seed, "load_before": C.load_average()[0]}
+    try:
+        search = C.RecordingSearch(config, runs_dir / f"{label}__s{seed}")
+        with C.isolated_seed(seed):
+            result = search.run(env_state=state)
+    except Exception as error:  # a controller being finished elsewhere must not sink the whole run
+        traceback.print_exc()
+        return {**row, "error": f"{type(error).__name__}: {error}"}
+    space = search.space
+    arch = np.asarray(result["derived_arch"])
+    shares = space.parameter_free_share(arch) if isinstance(space, CellSearchSpace) else {}
+    return {**row, "wall_time_s": search.wall_time, "steps": result["steps"], "evaluations": C.evaluations(search),
+            "search_loop_evaluations": result["evaluations"], "derived_arch": [int(a) for a in arch],
+            "architecture": result["architecture"], "genotype": result["genotype"],
+            "supernet_val_loss": -result["score"], "param_free_share": shares, "load_after": C.load_average()[0]}
+
+
+def retrain(space, arch, data, args, seed: int) -> dict:
+    """The fixed recipe: fresh weights from ``seed``, the seed's batch order, test accuracy."""
+    start = time.perf_counter()
+    with C.isolated_seed(seed):
+        model = Network(space, arch, C=args.retrain_channels, n_cells=args.retrain_cells,
+                        in_channels=data.in_channels, n_classes=data.n_classes)
+        result = train_network(model, data, TrainConfig(epochs=args.retrain_epochs), torch.Generator().manual_seed(seed))
+    return {"test_accuracy": result.test_accuracy, "val_accuracy": result.val_accuracy,
+            "parameters": result.parameters, "retrain_s": time.perf_counter() - start}
+
+
+def run_seed(seed: int, labels: list[str], args, data, runs_dir: Path) -> tuple[list[dict], float]:
+    state, warmup_s = warm_up(args, seed)
+    print(f"seed {seed}: shared warm-up {args.warmup_epochs:g} epochs in {warmup_s:.1f} s", flush=True)
+    shift = seed % len(labels)
+    order = labels[shift:] + labels[:shift]
+    rows, cache = [], {}
+    space = get_space(args.space)
+    for label in order:
+        row = search_one(label, args, seed, state, runs_dir)
+        if "error" not in row:
+            key = tuple(row["derived_arch"])
+            if key not in cache:
+                cache[key] = retrain(space, np.array(key), data, args, seed)
+            row.update(cache[key])
+            print(f"  {label:<15} search {row['wall_time_s']:7.1f} s  {row['evaluations']:6d} passes  "
+                  f"test acc {row['test_accuracy']:.4f}", flush=True)
+        else:
+            print(f"  {label:<15} FAILED: {row['error']}", flush=True)
+        rows.append(row)
+    reference = next((r for r in rows if r["controller"] == REFERENCE and "error" not in r), None)
+    for row in rows:
+        if reference is not None and "error" not in row:
+            row["time_ratio"] = row["wall_time_s"] / reference["wall_time_s"]
+    ratios = "  ".join(f"{r['controller']} {r['time_ratio']:.2f}x" for r in rows if "time_ratio" in r)
+    print(f"seed {seed}: search time / {REFERENCE}: {ratios}", flush=True)
+    return rows, warmup_s
+
+
+def summarise(labels: list[str], rows: list[dict]) -> list[dict]:
+    summary = []
+    for label in labels:
+        mine = [r for r in rows if r["controller"] == label]
+        ok = [r for r in mine if "error" not in r]
+        summary.append({
+            "controller": label, "kind": C.kind(label), "seeds": len(ok), "failed": len(mine) - len(ok),
+            "errors": sorted({r["error"] for r in mine if "error" in r}),
+            "wall_time_s": C.stats([r["wall_time_s"] for r in ok]),
+            "time_ratio": C.stats([r.get("time_ratio", math.nan) for r in ok]),
+            "evaluations": C.stats([r["evaluations"] for r in ok]),
+            "steps": C.stats([r["steps"] for r in ok]),
+            "supernet_val_loss": C.stats([r["supernet_val_loss"] for r in ok]),
+            "test_accuracy": C.stats([r["test_accuracy"] for r in ok]),
+            "parameters": C.stats([r["parameters"] for r in ok]),
+            "param_free_share_normal": C.stats([r["param_free_share"].get("normal", math.nan) for r in ok]),
+            "distinct_archs": len({tuple(r["derived_arch"]) for r in ok}),
+        })
+    return summary
+
+
+def table(summary: list[dict]) -> str:
+    rows = []
+    for s in summary:
+        if not s["seeds"]:
+            rows.append([s["controller"], s["kind"], "failed: " + "; ".join(s["errors"])[:80]] + [""] * 7)
+            continue
+        rows.append([s["controller"], s["kind"], C.pm(s["wall_time_s"], ".1f"), C.pm(s["time_ratio"], ".2f"),
+                     f"{s['evaluations']['mean']:.0f}", f"{s['steps']['mean']:.0f}", C.pm(s["supernet_val_loss"], ".3f"),
+                     C.pm(s["test_accuracy"], ".2f", scale=100), f"{s['parameters']['mean'] / 1e3:.1f}",
+                     f"{s['param_free_share_normal']['mean']:.2f}"])
+    return C.markdown_table(["controller", "kind", "search s", f"time / {REFERENCE}", "forward passes", "steps",
+                             "supernet val CE of derived", "retrained test acc %", "params k",
+                             "param-free share (normal)"], rows, "ll" + "r" * 8)
+
+
+def plot(summary: list[dict], title: str):
+    fig, axes = C.figure(2, width=6.5)
+    ok = [s for s in summary if s["seeds"]]
+    colour = C.colours([s["controller"] for s in ok])
+    ax = axes[0][0]
+    for s in ok:
+        ax.errorbar(s["time_ratio"]["mean"], s["test_accuracy"]["mean"] * 100, xerr=s["time_ratio"]["std"],
+                    yerr=s["test_accuracy"]["std"] * 100, fmt="o", color=colour[s["controller"]], capsize=3,
+                    label=s["controller"])
+        ax.annotate(s["controller"], (s["time_ratio"]["mean"], s["test_accuracy"]["mean"] * 100),
+                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%.1f"))
+    ax.xaxis.set_minor_formatter(FormatStrFormatter(""))
+    ax.set_xlabel(f"architecture-phase wall time / {REFERENCE} (same seed)")
+    ax.set_ylabel("retrained test accuracy % (mean ± std over seeds)")
+    ax.set_title("accuracy vs search time")
+    ax.grid(alpha=0.3, which="both")
+    ax = axes[0][1]
+    names = [s["controller"] for s in ok]
+    ax.barh(names, [s["wall_time_s"]["mean"] for s in ok], xerr=[s["wall_time_s"]["std"] for s in ok],
+            color=[colour[n] for n in names])
+    for i, s in enumerate(ok):
+        ax.annotate(f"{s['evaluations']['mean']:.0f} passes", (s["wall_time_s"]["mean"], i),
+                    textcoords="offset points", xytext=(4, -3), fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("architecture-phase wall time, s (mean ± std)")
+    ax.set_title("search time and forward passes")
+    ax.grid(alpha=0.3, axis="x")
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def describe(args, warmups: list[float]) -> str:
+    """One line: the data, supernet and budgets of the run."""
+    return (f"{args.dataset}, space {args.space}, supernet C={args.supernet_channels} x {args.supernet_cells} cells, "
+            f"batch {args.batch_size}; shared warm-up {args.warmup_epochs:g} epochs (mean {np.mean(warmups):.1f} s); "
+            f"search {args.epochs:g} epochs over the validation split; retrain {args.retrain_epochs} epochs, "
+            f"C={args.retrain_channels}, {args.retrain_cells} cells; {args.seeds} seed(s)")
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    labels = C.select(list(LABELS), args.controllers)
+    started = time.perf_counter()
+    machine = C.start(args)
+    print(f"search_cost: {len(labels)} controllers x {args.seeds} seeds; warm-up {args.warmup_epochs:g} epochs, "
+          f"search {args.epochs:g} epochs, retrain {args.retrain_epochs} epochs (C={args.retrain_channels}, "
+          f"{args.retrain_cells} cells)\n{C.machine_line(machine)}", flush=True)
+    data = load_dataset(args.dataset)
+    rows, warmups = [], []
+    with tempfile.TemporaryDirectory(prefix="search_cost_") as tmp:
+        runs_dir = Path(args.runs_dir) if args.runs_dir else Path(tmp)
+        for seed in range(args.seeds):
+            seed_rows, warmup_s = run_seed(seed, labels, args, data, runs_dir)
+            rows += seed_rows
+            warmups.append(warmup_s)
+    machine = C.finish_machine_info(machine, started)
+    summary = summarise(labels, rows)
+    text = table(summary)
+    budget = describe(args, warmups)
+    print(f"\n{budget}\n{C.machine_line(machine)}\n{text}")
+    markdown = f"{budget}  \n{C.machine_line(machine)}\n\n{text}\n"
+    payload = {"benchmark": "search_cost", "config": vars(args), "reference": REFERENCE, "machine": machine,
+               "warmup_s": warmups, "summary": summary, "runs": rows}
+    paths = C.write_outputs(args.out, payload, markdown, plot(summary, budget))
+    print("wrote " + ", ".join(map(str, paths)))
+
+
+if __name__ == "__main__":
+    main()
