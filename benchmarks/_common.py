@@ -118,17 +118,21 @@ def kind(label: str) -> str:
     return controllers.get(resolve(label)[0]).kind
 
 
-def evaluations(search: Search) -> int:
-    """Forward passes the search spent, counted the same way for every controller.
+def forward_passes(search: Search) -> int:
+    """Supernet forward passes the search spent, counted the same way for every controller.
 
-    Black-box: the sum of ``info["evaluations"]`` (credit's ablations included), which is what
-    ``Search.evaluations`` counts. Gradient: the controller's own count of supernet forward
-    passes (``Search.evaluations`` counts one per gradient step, however many passes it made;
-    a DARTS or SNAS pass runs every candidate op, a GDAS pass one, a ProxylessNAS pass two).
+    Black-box: the reward passes (the sum of ``info["evaluations"]``, credit's ablations
+    included, which is what ``Search.evaluations`` counts) plus, on an env that trains the
+    shared weights after every reward (``train_weights``), that training pass. Gradient: the
+    controller's own count (weight steps and alpha steps; a DARTS or SNAS pass runs every
+    candidate op, a GDAS pass one, a ProxylessNAS pass two).
     """
     if search.controller.kind == "gradient":
         return int(search.controller.evaluations)
-    return int(search.evaluations)
+    weight_passes = 0
+    if getattr(search.env.unwrapped, "train_weights", False):
+        weight_passes = search.step * search.controller.samples_per_step  # one per env.step
+    return int(search.evaluations) + weight_passes
 
 
 class RecordingSearch(Search):

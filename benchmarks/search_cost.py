@@ -21,9 +21,11 @@ DESIGN.md section 8.1. Per seed:
    retrained once.
 
 Every controller's time is printed as a ratio to DARTS's (first order) in the same seed; the
-table reports mean ± std over seeds. "Forward passes" counts ``info["evaluations"]`` for the
-black-box controllers (hybrid credit's exact ablations included) and the gradient
-controllers' own supernet forward passes (a DARTS or SNAS pass runs every candidate op).
+table reports mean ± std over seeds. "Forward passes" counts every supernet forward pass of
+the search, the same way for all (``_common.forward_passes``): for a black-box controller
+its reward passes (hybrid credit's exact ablations included) plus the env's weight-training
+pass after each reward; for a gradient controller its weight-step and alpha-step passes (a
+DARTS or SNAS pass runs every candidate op, so passes are not equal cost).
 
 The controller order is rotated from seed to seed, so load from other processes does not
 always hit the same controller. Usage::
@@ -118,8 +120,8 @@ def search_one(label: str, args, seed: int, state: dict, runs_dir: Path) -> dict
     space = search.space
     arch = np.asarray(result["derived_arch"])
     shares = space.parameter_free_share(arch) if isinstance(space, CellSearchSpace) else {}
-    return {**row, "wall_time_s": search.wall_time, "steps": result["steps"], "evaluations": C.evaluations(search),
-            "search_loop_evaluations": result["evaluations"], "derived_arch": [int(a) for a in arch],
+    return {**row, "wall_time_s": search.wall_time, "steps": result["steps"], "evaluations": result["evaluations"],
+            "forward_passes": C.forward_passes(search), "derived_arch": [int(a) for a in arch],
             "architecture": result["architecture"], "genotype": result["genotype"],
             "supernet_val_loss": -result["score"], "param_free_share": shares, "load_after": C.load_average()[0]}
 
@@ -149,7 +151,7 @@ def run_seed(seed: int, labels: list[str], args, data, runs_dir: Path) -> tuple[
             if key not in cache:
                 cache[key] = retrain(space, np.array(key), data, args, seed)
             row.update(cache[key])
-            print(f"  {label:<15} search {row['wall_time_s']:7.1f} s  {row['evaluations']:6d} passes  "
+            print(f"  {label:<15} search {row['wall_time_s']:7.1f} s  {row['forward_passes']:6d} passes  "
                   f"test acc {row['test_accuracy']:.4f}", flush=True)
         else:
             print(f"  {label:<15} FAILED: {row['error']}", flush=True)
@@ -174,6 +176,7 @@ def summarise(labels: list[str], rows: list[dict]) -> list[dict]:
             "wall_time_s": C.stats([r["wall_time_s"] for r in ok]),
             "time_ratio": C.stats([r.get("time_ratio", math.nan) for r in ok]),
             "evaluations": C.stats([r["evaluations"] for r in ok]),
+            "forward_passes": C.stats([r["forward_passes"] for r in ok]),
             "steps": C.stats([r["steps"] for r in ok]),
             "supernet_val_loss": C.stats([r["supernet_val_loss"] for r in ok]),
             "test_accuracy": C.stats([r["test_accuracy"] for r in ok]),
@@ -191,7 +194,7 @@ def table(summary: list[dict]) -> str:
             rows.append([s["controller"], s["kind"], "failed: " + "; ".join(s["errors"])[:80]] + [""] * 7)
             continue
         rows.append([s["controller"], s["kind"], C.pm(s["wall_time_s"], ".1f"), C.pm(s["time_ratio"], ".2f"),
-                     f"{s['evaluations']['mean']:.0f}", f"{s['steps']['mean']:.0f}", C.pm(s["supernet_val_loss"], ".3f"),
+                     f"{s['forward_passes']['mean']:.0f}", f"{s['steps']['mean']:.0f}", C.pm(s["supernet_val_loss"], ".3f"),
                      C.pm(s["test_accuracy"], ".2f", scale=100), f"{s['parameters']['mean'] / 1e3:.1f}",
                      f"{s['param_free_share_normal']['mean']:.2f}"])
     return C.markdown_table(["controller", "kind", "search s", f"time / {REFERENCE}", "forward passes", "steps",
@@ -225,7 +228,7 @@ def plot(summary: list[dict], title: str):
     ax.barh(names, [s["wall_time_s"]["mean"] for s in ok], xerr=[s["wall_time_s"]["std"] for s in ok],
             color=[colour[n] for n in names])
     for i, s in enumerate(ok):
-        ax.annotate(f"{s['evaluations']['mean']:.0f} passes", (s["wall_time_s"]["mean"], i),
+        ax.annotate(f"{s['forward_passes']['mean']:.0f} passes", (s["wall_time_s"]["mean"], i),
                     textcoords="offset points", xytext=(4, -3), fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("architecture-phase wall time, s (mean ± std)")

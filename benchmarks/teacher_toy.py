@@ -74,7 +74,7 @@ def run_trial(label: str, seed: int, args, runs_dir: Path) -> dict:
             return
         env = search.env.unwrapped
         arch = search.controller.derive()
-        curve.append({"step": search.step, "evaluations": C.evaluations(search), "wall_time_s": search.wall_time,
+        curve.append({"step": search.step, "evaluations": C.forward_passes(search), "wall_time_s": search.wall_time,
                       "loss": -env.score(arch), "teacher": bool(np.array_equal(arch, env.teacher))})
 
     config = C.search_config(label, ENV_ID, seed, {"n_edges": args.edges, "n_ops": args.ops}, steps=args.steps)

@@ -62,6 +62,11 @@ def test_search_cost_quick(tmp_path):
     assert steps["credit"] == steps["darts"] == steps["random"]
     hybrid = next(r for r in ok if r["controller"] == "credit[hybrid]")
     assert hybrid["evaluations"] > steps["credit"]  # its exact ablations are counted
+    # Forward passes count alike: a reward pass and the env's weight-training pass per credit
+    # step, a weight pass and an alpha pass per first-order DARTS step.
+    passes = {r["controller"]: r["forward_passes"] for r in ok}
+    assert passes["credit"] == 2 * steps["credit"] == passes["darts"]
+    assert passes["credit[hybrid]"] == hybrid["evaluations"] + steps["credit"]
 
 
 def test_teacher_toy_quick(tmp_path):
