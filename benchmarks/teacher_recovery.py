@@ -33,11 +33,10 @@ import numpy as np
 import torch
 
 import nasgen.envs  # noqa: F401  (registers the env ids)
+from _common import VARIANTS  # extra rows: credit on the other estimators, paying for their ablations
 from nasgen import controllers
 
 ENV_ID = "nasgen/TeacherArch-v0"
-# Extra rows: the credit controller on the other estimators, paying for their ablations.
-VARIANTS = {"credit[exact]": ("credit", {"credit": "exact"}), "credit[hybrid]": ("credit", {"credit": "hybrid"})}
 
 
 def run_one(name: str, env_kwargs: dict, seed: int, args) -> dict:

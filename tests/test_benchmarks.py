@@ -119,3 +119,15 @@ def test_cost_scaling_quick(tmp_path):
 def test_env_overhead_quick():
     proc = run_script("env_overhead.py", "--quick")
     assert "reward only" in proc.stdout and "full step" in proc.stdout
+
+
+def test_teacher_recovery_quick(tmp_path):
+    out = tmp_path / "teacher_recovery.json"
+    proc = run_script("teacher_recovery.py", "--quick", "--out", str(out))
+    assert "median evaluations" in proc.stdout and out.with_suffix(".md").is_file()
+    rows = {r["controller"]: r for r in json.loads(out.read_text())["rows"]}
+    assert {"credit", "credit[exact]", "credit[hybrid]", "random"} <= set(rows)
+    assert rows["credit"]["recovered"] == rows["credit"]["seeds"] == 3
+    assert rows["random"]["recovered"] == 0  # 10^10 architectures: chance cannot hit it in 3,000
+    # Exact credit pays 1 + 10 forward passes per sample, so its counts are multiples of 11.
+    assert all(r["evaluations"] % 11 == 0 for r in rows["credit[exact]"]["runs"] if r["evaluations"] is not None)
