@@ -229,14 +229,17 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from nasgen.search import seed_everything
     from nasgen.searchspace import Network, TrainConfig, train_network
 
-    space, arch, dataset_hint = _load_architecture(args.source)
-    dataset_name = _choice(args.dataset or dataset_hint or "digits", searchspace.dataset_names(), "dataset")
     for flag, value in (("--epochs", args.epochs), ("--channels", args.channels), ("--cells", args.cells),
                         ("--batch-size", args.batch_size)):
         if value < 1:
             raise UsageError(f"{flag} must be >= 1, got {value}")
     if args.channels % 2:
         raise UsageError(f"--channels must be even, got {args.channels}")
+    for flag, value in (("--crop-padding", args.crop_padding), ("--cutout", args.cutout)):
+        if value < 0:
+            raise UsageError(f"{flag} must be >= 0 (0 = off), got {value}")
+    space, arch, dataset_hint = _load_architecture(args.source)
+    dataset_name = _choice(args.dataset or dataset_hint or "digits", searchspace.dataset_names(), "dataset")
     seed_everything(args.seed)
     data = searchspace.load_dataset(dataset_name, args.data_dir, download=args.download, limit=args.limit)
     source = Path(args.source)
@@ -247,14 +250,17 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(
         f"|{k}|{v}|" for k, v in vars(args).items() if k != "func"), 0)
     try:
-        result = train_network(model, data, TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
+        recipe = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                             crop_padding=args.crop_padding, flip=args.flip, cutout=args.cutout)
+        result = train_network(model, data, recipe,
                                torch.Generator().manual_seed(args.seed), args.device, logger=writer,
                                progress=not args.no_progress)
     finally:
         writer.close()
     record = {"source": str(args.source), "dataset": dataset_name, "architecture": space.describe(arch),
               "derived_arch": [int(a) for a in arch], "channels": args.channels, "cells": args.cells,
-              "seed": args.seed, **result.to_dict()}
+              "seed": args.seed, "crop_padding": args.crop_padding, "flip": args.flip, "cutout": args.cutout,
+              **result.to_dict()}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "retrain.json").write_text(json.dumps(record, indent=2) + "\n")
     print(f"test accuracy: {result.test_accuracy:.4f}  (val {result.val_accuracy:.4f}, "
@@ -326,6 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--cells", type=int, default=8, help="number of cells (default: 8)")
     retrain.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
     retrain.add_argument("--lr", type=float, default=0.025, help="initial SGD learning rate (default: 0.025)")
+    retrain.add_argument("--crop-padding", type=int, default=0,
+                         help="random crop after zero padding by N pixels (DARTS on CIFAR-10: 4; default: 0 = off)")
+    retrain.add_argument("--flip", action="store_true", help="random horizontal flip (natural images only)")
+    retrain.add_argument("--cutout", type=int, default=0,
+                         help="zero a random N x N square of each training image (DARTS on CIFAR-10: 16; default: 0 = off)")
     retrain.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     retrain.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     retrain.add_argument("--out", help="output folder (default: RUN_DIR/retrain)")

@@ -132,10 +132,11 @@ def test_retrain_from_a_run_and_from_a_genotype_file(tmp_path):
            "--no-progress", *TINY_ONESHOT)
     run_dir = only_run(tmp_path / "runs")
     out = nasgen("retrain", str(run_dir), "--epochs", "1", "--channels", "4", "--cells", "3", "--limit", "100",
-                 "--no-progress").stdout
+                 "--cutout", "4", "--crop-padding", "1", "--no-progress").stdout
     assert "test accuracy" in out
     record = json.loads((run_dir / "retrain" / "retrain.json").read_text())
     assert 0.0 <= record["test_accuracy"] <= 1.0 and record["dataset"] == "digits"
+    assert record["cutout"] == 4 and record["crop_padding"] == 1 and record["flip"] is False
     assert "charts/test_accuracy" in scalar_tags(run_dir / "retrain")
 
     from nasgen.searchspace import DARTS_V2
@@ -160,6 +161,7 @@ BAD_INPUTS = [
     (["search", "--env", "nasgen/TeacherArch-v0", "--dataset", "digits"], "--dataset does not apply to env"),
     (["search", "--resume", "/nonexistent/run"], "no run directory"),
     (["retrain", "/nonexistent/run"], "no run directory or genotype file"),
+    (["retrain", "/nonexistent/run", "--cutout", "-1"], "--cutout must be >= 0 (0 = off), got -1"),
 ]
 
 

@@ -136,3 +136,57 @@ def test_network_accepts_any_number_of_inputs_per_node():
     arch[2:5] = 3  # node 3 takes all three inputs; the other nodes take none
     model = Network(space, arch, C=4, n_cells=3, in_channels=1)
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_augmentation_crop_flip_and_cutout():
+    from nasgen.searchspace import augment_batch
+
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8) + 1  # no zero pixel
+    off = TrainConfig()
+    assert augment_batch(x, off, torch.Generator().manual_seed(0)) is x  # nothing on: untouched
+
+    generator = torch.Generator().manual_seed(0)
+    before = generator.get_state()
+    augment_batch(x, off, generator)
+    assert torch.equal(generator.get_state(), before)  # and draws nothing
+
+    # Crop: every image is an 8x8 window of its zero-padded self.
+    crop = TrainConfig(crop_padding=2)
+    out = augment_batch(x, crop, torch.Generator().manual_seed(1))
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    for i in range(2):
+        assert any(torch.equal(out[i], padded[i, :, r:r + 8, c:c + 8]) for r in range(5) for c in range(5))
+    assert torch.equal(out, augment_batch(x, crop, torch.Generator().manual_seed(1)))  # same seed, same crop
+
+    # Flip: each image is itself or its mirror, and over many images both happen.
+    many = torch.rand(64, 1, 8, 8)
+    flipped = augment_batch(many, TrainConfig(flip=True), torch.Generator().manual_seed(0))
+    mirrored = torch.tensor([torch.equal(a, b.flip(2)) for a, b in zip(flipped, many)])
+    same = torch.tensor([torch.equal(a, b) for a, b in zip(flipped, many)])
+    assert bool((mirrored | same).all()) and 0 < int(mirrored.sum()) < 64
+
+    # Cutout: one square of side <= 4 per image, zero on every channel, the rest untouched.
+    cut = augment_batch(x, TrainConfig(cutout=4), torch.Generator().manual_seed(2))
+    for i in range(2):
+        zero = cut[i] == 0
+        assert torch.equal(zero[0], zero[1]) and torch.equal(zero[0], zero[2])
+        rows, cols = zero[0].nonzero(as_tuple=True)
+        assert 0 < len(rows) <= 16 and len(rows) == (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+        assert torch.equal(cut[i][~zero], x[i][~zero])
+
+    with pytest.raises(ValueError, match="cutout must be an int >= 0, got -1"):
+        TrainConfig(cutout=-1)
+
+
+def test_augmented_training_is_repeatable_and_still_learns():
+    data = searchspace.load_dataset("digits", limit=300)
+    space = searchspace.get("small")
+    arch = space.sample(np.random.default_rng(0))
+    config = TrainConfig(epochs=6, batch_size=32, lr=0.05, crop_padding=1, cutout=2)
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = Network(space, arch, C=4, n_cells=3, in_channels=1)
+        results.append(train_network(model, data, config, torch.Generator().manual_seed(0)))
+    assert results[0].history == results[1].history
+    assert results[0].test_accuracy > 0.4  # chance is 0.1
