@@ -150,8 +150,6 @@ def _resume_config(args: argparse.Namespace):
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from torch.utils.tensorboard import SummaryWriter
-
     from nasgen.search import Search, seed_everything
 
     if args.resume:
@@ -160,23 +158,40 @@ def cmd_search(args: argparse.Namespace) -> int:
         config, state = _search_config(args), None
         run_dir = _run_dir(args.logdir, config)
     seed_everything(config.seed)
-    search = Search(config, run_dir, progress=not args.no_progress)
-    writer = SummaryWriter(str(run_dir), purge_step=state["step"] + 1 if state else None)
+    result = run_logged(Search(config, run_dir, progress=not args.no_progress), state)
+    print_result(result, run_dir)
+    return 0
+
+
+def run_logged(search: Any, state: Optional[dict]) -> dict:
+    """Run ``search`` (from ``state`` when resuming) with a TensorBoard writer on its run
+    directory; a resumed run drops the events logged after its checkpoint.
+
+    Returns:
+        The search's result.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(search.run_dir), purge_step=state["step"] + 1 if state else None)
     search.logger = writer
     try:
-        result = search.run(resume_state=state)
+        return search.run(resume_state=state)
     finally:
         writer.close()
-    print(f"derived architecture ({config.controller} on {config.env}, {result['steps']} steps, "
+
+
+def print_result(result: dict, run_dir: Any, where: str = "") -> None:
+    """The end-of-search summary: derived architecture, score and where the files are."""
+    print(f"derived architecture ({result['controller']} on {result['env']}, {result['steps']} steps{where}, "
           f"{result['wall_time_s']:.1f} s):")
     if result["genotype"]:
         print(f"genotype: {result['genotype']}")
     print(result["architecture"])
     if result["score"] is not None:
+        best = result["best_reward"]
         print(f"score of the derived architecture: {result['score']:.4f}   best reward seen: "
-              f"{result['best_reward'] if result['best_reward'] is None else round(result['best_reward'], 4)}")
+              f"{best if best is None else round(best, 4)}")
     print(f"results: {run_dir}  (result.json, genotype.txt, cell PNGs, TensorBoard: tensorboard --logdir {run_dir})")
-    return 0
 
 
 # --- retrain ----------------------------------------------------------------------------------------

@@ -509,7 +509,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """
     from torch.utils.tensorboard import SummaryWriter
 
-    from nasgen.cli import UsageError, _resume_config, _run_dir, _search_config
+    from nasgen.cli import UsageError, _resume_config, _run_dir, _search_config, print_result
     from nasgen.search import env_class, seed_everything
     from nasgen.searchspace import DataNotFoundError
 
@@ -550,15 +550,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 writer.close()
             _leave(ctx)
         if ctx.is_main:
-            print(f"derived architecture ({config.controller} on {config.env}, {result['steps']} steps on "
-                  f"{ctx.world_size} processes ({ctx.backend}), {result['wall_time_s']:.1f} s):")
-            if result["genotype"]:
-                print(f"genotype: {result['genotype']}")
-            print(result["architecture"])
-            if result["score"] is not None:
-                print(f"score of the derived architecture: {result['score']:.4f}")
-            print(f"results: {run_dir}  (result.json, genotype.txt, cell PNGs, TensorBoard: "
-                  f"tensorboard --logdir {run_dir})")
+            print_result(result, run_dir, where=f" on {ctx.world_size} processes ({ctx.backend})")
         return 0
     except (UsageError, DataNotFoundError) as error:
         if _is_rank_zero():

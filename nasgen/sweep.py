@@ -280,7 +280,6 @@ def run_trial(spec: dict) -> dict:
         ``wall_time_s``, ``resumed_from_step`` and ``run_dir``.
     """
     import torch
-    from torch.utils.tensorboard import SummaryWriter
 
     from nasgen.checkpoint import CheckpointError
     from nasgen.search import Search, SearchConfig, resume_state, seed_everything
@@ -299,13 +298,7 @@ def run_trial(spec: dict) -> dict:
         if state is None:
             shutil.rmtree(run_dir)
     seed_everything(config.seed)
-    search = Search(config, run_dir)
-    writer = SummaryWriter(str(run_dir), purge_step=state["step"] + 1 if state else None)
-    search.logger = writer
-    try:
-        result = search.run(resume_state=state)
-    finally:
-        writer.close()
+    result = _cli.run_logged(Search(config, run_dir), state)
 
     def number(value: Any) -> float:
         return float("nan") if value is None else float(value)
