@@ -215,12 +215,11 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: 
 
 # --- the machine -------------------------------------------------------------------------------------
 def cpu_model() -> str:
-    try:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    with contextlib.suppress(OSError):  # no /proc on macOS and Windows
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     return platform.processor() or platform.machine()
 
 
@@ -235,13 +234,14 @@ def machine_info() -> dict:
     """What the numbers were measured on (recorded at the start of a run)."""
     return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "load_average_start": load_average(), "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            "load_average_start": load_average(), "started_unix": time.time(),
+            "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
             "command": " ".join([Path(sys.executable).name] + sys.argv)}
 
 
-def finish_machine_info(machine: dict, started: float) -> dict:
+def finish_machine_info(machine: dict) -> dict:
     """The machine record completed at the end of a run (load at the end, total runtime)."""
-    return {**machine, "load_average_end": load_average(), "runtime_s": round(time.perf_counter() - started, 1)}
+    return {**machine, "load_average_end": load_average(), "runtime_s": round(time.time() - machine["started_unix"], 1)}
 
 
 def machine_line(machine: dict) -> str:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import time
 import traceback
 import warnings
 from pathlib import Path
@@ -208,7 +207,6 @@ def plot(labels: list[str], datasets: list[str], summary: dict, facts: dict, tit
 def main(argv=None) -> None:
     args = parse_args(argv)
     labels = C.select(labels_default(), args.controllers)
-    started = time.perf_counter()
     machine = C.start(args)
     facts = {d: table_facts(d) for d in args.datasets}
     budgets = {d: max(1, round(args.budget_frac * facts[d]["size"])) for d in args.datasets}
@@ -224,7 +222,7 @@ def main(argv=None) -> None:
                 print(f"  {d:<10} {label:<10} " + (f"test regret {np.mean([r['test_regret'] for r in ok]) * 100:.2f} pp "
                                                    f"({np.mean([r['wall_time_s'] for r in ok]):.2f} s/search)"
                                                    if ok else "FAILED: " + mine[0]["error"]), flush=True)
-    machine = C.finish_machine_info(machine, started)
+    machine = C.finish_machine_info(machine)
     summary = summarise(labels, args.datasets, runs, facts)
     summary["budgets"] = budgets
     title = (f"NAS-Bench-Graph, test regret (percentage points, mean ± std over {args.seeds} seeds) of the best-by-"

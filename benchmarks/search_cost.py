@@ -249,7 +249,6 @@ def describe(args, warmups: list[float]) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     labels = C.select(list(LABELS), args.controllers)
-    started = time.perf_counter()
     machine = C.start(args)
     print(f"search_cost: {len(labels)} controllers x {args.seeds} seeds; warm-up {args.warmup_epochs:g} epochs, "
           f"search {args.epochs:g} epochs, retrain {args.retrain_epochs} epochs (C={args.retrain_channels}, "
@@ -262,7 +261,7 @@ def main(argv=None) -> None:
             seed_rows, warmup_s = run_seed(seed, labels, args, data, runs_dir)
             rows += seed_rows
             warmups.append(warmup_s)
-    machine = C.finish_machine_info(machine, started)
+    machine = C.finish_machine_info(machine)
     summary = summarise(labels, rows)
     text = table(summary)
     budget = describe(args, warmups)

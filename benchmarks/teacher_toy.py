@@ -10,9 +10,10 @@ loss = ``-score`` = MSE against the teacher's output, 0 exactly at the teacher.
 
 - x-axes: iterations (``Search`` steps: one ``ask/tell`` round or one gradient step; ASNG's
   round evaluates 2 architectures) and ``Search.wall_time`` (seconds in the steps).
-- Evaluations are counted honestly: ``info["evaluations"]`` for the black-box controllers
-  (exact credit pays 1 + 10 forward passes per iteration, hybrid 1 + 1), the gradient
-  controllers' own forward passes (a DARTS/SNAS pass mixes all 10 ops of every edge).
+- Forward passes are counted alike for all (``_common.forward_passes``): ``info["evaluations"]``
+  for the black-box controllers (exact credit pays 1 + 10 per iteration, hybrid 1 + 1; the
+  toy trains no weights), the gradient controllers' own passes (a DARTS/SNAS pass mixes all
+  10 ops of every edge).
 - Curves: median and quartiles over the trials; the wall-time panel uses, per controller,
   the time range every trial reached. Between recording points the latest recorded loss
   stands (so the "loss @ t s" columns have the resolution of the log-spaced points).
@@ -30,7 +31,6 @@ Usage::
 from __future__ import annotations
 
 import tempfile
-import time
 import traceback
 from pathlib import Path
 
@@ -190,7 +190,6 @@ def plot(summary: list[dict], title: str):
 def main(argv=None) -> None:
     args = parse_args(argv)
     labels = C.select(labels_default(), args.controllers)
-    started = time.perf_counter()
     machine = C.start(args)
     print(f"teacher_toy: {len(labels)} controllers x {args.seeds} trials x {args.steps} iterations, "
           f"TeacherArch-v0 {args.edges} x {args.ops}\n{C.machine_line(machine)}", flush=True)
@@ -204,7 +203,7 @@ def main(argv=None) -> None:
                                        f"teacher {sum(r['teacher_found'] for r in ok)}/{len(ok)}, "
                                        f"median {np.median([r['wall_time_s'] for r in ok]):.2f} s"
                                        if ok else "FAILED: " + mine[0]["error"]), flush=True)
-    machine = C.finish_machine_info(machine, started)
+    machine = C.finish_machine_info(machine)
     summary = [summarise(label, [r for r in runs if r["controller"] == label], args) for label in labels]
     text = table(summary)
     title = (f"TeacherArch-v0 {args.edges} x {args.ops}, {args.seeds} trials, {args.steps} iterations; "
