@@ -13,7 +13,7 @@ from torch import nn
 from nasgen.searchspace import BatchStream, CellSearchSpace, Supernet, load_dataset
 from nasgen.searchspace import get as get_space
 
-from .base import ArchitectureEnv, torch_seed
+from .base import CREDIT_CHECK_EVERY, ArchitectureEnv, torch_seed
 
 #: Upper bound of the epochs entry of the observation (it is clipped there).
 EPOCHS_OBS_LIMIT = 1e6
@@ -53,7 +53,8 @@ class OneShotNASEnv(ArchitectureEnv):
         train_weights: train the shared weights one step after every reward.
         weight_lr, weight_momentum, weight_decay, grad_clip: the SGD of the shared weights.
         progress: show a progress bar during warm-up.
-        credit, credit_subset, nonfinite_reward, device, seed: see ``ArchitectureEnv``.
+        credit, credit_subset, nonfinite_reward, device, seed, credit_check_every: see
+            ``ArchitectureEnv``.
     """
 
     def __init__(self, dataset: str = "digits", data_dir: Optional[str] = None, download: bool = False,
@@ -62,13 +63,14 @@ class OneShotNASEnv(ArchitectureEnv):
                  weight_lr: float = 0.025, weight_momentum: float = 0.9, weight_decay: float = 3e-4,
                  grad_clip: float = 5.0, progress: bool = False, credit: Optional[str] = None,
                  credit_subset: int = 1, nonfinite_reward: float = -100.0, device: str = "cpu",
-                 seed: Optional[int] = None):
+                 seed: Optional[int] = None, credit_check_every: int = CREDIT_CHECK_EVERY):
         search_space = get_space(space)
         if not isinstance(search_space, CellSearchSpace):
             raise ValueError(f"space {space!r} is not a cell search space")
         if warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
-        super().__init__(search_space, credit, credit_subset, nonfinite_reward, device, seed)
+        super().__init__(search_space, credit, credit_subset, nonfinite_reward, device, seed,
+                         credit_check_every=credit_check_every)
         self.data = load_dataset(dataset, data_dir, download=download, limit=limit)
         self.supernet_config = dict(C=C, n_cells=n_cells, in_channels=self.data.in_channels,
                                     n_classes=self.data.n_classes, image_size=self.data.image_size)

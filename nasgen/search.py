@@ -223,6 +223,8 @@ class Search:
             values = [info[key] for info in infos if isinstance(info.get(key), (int, float))]
             if values and key not in metrics:
                 metrics[key] = float(np.nanmean(values)) if key != "credit_corr" else values[-1]
+        for info in infos:  # the env's credit-quality check (Taylor / hybrid vs exact), when due
+            metrics.update({f"credit/{k}": v for k, v in info.get("credit_check", {}).items()})
         return metrics
 
     # --- logging -----------------------------------------------------------------------------------
@@ -371,6 +373,13 @@ class Search:
             "config": asdict(self.config),
             **self._result_extras(),
         }
+        quality = getattr(self.env.unwrapped, "credit_quality", None)
+        result["credit_quality"] = quality(arch) if quality is not None else None
+        if self.logger is not None and result["credit_quality"]:
+            for group in ("final", "pooled"):
+                for key, value in result["credit_quality"].get(group, {}).items():
+                    if value is not None:
+                        self.logger.add_scalar(f"credit/{group}_{key}", value, self.step)
         score = getattr(self.env.unwrapped, "score", None)
         result["score"] = float(score(arch)) if score is not None else None
         if isinstance(self.space, CellSearchSpace):

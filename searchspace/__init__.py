@@ -1,6 +1,7 @@
 """Search spaces, ops, the shared-weight supernet, data and stand-alone retraining."""
 
-from .credit import CREDIT_MODES, Credit, compute_credit, exact_credit, hybrid_credit, taylor_credit
+from .credit import (CREDIT_MODES, Credit, CreditCheck, agreement, check_credit, compute_credit, exact_credit,
+                     figures_of, hybrid_credit, subset_corrected, taylor_credit)
 from .data import BatchStream, DataNotFoundError, Dataset, Split, dataset_names, load_dataset
 from .network import Network, TrainConfig, TrainResult, augment_batch, evaluate_split, train_network
 from .ops import DARTS_OPS, OPS, ZERO_OP, OpSpec, make_op
@@ -9,7 +10,8 @@ from .space import DARTS_V2, CellSearchSpace, Genotype, SearchSpace, from_dict, 
 from .supernet import Evaluation, Supernet, evaluate
 
 __all__ = [
-    "CREDIT_MODES", "Credit", "compute_credit", "exact_credit", "hybrid_credit", "taylor_credit",
+    "CREDIT_MODES", "Credit", "CreditCheck", "agreement", "check_credit", "compute_credit", "exact_credit",
+    "figures_of", "hybrid_credit", "subset_corrected", "taylor_credit",
     "BatchStream", "DataNotFoundError", "Dataset", "Split", "dataset_names", "load_dataset",
     "Network", "TrainConfig", "TrainResult", "augment_batch", "evaluate_split", "train_network",
     "DARTS_OPS", "OPS", "ZERO_OP", "OpSpec", "make_op",
