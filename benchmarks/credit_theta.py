@@ -32,6 +32,11 @@ SETTINGS = {
     "lr 1e-3 cosine, wd 3e-3, clip 1": dict(lr=1e-3, weight_decay=3e-3, grad_clip=1.0, lr_schedule="cosine"),
     "lr 0.01 cosine, wd 3e-3, clip 1": dict(lr=0.01, weight_decay=3e-3, grad_clip=1.0, lr_schedule="cosine"),
     "lr 0.01 constant (old default)": dict(lr=0.01, weight_decay=0.0, grad_clip=None, lr_schedule="constant"),
+    "lr 0.01 cosine, no wd, no clip": dict(lr=0.01, weight_decay=0.0, grad_clip=None, lr_schedule="cosine"),
+    "lr 0.01 cosine, no wd, clip 1": dict(lr=0.01, weight_decay=0.0, grad_clip=1.0, lr_schedule="cosine"),
+    "lr 3e-4 cosine, no wd, clip 1": dict(lr=3e-4, weight_decay=0.0, grad_clip=1.0, lr_schedule="cosine"),
+    "authors' toy: lr 1e-3 constant, no wd, no clip": dict(lr=1e-3, weight_decay=0.0, grad_clip=None,
+                                                            lr_schedule="constant"),
 }
 
 
