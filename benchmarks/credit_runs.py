@@ -6,7 +6,8 @@ against exact credit, pooled over the run's checks and on the derived architectu
 run: the zero-op rule and lr settings, pooled Taylor corr / sign agreement / bias / share
 with Taylor <= exact, the hybrid's extra passes and RMSE against Taylor's, the zero op's mean
 p on the normal-cell edges, on how many normal edges it holds p >= 0.75 (and >= 0.5), and how
-many inputs of the derived normal cell come from intermediate nodes.
+many inputs of the derived normal cell come from intermediate nodes, and the derived
+architecture's score (-cross-entropy on the whole validation split of the supernet).
 
 Usage::
 
@@ -45,20 +46,22 @@ def row(run: Path) -> str:
         return "—" if value is None else format(value, spec)
 
     settings = ", ".join(f"{k}={v}" for k, v in sorted(kwargs.items())) or "defaults"
-    return (f"| {settings} | {result['steps']} | {f('taylor_corr')} | {f('taylor_sign_agreement')} | "
-            f"{f('taylor_bias', '+.4f')} | {f('taylor_below_exact')} | {f('hybrid_extra_passes', '.0f')} | "
-            f"{f('taylor_rmse', '.4f')} / {f('hybrid_rmse', '.4f')} | {zero.mean():.2f} | "
-            f"{int((zero >= 0.75).sum())} / {int((zero >= 0.5).sum())} of {len(zero)} | {from_nodes} |")
+    return (f"| {settings} | {result['seed']} | {result['steps']} | {f('taylor_corr')} | "
+            f"{f('taylor_sign_agreement')} | {f('taylor_bias', '+.4f')} | {f('taylor_below_exact')} | "
+            f"{f('hybrid_extra_passes', '.0f')} | {f('hybrid_bias', '+.4f')} | "
+            f"{f('taylor_rmse', '.3f')} / {f('hybrid_rmse', '.3f')} | {zero.mean():.2f} | "
+            f"{int((zero >= 0.75).sum())} / {int((zero >= 0.5).sum())} of {len(zero)} | {from_nodes} | "
+            f"{result['score']:.3f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="run directories of nasgen search (controller credit)")
     args = parser.parse_args()
-    print("| credit settings | steps | Taylor corr | sign agreement | bias T−exact | T ≤ exact | hybrid extra passes "
-          "| RMSE Taylor / hybrid | zero-op p, normal (mean) | normal edges p_zero ≥ 0.75 / ≥ 0.5 "
-          "| derived normal inputs from nodes |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| credit settings | seed | steps | Taylor corr | sign agreement | bias T−exact | T ≤ exact "
+          "| hybrid extra passes | hybrid bias | RMSE Taylor / hybrid | zero-op p, normal (mean) "
+          "| normal edges p_zero ≥ 0.75 / ≥ 0.5 | derived normal inputs from nodes | derived score |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for run in args.runs:
         print(row(Path(run)))
 

@@ -118,6 +118,13 @@ class ArchitectureEnv(gym.Env):
         active = arch != 0 if self.space.zero_op else np.ones(len(arch), dtype=bool)
         extras: dict[str, Any] = {}
 
+        due = self.credit_check_every and (self.steps + 1) % self.credit_check_every == 0
+        if self.credit_mode is not None and due:
+            # Before the step's own credit: an env may train the weights in that same pass.
+            check = self._credit_check(lambda g: self._loss(arch, batch, g)[0], active)
+            if check is not None:
+                info["credit_check"] = check.figures()
+
         def loss_of_gates(gates: Optional[torch.Tensor]) -> torch.Tensor:
             loss, found = self._loss(arch, batch, gates)
             if not extras:  # the first call is the full architecture
@@ -138,10 +145,6 @@ class ArchitectureEnv(gym.Env):
                 self._credit_pairs.extend((result.taylor[i], a) for i, a in result.exact.items()
                                           if math.isfinite(result.taylor[i]) and math.isfinite(a))
                 info["credit_corr"] = self.credit_correlation()
-            if (self.credit_check_every and (self.steps + 1) % self.credit_check_every == 0
-                    and math.isfinite(loss)):
-                taylor = result if self.credit_mode == "taylor" else None
-                info["credit_check"] = self._credit_check(loss_of_gates, active, taylor).figures()
         nonfinite = not math.isfinite(loss)
         if nonfinite:
             reward = self.nonfinite_reward
@@ -177,16 +180,19 @@ class ArchitectureEnv(gym.Env):
             return float("nan")
         return float(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1])
 
-    def _credit_check(self, loss_of_gates, active: np.ndarray, taylor=None, record: bool = True) -> CreditCheck:
-        """One credit check (recorded for ``credit_quality`` when ``record``); leaves the model's buffers
-        (BatchNorm running statistics) as they were and draws nothing from ``np_random``."""
+    def _credit_check(self, loss_of_gates, active: np.ndarray, record: bool = True) -> Optional[CreditCheck]:
+        """One credit check (recorded for ``credit_quality`` when ``record``; None when the
+        loss is not finite). Leaves the model's buffers (BatchNorm running statistics) as
+        they were, accumulates no gradient and draws nothing from ``np_random``."""
         model = getattr(self, "model", None)
         buffers = [b.detach().clone() for b in model.buffers()] if isinstance(model, torch.nn.Module) else []
         rng = np.random.default_rng((0xC4ED17, self.steps))  # the hybrid subset, off the search's stream
-        check = check_credit(loss_of_gates, active, rng, self.device, self.credit_subset, taylor)
+        check = check_credit(loss_of_gates, active, rng, self.device, self.credit_subset)
         with torch.no_grad():
             for live, saved in zip(model.buffers() if buffers else (), buffers):
                 live.copy_(saved)
+        if not (math.isfinite(check.loss) and np.isfinite(check.taylor).all() and np.isfinite(check.exact).all()):
+            return None
         if record:
             self._checks["count"] += 1
             self._checks["hybrid_passes"] += check.hybrid_extra_passes
@@ -213,8 +219,8 @@ class ArchitectureEnv(gym.Env):
             arch = self.space.validate(arch)
             batch = self._reward_batch()
             active = arch != 0 if self.space.zero_op else np.ones(len(arch), dtype=bool)
-            out["final"] = self._credit_check(lambda g: self._loss(arch, batch, g)[0], active,
-                                              record=False).figures()
+            final = self._credit_check(lambda g: self._loss(arch, batch, g)[0], active, record=False)
+            out["final"] = final.figures() if final is not None else {}
         triples = np.asarray(self._check_triples, dtype=np.float64).reshape(-1, 3)
         count = max(self._checks["count"], 1)
         pooled = figures_of(triples[:, 0], triples[:, 1], triples[:, 2], self._checks["hybrid_passes"] / count)

@@ -181,12 +181,14 @@ class CreditCheck:
         taylor, hybrid, exact: the three estimates on the active decisions (in order).
         hybrid_extra_passes: forward passes the hybrid estimator adds to Taylor's one
             forward + backward (|K|); exact credit adds one per active decision.
+        loss: loss of the full architecture.
     """
 
     taylor: np.ndarray
     hybrid: np.ndarray
     exact: np.ndarray
     hybrid_extra_passes: int
+    loss: float = float("nan")
 
     def figures(self) -> dict[str, float]:
         """``taylor_*`` and ``hybrid_*`` agreement figures, the passes and the edge count."""
@@ -204,11 +206,10 @@ def figures_of(taylor: np.ndarray, hybrid: np.ndarray, exact: np.ndarray,
 
 
 def check_credit(loss_of_gates: LossOfGates, active: np.ndarray, rng: np.random.Generator,
-                 device: torch.device | str = "cpu", subset_size: int = 1,
-                 taylor: Optional[Credit] = None) -> CreditCheck:
+                 device: torch.device | str = "cpu", subset_size: int = 1) -> CreditCheck:
     """Taylor and hybrid credit against exact credit on one architecture.
 
-    Runs ``taylor_credit`` (unless given), ``exact_credit`` on every active decision (one
+    Runs ``taylor_credit``, ``exact_credit`` on every active decision (one
     forward each), and forms the hybrid estimate from those same values with a subset K of
     ``subset_size`` decisions drawn from ``rng`` (``subset_corrected``), so all three see the
     same weights and batch.
@@ -219,13 +220,12 @@ def check_credit(loss_of_gates: LossOfGates, active: np.ndarray, rng: np.random.
         rng: draws the hybrid subset (pass a generator the search does not use).
         device: where the gates live.
         subset_size: |K| of the hybrid estimator.
-        taylor: the Taylor credit of this very sample when already computed.
     """
-    taylor = taylor or taylor_credit(loss_of_gates, active, device)
+    taylor = taylor_credit(loss_of_gates, active, device)
     exact = exact_credit(loss_of_gates, active, device, base_loss=taylor.loss)
     idx = np.flatnonzero(active)
     k = min(subset_size, idx.size)
     subset = rng.choice(idx, size=k, replace=False) if k else np.array([], dtype=int)
     hybrid = subset_corrected(taylor.credit, {int(i): exact.exact[int(i)] for i in subset}, idx.size)
     return CreditCheck(taylor=taylor.credit[idx].copy(), hybrid=hybrid[idx], exact=exact.credit[idx].copy(),
-                       hybrid_extra_passes=k)
+                       hybrid_extra_passes=k, loss=taylor.loss)
