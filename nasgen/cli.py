@@ -184,7 +184,7 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
     """The end-of-search summary: derived architecture, score and where the files are."""
     print(f"derived architecture ({result['controller']} on {result['env']}, {result['steps']} steps{where}, "
           f"{result['wall_time_s']:.1f} s):")
-    if result["genotype"]:
+    if result["genotype"] and result["genotype"] != result["architecture"]:
         print(f"genotype: {result['genotype']}")
     print(result["architecture"])
     if result["score"] is not None:

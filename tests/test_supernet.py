@@ -41,7 +41,7 @@ def test_bad_inputs():
         net(torch.randn(2, 1, 8, 8), weights=torch.ones(18, 4))
     with pytest.raises(ValueError, match=r"arch\[0\] = 9 is out of range"):
         net(torch.randn(2, 1, 8, 8), np.full(18, 9))
-    with pytest.raises(TypeError, match="needs a CellSearchSpace"):
+    with pytest.raises(TypeError, match="needs a cell space"):
         Supernet(searchspace.SearchSpace("flat", [3, 3]))
 
 
