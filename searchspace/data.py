@@ -9,6 +9,7 @@ from the ``mnist1d`` package's procedural generator, offline.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 import random
@@ -213,17 +214,18 @@ class MNIST1DOptions:
         return self.n_val if self.n_val is not None else int(round(self.val_fraction * self.n_train))
 
 
-def _mnist1d(data_dir: Optional[str], download: bool, split_seed: int, limit: Optional[int],
-             options: MNIST1DOptions) -> Dataset:
+@functools.lru_cache(maxsize=4)
+def _generate_mnist1d(total: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``total`` signals ``[total, 40]`` and labels from the generator (cached: the same call
+    gives the same arrays, and a process that loads the data often pays for it once)."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
     # The generator draws num_samples // 10 signals per class; one pass with the test part
     # after the training part gives the published arrays for the published sizes.
-    total = options.n_train + options.n_test
     args.num_samples = MNIST1D_CLASSES * math.ceil(total / MNIST1D_CLASSES)
     args.train_split = 1.0
-    args.seed = options.seed
+    args.seed = seed
     # make_dataset seeds and draws from the global generators: leave them as they were.
     python_state, numpy_state = random.getstate(), np.random.get_state()
     try:
@@ -231,9 +233,18 @@ def _mnist1d(data_dir: Optional[str], download: bool, split_seed: int, limit: Op
     finally:
         random.setstate(python_state)
         np.random.set_state(numpy_state)
+    x, y = generated["x"][:total].astype(np.float32), generated["y"][:total].astype(np.int64)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
+def _mnist1d(data_dir: Optional[str], download: bool, split_seed: int, limit: Optional[int],
+             options: MNIST1DOptions) -> Dataset:
+    total = options.n_train + options.n_test
+    signals, labels = _generate_mnist1d(total, options.seed)
     # The generator standardises the signals over all of them already.
-    x = torch.as_tensor(generated["x"][:total], dtype=torch.float32).unsqueeze(1)
-    y = torch.as_tensor(generated["y"][:total], dtype=torch.long)
+    x = torch.tensor(signals).unsqueeze(1)
+    y = torch.tensor(labels)
     n_val = options.n_val_signals
     order = np.random.default_rng(split_seed).permutation(options.n_train)
     parts = [order[:options.n_train - n_val], order[options.n_train - n_val:],
