@@ -164,6 +164,11 @@ class OneShotNASEnv(ArchitectureEnv):
         """Weight steps in one epoch over the training split (known before ``reset``)."""
         return len(self._train_data) // self.batch_size
 
+    @property
+    def val_batches_per_epoch(self) -> int:
+        """Reward batches in one epoch over the validation split (known before ``reset``)."""
+        return len(self._val_data) // self.batch_size
+
     def _schedule_weight_lr(self, *_: Any) -> None:
         """Set the lr of the coming weight step (a step post-hook of the weight optimiser)."""
         if self.weight_lr_schedule != "cosine":
