@@ -116,7 +116,7 @@ def _search_config(args: argparse.Namespace):
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
-    protocol = args.protocol
+    protocol = getattr(args, "protocol", None)  # the sweep's trial namespaces have none
     if protocol is not None:
         from nasgen import protocols
 
@@ -154,7 +154,7 @@ def _resume_config(args: argparse.Namespace):
         raise UsageError(f"--resume: {error}; nothing was changed") from None
     config = SearchConfig(**state["config"])
     given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device,
-             "protocol": args.protocol}
+             "protocol": getattr(args, "protocol", None)}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
             raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {getattr(config, key)!r}, "

@@ -92,3 +92,21 @@ def test_a_protocol_needs_an_env_with_shared_weights(tmp_path):
     config = SearchConfig(controller="credit", env="nasgen/TeacherArch-v0", steps=3, protocol="paper")
     with pytest.raises(ValueError, match="needs an env that trains shared weights"):
         Search(config, tmp_path).run()
+
+
+def test_a_resumed_protocol_run_ends_as_the_uninterrupted_one(tmp_path):
+    from nasgen.search import resume_state
+
+    class Stopping(Search):
+        def _after_step(self):
+            if self.step == 4:
+                raise KeyboardInterrupt  # killed after the checkpoint of step 4
+
+    config = SearchConfig(controller="credit", steps=12, protocol="paper", checkpoint_every=4,
+                          env_kwargs={**TINY, "warmup_epochs": 2.0})
+    whole = Search(config, tmp_path / "whole").run()
+    with pytest.raises(KeyboardInterrupt):
+        Stopping(config, tmp_path / "cut").run()
+    resumed = Search(config, tmp_path / "cut").run(resume_state=resume_state(tmp_path / "cut"))
+    assert resumed["derived_arch"] == whole["derived_arch"] and resumed["score"] == whole["score"]
+    assert resumed["protocol_plan"] == whole["protocol_plan"]
