@@ -75,6 +75,16 @@ def test_search_cost_quick(tmp_path):
     assert passes["credit[hybrid]"] == hybrid["evaluations"] + steps["credit"]
 
 
+def test_credit_batch_quick(tmp_path):
+    out = tmp_path / "credit_batch.json"
+    run_script("credit_batch.py", "--quick", "--out", str(out))
+    assert out.is_file() and out.with_suffix(".md").is_file()
+    data = json.loads(out.read_text())
+    runs = {r["credit_batch"]: r for r in data["runs"]}
+    assert runs["val"]["forward_passes"] == 2 * runs["train"]["forward_passes"] == 2 * runs["train"]["steps"]
+    assert data["median_ratio"] > 0 and all(r["steps_per_s"] > 0 for r in data["runs"])
+
+
 def test_teacher_toy_quick(tmp_path):
     out = tmp_path / "teacher_toy.json"
     run_script("teacher_toy.py", "--quick", "--out", str(out))
