@@ -130,7 +130,9 @@ def forward_passes(search: Search) -> int:
     if search.controller.kind == "gradient":
         return int(search.controller.evaluations)
     weight_passes = 0
-    if getattr(search.env.unwrapped, "train_weights", False):
+    env = search.env.unwrapped
+    # credit_batch="train" takes the reward from the training pass: no separate weight pass.
+    if getattr(env, "train_weights", False) and getattr(env, "credit_batch", "val") != "train":
         weight_passes = search.step * search.controller.samples_per_step  # one per env.step
     return int(search.evaluations) + weight_passes
 

@@ -116,7 +116,15 @@ def _search_config(args: argparse.Namespace):
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
-    return SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs,
+    protocol = getattr(args, "protocol", None)  # the sweep's trial namespaces have none
+    if protocol is not None:
+        from nasgen import protocols
+
+        _choice(protocol, protocols.names(), "protocol")
+        if "schedule_epochs" not in accepted:
+            raise UsageError(f"--protocol needs an env that trains shared weights with a warm-up "
+                             f"(nasgen/OneShotNAS-v0); {env_id} has none")
+    return SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs, protocol=protocol,
                         seed=_SEARCH_DEFAULTS["seed"] if args.seed is None else args.seed,
                         device=args.device or _SEARCH_DEFAULTS["device"], env_kwargs=env_kwargs,
                         controller_kwargs=controller_kwargs, checkpoint_every=args.checkpoint_every)
@@ -145,7 +153,8 @@ def _resume_config(args: argparse.Namespace):
     except CheckpointError as error:
         raise UsageError(f"--resume: {error}; nothing was changed") from None
     config = SearchConfig(**state["config"])
-    given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device}
+    given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device,
+             "protocol": getattr(args, "protocol", None)}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
             raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {getattr(config, key)!r}, "
@@ -353,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, help="search steps (default: 1000)")
     budget.add_argument("--epochs", type=float, help="architecture-phase epochs over the validation split")
     search.add_argument("--warmup-epochs", type=float, help="weight-training epochs before the first reward")
+    search.add_argument("--protocol", help="paper or shared: each method's split of the supernet-training budget "
+                                           "(warm-up + search) and a cosine weight lr over it (default: as configured)")
     search.add_argument("--seed", type=int, help="seed (default: 0)")
     search.add_argument("--device", help="cpu or cuda (default: cpu)")
     search.add_argument("--logdir", default="runs", help="parent folder of run directories (default: runs/)")

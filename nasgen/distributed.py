@@ -523,6 +523,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             run_dir, config, state = _resume_config(args)
         else:
             config, state, run_dir = _search_config(args), None, None
+        if config.protocol is not None:
+            raise UsageError("--protocol is not supported by the data-parallel search yet; use nasgen search")
         if not issubclass(env_class(config.env), OneShotNASEnv):
             raise UsageError(f"data-parallel search needs a supernet environment; {config.env} has none "
                              f"(choose from: nasgen/OneShotNAS-v0)")

@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nasgen import controllers, envs
+from nasgen import controllers, envs, protocols
 from nasgen.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nasgen.searchspace import CellSpace, plot_cell, plot_op_probabilities
 
@@ -58,6 +58,9 @@ class SearchConfig:
     """steps between checkpoints (and one at the end)"""
     image_every: int = 0
     """steps between op-probability heatmaps and genotype text; 0 = about ten per run"""
+    protocol: Optional[str] = None
+    """``nasgen.protocols`` preset (``paper``, ``shared``) splitting the supernet-training budget
+    into warm-up and search per method, with a cosine weight lr over both; None: as configured"""
 
 
 def seed_everything(seed: int) -> None:
@@ -144,18 +147,25 @@ class Search:
         self.wall_time = 0.0
         self.evaluations = 0
         self.warnings_given: set[str] = set()
+        self.plan: Optional[protocols.Plan] = None  #: set by ``_start`` under a protocol
 
     #: only the main process logs and writes files
     is_main = True
 
     # --- setup ---------------------------------------------------------------------------------
     def _start(self, resume_state: Optional[dict], env_state: Optional[dict]) -> None:
+        self.plan = None
+        if self.config.protocol is not None:
+            self.plan = protocols.plan_search(self.config, self.env.unwrapped)
+            protocols.apply_plan(self.env.unwrapped, self.plan)
         options = {"warmup": False} if (resume_state or env_state) else None
         self.env.reset(seed=self.config.seed, options=options)
         if env_state:
             self.env.unwrapped.load_state_dict(env_state)
         self.space = self.env.unwrapped.space
         kwargs = dict(self.config.controller_kwargs)
+        if self.plan is not None and "weight_lr_min" in inspect.signature(self.controller_class.__init__).parameters:
+            kwargs["weight_lr_min"] = None  # the env's cosine spans warm-up and search instead
         if "total_steps" in inspect.signature(self.controller_class.__init__).parameters:
             # Schedules (temperature, cosine lr) anneal over the real run length.
             kwargs.setdefault("total_steps", self._resolve_steps(samples_per_step=1))
@@ -165,6 +175,8 @@ class Search:
             self.load_state_dict(resume_state)
 
     def _resolve_steps(self, samples_per_step: int) -> int:
+        if self.plan is not None:
+            return self.plan.steps(samples_per_step)
         if self.config.steps is not None and self.config.epochs is not None:
             raise ValueError("give steps or epochs, not both")
         if self.config.epochs is not None:
@@ -368,7 +380,7 @@ class Search:
             "genotype": None, "space": self.space.to_dict(),
             "best_reward": self.best_reward if math.isfinite(self.best_reward) else None,
             "best_arch": None if self.best_arch is None else [int(a) for a in self.best_arch],
-            "config": asdict(self.config),
+            "config": asdict(self.config), "protocol_plan": self.plan.to_dict() if self.plan else None,
             **self._result_extras(),
         }
         score = getattr(self.env.unwrapped, "score", None)
