@@ -8,7 +8,6 @@ Black-box controllers run ``ask -> env.step -> tell``; gradient controllers run 
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import random
 import sys
@@ -21,8 +20,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nasgen import controllers, envs
-from nasgen.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nasgen import controllers, envs, jsonfile
+from nasgen.checkpoint import CheckpointError, load_checkpoint, remove_temporaries, save_checkpoint
 from nasgen.searchspace import CellSearchSpace, plot_cell, plot_op_probabilities
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -324,6 +323,8 @@ class Search:
         """
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if resume_state:  # a write that was killed leaves its temporary file behind
+                remove_temporaries(self.run_dir / CHECKPOINT_NAME)
         self._start(resume_state, env_state)
         can_checkpoint = hasattr(self.env.unwrapped, "state_dict")
         if self.logger is not None and not resume_state:
@@ -382,7 +383,7 @@ class Search:
                 plot_cell(self.space, arch, cell, self.run_dir / f"{cell}.png", title=f"{cell} cell ({self.config.controller})")
         (self.run_dir / "genotype.txt").write_text(
             (repr(result["genotype"]) + "\n" if result["genotype"] else "") + result["architecture"] + "\n")
-        (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        jsonfile.write(self.run_dir / "result.json", result)
         if self.logger is not None:
             self.logger.add_text("search/genotype", f"```\n{result['architecture']}\n```", self.step)
             if result["score"] is not None:
