@@ -26,6 +26,7 @@ import hashlib
 import io
 import os
 import tempfile
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -169,13 +170,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if hashlib.sha256(payload).hexdigest().encode() != header[len(_MAGIC):-1]:
         raise CheckpointError(f"checkpoint {path} is corrupt (checksum mismatch)")
     try:
-        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; the error says enough
+            warnings.simplefilter("ignore")
+            state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many kinds; UnpicklingError for a refused object
         first = str(error).strip().splitlines()
         detail = next((line.strip().split(" was not an allowed")[0] for line in first if "Unsupported" in line),
                       type(error).__name__)
         raise CheckpointError(f"checkpoint {path} holds more than tensors and plain data and was refused "
                               f"without running it ({detail[:160]})") from None
-    if not isinstance(state, dict):
-        raise CheckpointError(f"checkpoint {path} does not hold a state dict")
-    return _decode(state)
+    try:
+        if not isinstance(state, dict):
+            raise TypeError(type(state).__name__)
+        return _decode(state)
+    except Exception as error:  # e.g. a tagged array that is not a plain tensor
+        raise CheckpointError(f"checkpoint {path} does not hold a nasgen state ({type(error).__name__})") from None

@@ -144,7 +144,11 @@ def _resume_config(args: argparse.Namespace):
         state = resume_state(run_dir)
     except CheckpointError as error:
         raise UsageError(f"--resume: {error}; nothing was changed") from None
-    config = SearchConfig(**state["config"])
+    try:
+        config = SearchConfig(**state["config"])
+    except (KeyError, TypeError) as error:
+        raise UsageError(f"--resume: the checkpoint in {run_dir} holds no valid search config ({error}); "
+                         f"nothing was changed") from None
     given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):

@@ -148,3 +148,31 @@ def test_leftover_temporaries_are_removed_on_resume(tmp_path, capsys):
     assert main(["search", "--resume", str(run_dir), "--no-progress"]) == 0
     assert not leftover.exists() and (run_dir / "checkpoint.pt").is_file()
     assert remove_temporaries(run_dir / "checkpoint.pt") == []
+
+
+@pytest.mark.parametrize("content", [[1, 2], {"x": 1}, {"config": {"colour": 1}},
+                                     {"config": {}, "t": {"__nasgen_ndarray__": torch.zeros(2, dtype=torch.bfloat16)}}],
+                         ids=["a list", "no config", "bad config", "bad tagged array"])
+def test_safe_but_foreign_checkpoint_is_one_line(tmp_path, content, capsys):
+    payload = torch_bytes(content)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.pt").write_bytes(f"{FORMAT} {hashlib.sha256(payload).hexdigest()}\n".encode() + payload)
+    assert main(["search", "--resume", str(run_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "nothing was changed" in err, err
+
+
+def test_hostile_checkpoint_through_a_real_process_is_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    marker = tmp_path / "code-ran"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.pt").write_bytes(hostile_files(marker)["a correct sha256 over a plain pickle"])
+    result = subprocess.run([sys.executable, "-m", "nasgen", "search", "--resume", str(run_dir)], capture_output=True,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "refused without running it" in result.stderr and not marker.exists()
