@@ -294,7 +294,7 @@ def run_trial(spec: dict) -> dict:
         why, kind = None, "stale"
         try:
             state = resume_state(run_dir)
-            if _normalised(state["config"]) != _normalised(asdict(config)):
+            if _normalised(state.get("config")) != _normalised(asdict(config)):
                 state, why = None, "its checkpoint is for other settings"
         except CheckpointError as error:
             why = str(error)
