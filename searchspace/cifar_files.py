@@ -10,10 +10,10 @@ enough on its own against a hostile folder:
    (``md5sum data_batch_* test_batch batches.meta > MD5SUMS``), and then every file must
    match that manifest instead. A manifest is written by whoever wrote the folder, so it
    only detects accidents; it is what makes the second guard necessary.
-2. **A restricted unpickler.** ``find_class`` allows exactly what a CIFAR batch is made of
-   (numpy's array reconstruction: ``_reconstruct``/``_frombuffer``, ``ndarray``, ``dtype``) and refuses every
-   other class or function, so even a file that passes the first check cannot run code.
-   Anything else in the file is refused with one line.
+2. **A restricted unpickler.** ``find_class`` allows exactly what a CIFAR batch is made of,
+   numpy's array reconstruction (``_reconstruct`` or, for pickle protocol 5, ``_frombuffer``;
+   ``ndarray``; ``dtype``), and refuses every other class or function, so even a file that
+   passes the first check cannot run code. Such a file is refused with one line.
 """
 
 from __future__ import annotations
@@ -150,8 +150,9 @@ def read_cifar10(root: str, download: bool) -> tuple[np.ndarray, np.ndarray, np.
 
     Args:
         root: the folder holding ``cifar-10-batches-py/``.
-        download: fetch (and MD5-check) torchvision's archive when the files are missing
-            or do not match CIFAR-10's published MD5s.
+        download: fetch (and MD5-check) torchvision's archive when files are missing, or
+            when they do not match CIFAR-10's published MD5s and there is no ``MD5SUMS`` (a
+            trimmed copy with its manifest is never overwritten; a mismatch is an error).
 
     Returns:
         Train images ``[50000, 32, 32, 3]`` uint8, train labels, test images, test labels.
@@ -167,7 +168,9 @@ def read_cifar10(root: str, download: bool) -> tuple[np.ndarray, np.ndarray, np.
     folder = Path(root) / CIFAR10.base_folder
     names_md5 = [(name, digest) for name, digest in CIFAR10.train_list + CIFAR10.test_list]
     names_md5.append((CIFAR10.meta["filename"], CIFAR10.meta["md5"]))
-    if download and not all((folder / n).is_file() and md5((folder / n).read_bytes()) == d for n, d in names_md5):
+    present = all((folder / n).is_file() for n, _ in names_md5)
+    if download and not (present and ((folder / MANIFEST).is_file()
+                                      or all(md5((folder / n).read_bytes()) == d for n, d in names_md5))):
         from torchvision.datasets.utils import download_and_extract_archive
 
         download_and_extract_archive(CIFAR10.url, root, filename=CIFAR10.filename, md5=CIFAR10.tgz_md5)

@@ -50,7 +50,8 @@ def file_size_limit(limit: int):
 def test_states_round_trip_exactly(tmp_path):
     rng = np.random.default_rng(7)
     theta = rng.normal(size=(3, 4))
-    state = {"rng": rng.bit_generator.state, "legacy": np.random.RandomState(3).get_state(), "theta": theta, "mask": np.array([True, False]), "u32": np.arange(5, dtype=np.uint32),
+    state = {"rng": rng.bit_generator.state, "legacy": np.random.RandomState(3).get_state(), "theta": theta,
+             "mask": np.array([True, False]), "u32": np.arange(5, dtype=np.uint32),
              "f32": np.float32(0.25), "i64": np.int64(-3), "tensor": torch.arange(4.0), "big": 2**100 + 1,
              "nested": OrderedDict(a=[1, (2.5, None, "x")]), "empty": np.zeros((0, 2))}
     assert state["rng"]["state"]["state"] > 2**64  # PCG64's 128-bit ints must survive weights_only

@@ -220,6 +220,31 @@ def test_sweep_on_a_local_ray_instance(tmp_path):
     assert {row["status"] for row in read_csv(sweep_dir / "trials.csv")} == {"skipped"}
 
 
+@pytest.mark.slow  # ~30 s: starts Ray; test_a_trial_with_a_damaged_or_hostile_checkpoint... covers the logic
+def test_sweep_over_a_trial_holding_a_hostile_checkpoint_runs_no_code(tmp_path):
+    pytest.importorskip("ray.tune")
+    import hashlib
+    import io
+
+    import torch
+
+    from nasgen.checkpoint import FORMAT
+
+    run_dir = tmp_path / "evil" / "runs" / "random__s0"
+    run_dir.mkdir(parents=True)
+    marker = tmp_path / "code-ran"
+    buffer = io.BytesIO()
+    torch.save({"config": {}, "step": 1, "controller": _Evil(marker)}, buffer)
+    payload = buffer.getvalue()
+    (run_dir / "checkpoint.pt").write_bytes(f"{FORMAT} {hashlib.sha256(payload).hexdigest()}\n".encode() + payload)
+    done = run_sweep("--controllers", "random", "--seeds", "1", *TEACHER, "--num-cpus", "1", "--logdir",
+                     str(tmp_path), "--name", "evil", "--verbose", "0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not marker.exists()
+    assert (run_dir.with_name("random__s0.damaged-1") / "checkpoint.pt").is_file()
+    assert json.loads((run_dir / "result.json").read_text())["steps"] == 5
+
+
 def test_sweep_refuses_impossible_resources(tmp_path):
     pytest.importorskip("ray.tune")
     from nasgen.sweep import cmd_sweep
