@@ -78,3 +78,15 @@ def test_a_nonfinite_score_writes_valid_result_json(tmp_path):
     assert math.isnan(result["score"])
     written = strict_loads((tmp_path / "run" / "result.json").read_text())
     assert written["score"] is None and written["nonfinite"] == ["score"]
+
+
+def test_a_diverged_retrain_writes_valid_retrain_json(tmp_path, capsys):
+    from nasgen.cli import main
+    from nasgen.searchspace import DARTS_V2
+
+    genotype = tmp_path / "g.json"
+    genotype.write_text(json.dumps({"genotype": DARTS_V2._asdict(), "space": "darts"}))
+    assert main(["retrain", str(genotype), "--epochs", "1", "--channels", "4", "--cells", "3", "--limit", "64",
+                 "--lr", "1e12", "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    record = strict_loads((tmp_path / "out" / "retrain.json").read_text())
+    assert "test_loss" in record["nonfinite"] and record["test_loss"] is None
