@@ -1,4 +1,5 @@
 import hashlib
+import io
 import pickle
 import struct
 
@@ -47,7 +48,10 @@ def _write_cifar(root, n_per_batch=6, n_test=8, rng=np.random.default_rng(0), ma
         batch = {"batch_label": name, "labels": rng.integers(0, 10, n).tolist(),
                  "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "filenames": [f"{i}.png" for i in range(n)]}
         with open(folder / name, "wb") as f:
-            pickle.dump(batch, f, protocol=protocol)
+            if protocol == "python2":
+                _dump_py2(batch, f)
+            else:
+                pickle.dump(batch, f, protocol=protocol)
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": [f"class{i}" for i in range(10)], "num_cases_per_batch": n_per_batch}, f)
     if manifest:
@@ -55,7 +59,28 @@ def _write_cifar(root, n_per_batch=6, n_test=8, rng=np.random.default_rng(0), ma
     return folder
 
 
-@pytest.mark.parametrize("protocol", [4, 5])
+class _Py2Pickler(pickle._Pickler):
+    """Writes str and bytes as Python 2 ``str`` (BINSTRING), as CIFAR-10's own cPickle files do."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def _py2_string(self, data: bytes):
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+
+    dispatch[bytes] = lambda self, obj: self._py2_string(obj)
+    dispatch[str] = lambda self, obj: self._py2_string(obj.encode("latin1"))
+
+
+def _dump_py2(obj, f):
+    buffer = io.BytesIO()
+    _Py2Pickler(buffer, protocol=2).dump(obj)
+    f.write(buffer.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n"))
+
+
+@pytest.mark.parametrize("protocol", ["python2", 2, 4, 5])
 def test_cifar10_reads_real_pickle_batches(tmp_path, protocol):
     _write_cifar(tmp_path, protocol=protocol)
     data = load_dataset("cifar10", tmp_path)
@@ -167,3 +192,15 @@ def test_batch_stream_resumes_exactly():
     for y in expected:
         torch.testing.assert_close(b.next()[1], y)
     assert a.epochs == pytest.approx(2.7)
+
+
+def test_the_cifar_unpickler_allows_numpy_arrays_and_nothing_else():
+    from nasgen.searchspace.cifar_files import UnsafePickleError, load_plain_pickle
+
+    array = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    for protocol in (2, 4, 5):
+        assert np.array_equal(load_plain_pickle(pickle.dumps({"a": array}, protocol=protocol))["a"], array)
+    for hostile in (b"cos\nsystem\n(Vtrue\ntR.", b"c_codecs\nencode\n(Vx\nVrot13\ntR.",
+                    b"cbuiltins\neval\n(V1\ntR.", b"cnumpy\nload\n(Vx\ntR."):
+        with pytest.raises(UnsafePickleError):
+            load_plain_pickle(hostile)
