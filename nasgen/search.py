@@ -8,7 +8,6 @@ Black-box controllers run ``ask -> env.step -> tell``; gradient controllers run 
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import random
 import sys
@@ -21,8 +20,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nasgen import controllers, envs, protocols
-from nasgen.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nasgen import controllers, envs, jsonfile, protocols
+from nasgen.checkpoint import CheckpointError, load_checkpoint, remove_temporaries, save_checkpoint
 from nasgen.searchspace import CellSpace, plot_cell, plot_op_probabilities
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -336,6 +335,8 @@ class Search:
         """
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if resume_state:  # a write that was killed leaves its temporary file behind
+                remove_temporaries(self.run_dir / CHECKPOINT_NAME)
         self._start(resume_state, env_state)
         can_checkpoint = hasattr(self.env.unwrapped, "state_dict")
         if self.logger is not None and not resume_state:
@@ -397,7 +398,7 @@ class Search:
         genotype_line = (repr(result["genotype"]) + "\n"
                          if result["genotype"] and result["genotype"] != result["architecture"] else "")
         (self.run_dir / "genotype.txt").write_text(genotype_line + result["architecture"] + "\n")
-        (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        jsonfile.write(self.run_dir / "result.json", result)
         if self.logger is not None:
             self.logger.add_text("search/genotype", f"```\n{result['architecture']}\n```", self.step)
             if result["score"] is not None:
