@@ -31,7 +31,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -40,6 +39,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nasgen import jsonfile
 from nasgen.searchspace import DARTS_OPS, OPS, CellSearchSpace, Network, Supernet, get, load_dataset
 
 CANDIDATE_SETS = {
@@ -149,7 +149,7 @@ def report_1d(args, rng: np.random.Generator, out: Path) -> None:
           f"{args.repeats}")
     print(table)
     out_1d = out.with_name(out.stem + "_1d.json")
-    out_1d.write_text(json.dumps({"config": vars(args), "rows": rows}, indent=2))
+    jsonfile.write(out_1d, {"config": vars(args), "rows": rows})
     out_1d.with_suffix(".md").write_text(table + "\n")
     print(f"wrote {out_1d} and {out_1d.with_suffix('.md')}")
 
@@ -175,7 +175,7 @@ def report_ops(args, rng: np.random.Generator, out: Path) -> None:
           f"{args.cells} cells, {args.device}, {torch.get_num_threads()} torch threads; ratios to the 4-op "
           f"supernet, median of {args.repeats}")
     print(table)
-    out.write_text(json.dumps({"config": vars(args), "rows": rows}, indent=2))
+    jsonfile.write(out, {"config": vars(args), "rows": rows})
     out.with_suffix(".md").write_text(table + "\n")
     print(f"wrote {out} and {out.with_suffix('.md')}")
 

@@ -116,20 +116,36 @@ def _search_config(args: argparse.Namespace):
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
-    return SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs,
+    protocol = getattr(args, "protocol", None)  # the sweep's trial namespaces have none
+    if protocol is not None:
+        from nasgen import protocols
+
+        _choice(protocol, protocols.names(), "protocol")
+        if "schedule_epochs" not in accepted:
+            raise UsageError(f"--protocol needs an env that trains shared weights with a warm-up "
+                             f"(nasgen/OneShotNAS-v0); {env_id} has none")
+    return SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs, protocol=protocol,
                         seed=_SEARCH_DEFAULTS["seed"] if args.seed is None else args.seed,
                         device=args.device or _SEARCH_DEFAULTS["device"], env_kwargs=env_kwargs,
                         controller_kwargs=controller_kwargs, checkpoint_every=args.checkpoint_every)
 
 
 def _run_dir(logdir: str, config) -> Path:
+    """Create and return a new run directory under ``logdir``.
+
+    The directory is made with an exclusive ``mkdir``, so runs started in the same second
+    get ``NAME``, ``NAME-2``, ... and never share one.
+    """
     name = f"{config.env.split('/')[-1]}__{config.controller}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    path = Path(logdir) / name
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = Path(logdir) / f"{name}-{suffix}"
-    return path
+    Path(logdir).mkdir(parents=True, exist_ok=True)
+    for suffix in range(1, 10_000):
+        path = Path(logdir) / (name if suffix == 1 else f"{name}-{suffix}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"{logdir} already holds 9999 runs named {name}-N")
 
 
 def _resume_config(args: argparse.Namespace):
@@ -144,8 +160,13 @@ def _resume_config(args: argparse.Namespace):
         state = resume_state(run_dir)
     except CheckpointError as error:
         raise UsageError(f"--resume: {error}; nothing was changed") from None
-    config = SearchConfig(**state["config"])
-    given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device}
+    try:
+        config = SearchConfig(**state["config"])
+    except (KeyError, TypeError) as error:
+        raise UsageError(f"--resume: the checkpoint in {run_dir} holds no valid search config ({error}); "
+                         f"nothing was changed") from None
+    given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device,
+             "protocol": getattr(args, "protocol", None)}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
             raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {getattr(config, key)!r}, "
@@ -163,10 +184,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir, config, state = _resume_config(args)
     else:
-        config, state = _search_config(args), None
-        run_dir = _run_dir(args.logdir, config)
+        config, state, run_dir = _search_config(args), None, None
     seed_everything(config.seed)
-    result = run_logged(Search(config, run_dir, progress=not args.no_progress), state)
+    search = Search(config, run_dir or args.logdir, progress=not args.no_progress)
+    if run_dir is None:  # made only once the environment accepted its arguments
+        search.run_dir = run_dir = _run_dir(args.logdir, config)
+    result = run_logged(search, state)
     print_result(result, run_dir)
     return 0
 
@@ -259,7 +282,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.tensorboard import SummaryWriter
 
-    from nasgen import searchspace
+    from nasgen import jsonfile, searchspace
     from nasgen.search import seed_everything
     from nasgen.searchspace import Network, TrainConfig, train_network
 
@@ -304,7 +327,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
               "seed": args.seed, "crop_padding": args.crop_padding, "flip": args.flip, "cutout": args.cutout,
               **result.to_dict()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "retrain.json").write_text(json.dumps(record, indent=2) + "\n")
+    jsonfile.write(out_dir / "retrain.json", record)
     print(f"test accuracy: {result.test_accuracy:.4f}  (val {result.val_accuracy:.4f}, "
           f"{result.parameters} parameters, {args.epochs} epochs on {dataset_name})")
     print(f"results: {out_dir / 'retrain.json'}  (TensorBoard: tensorboard --logdir {out_dir})")
@@ -353,6 +376,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, help="search steps (default: 1000)")
     budget.add_argument("--epochs", type=float, help="architecture-phase epochs over the validation split")
     search.add_argument("--warmup-epochs", type=float, help="weight-training epochs before the first reward")
+    search.add_argument("--protocol", help="paper or shared: each method's split of the supernet-training budget "
+                                           "(warm-up + search) and a cosine weight lr over it (default: as configured)")
     search.add_argument("--seed", type=int, help="seed (default: 0)")
     search.add_argument("--device", help="cpu or cuda (default: cpu)")
     search.add_argument("--logdir", default="runs", help="parent folder of run directories (default: runs/)")
@@ -407,16 +432,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from nasgen.searchspace import DataNotFoundError
+    from nasgen.checkpoint import CheckpointWriteError
+    from nasgen.searchspace import DataError, DataNotFoundError
 
     try:
         return args.func(args)
     except UsageError as error:
         print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except DataNotFoundError as error:
+    except (DataNotFoundError, DataError) as error:
         print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except CheckpointWriteError as error:
+        print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"nasgen {args.command}: interrupted", file=sys.stderr)
         return 130
