@@ -523,3 +523,20 @@ def test_credit_skips_nonfinite_credit():
     metrics = ctrl.tell([arch], [0.0], [{"credit": credit}])
     assert metrics["nonfinite_rewards"] == 1.0
     assert np.all(ctrl.policy.theta == 0)
+
+
+def test_credit_derives_as_the_space_does():
+    """Plain argmax per edge on nb201 (the zero op may win an edge, as the authors derive); the
+    DARTS two-inputs rule only on DARTS cell spaces."""
+    from nasgen.searchspace import get
+
+    nb201 = get("nb201")
+    ctrl = controllers.make("credit", nb201, seed=0)
+    ctrl.policy.theta[:, 0] = 1.0          # the zero op strongest everywhere...
+    ctrl.policy.theta[0, 2] = 2.0          # ...but on edge 0
+    assert ctrl.derive().tolist() == [2] + [0] * (nb201.n_decisions - 1)
+    small = get("small")
+    ctrl = controllers.make("credit", small, seed=0)
+    ctrl.policy.theta[:, 0] = 1.0
+    arch = ctrl.derive()
+    assert np.array_equal(arch, small.derive(ctrl.op_probabilities())) and np.count_nonzero(arch) == 12
