@@ -67,8 +67,10 @@ class LogitOptimizer:
         self.total_steps = None if total_steps is None else int(total_steps)
         self.optimizer = torch.optim.Adam([self.theta], lr=float(lr), betas=(float(betas[0]), float(betas[1])),
                                           eps=float(eps), foreach=False)
-        self.scheduler = (None if self.total_steps is None else
-                          torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total_steps, eta_min=0.0))
+        self.scheduler = None
+        if self.total_steps is not None:
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=self.total_steps,
+                                                                        eta_min=0.0)
 
     @property
     def lr(self) -> float:
