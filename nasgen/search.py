@@ -150,6 +150,8 @@ class Search:
 
     #: only the main process logs and writes files
     is_main = True
+    #: end with a credit-quality check on the derived architecture (extra forward passes)
+    final_credit_check = True
 
     # --- setup ---------------------------------------------------------------------------------
     def _start(self, resume_state: Optional[dict], env_state: Optional[dict]) -> None:
@@ -387,7 +389,8 @@ class Search:
             **self._result_extras(),
         }
         quality = getattr(self.env.unwrapped, "credit_quality", None)
-        result["credit_quality"] = quality(arch) if quality is not None else None
+        result["credit_quality"] = (quality(arch if self.final_credit_check else None)
+                                    if quality is not None else None)
         if self.logger is not None and result["credit_quality"]:
             for group in ("final", "pooled"):
                 for key, value in result["credit_quality"].get(group, {}).items():
