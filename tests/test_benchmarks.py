@@ -150,3 +150,20 @@ def test_teacher_recovery_quick(tmp_path):
     assert rows["random"]["recovered"] == 0  # 10^10 architectures: chance cannot hit it in 3,000
     # Exact credit pays 1 + 10 forward passes per sample, so its counts are multiples of 11.
     assert all(r["evaluations"] % 11 == 0 for r in rows["credit[exact]"]["runs"] if r["evaluations"] is not None)
+
+
+def test_credit_theta_and_credit_runs_quick(tmp_path):
+    """credit_theta.py prints one row per setting; credit_runs.py summarises a real run."""
+    proc = run_script("credit_theta.py", "--seeds", "1", "--steps", "30", "--edges", "4", "--ops", "3",
+                      "--settings", "0,3")
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| lr") or line.startswith("| authors")]
+    assert len(rows) == 2 and all(line.count("|") == 6 for line in rows)
+    logdir = tmp_path / "runs"
+    search = subprocess.run([sys.executable, "-m", "nasgen", "search", "--steps", "4", "--no-progress",
+                             "--logdir", str(logdir), "--env-kwargs", "C=4", "n_cells=3", "limit=64",
+                             "batch_size=16", "credit_check_every=2", "--warmup-epochs", "0"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert search.returncode == 0, search.stderr[-2000:]
+    proc = run_script("credit_runs.py", *map(str, logdir.iterdir()))
+    row = proc.stdout.strip().splitlines()[-1]
+    assert row.startswith("| defaults | 0 | 4 |") and row.count("|") == 15
