@@ -141,7 +141,8 @@ class CreditAssignment(Controller):
             infos: env infos, each with ``"credit"``: one value per decision.
 
         Returns:
-            Metrics; besides the common ones ``credit_mean``, ``baseline`` (mean over
+            Metrics; besides the common ones ``credit_mean``, ``lr`` (the step size this
+            update used), ``theta_grad_norm`` (before clipping), ``baseline`` (mean over
             decisions) and ``credit_corr`` when the env reports it (hybrid).
 
         Raises:
