@@ -1,0 +1,350 @@
+"""Building a table on Ray: the architectures to train, the append-only rows file, packing.
+
+A build directory holds::
+
+    build.json    space, dataset, seeds, recipe, the architecture limit, and one entry per
+                  start of the build (``sessions``: start time); a restart with other
+                  settings is refused
+    rows.jsonl    one JSON row per (architecture, seed), appended as Ray tasks finish
+                  (``recipe.train_architecture`` rows plus ``session`` and ``time``)
+
+A restart reads ``rows.jsonl`` (a torn last line from a kill is cut off), skips the
+(architecture, seed) pairs that have a row without an error, and trains the rest; rows with
+an error are trained again, and packing keeps the last row of each pair.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from nasgen.searchspace.registry import Registry
+
+from .recipe import METRICS, Recipe, train_items
+from .table import FORMAT, figures, sha256_of
+
+ROWS = "rows.jsonl"
+BUILD = "build.json"
+#: Spaces with at most this many encodings and no canonical form are enumerated one class each.
+ENUMERABLE = 200_000
+
+#: Canonical forms by space name: ``factory(space) -> (canonical(arch) -> tuple, all_distinct() -> [K, D])``.
+CANONICAL: Registry[Callable] = Registry("canonical form")
+
+
+def _nb201_form(space):
+    from nasgen.searchspace.canonical import canonical_map
+
+    cmap = canonical_map(tuple(space.op_names))
+    return cmap.canonical, lambda: cmap.representatives.astype(np.int64)
+
+
+CANONICAL.register("nb201")(_nb201_form)
+CANONICAL.register("nb201-nozero")(_nb201_form)
+
+
+def _identity_form(space):
+    def canonical(arch):
+        return tuple(int(a) for a in arch)
+
+    def every():
+        if math.prod(space.choices) > ENUMERABLE:
+            return None
+        grids = np.meshgrid(*[np.arange(c) for c in space.choices], indexing="ij")
+        return np.stack([g.ravel() for g in grids], axis=1).astype(np.int64)
+
+    return canonical, every
+
+
+def _form(space):
+    return CANONICAL.get(space.name)(space) if space.name in CANONICAL else _identity_form(space)
+
+
+def canonicalizer(space) -> Callable[[np.ndarray], tuple[int, ...]]:
+    """``arch -> representative tuple`` for ``space`` (identity for spaces without a form)."""
+    return _form(space)[0]
+
+
+def all_distinct(space) -> Optional[np.ndarray]:
+    """``[K, D]`` one representative per distinct architecture, or None when the space is too
+    large to enumerate (then a build needs ``limit_archs``)."""
+    return _form(space)[1]()
+
+
+def plan_archs(space, limit: Optional[int] = None, seed: int = 0) -> np.ndarray:
+    """The distinct architectures a build trains: all of them, or ``limit`` drawn at random.
+
+    Args:
+        space: the search space.
+        limit: at most this many (a uniform random subset of the distinct ones, drawn with
+            ``seed``; spaces too large to enumerate get ``limit`` distinct random encodings).
+        seed: seed of that draw.
+
+    Returns:
+        ``[K, D]`` int64 representatives in lexicographic order.
+
+    Raises:
+        ValueError: a non-enumerable space without ``limit``, or ``limit < 1``.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit_archs must be >= 1, got {limit}")
+    every = all_distinct(space)
+    rng = np.random.default_rng(seed)
+    if every is None:
+        if limit is None:
+            raise ValueError(f"space {space.name!r} has {math.prod(space.choices):.3g} encodings and no "
+                             f"canonical form to enumerate; give limit_archs (--limit-archs)")
+        canonical = canonicalizer(space)
+        chosen: set[tuple[int, ...]] = set()
+        while len(chosen) < limit:
+            chosen.add(canonical(space.sample(rng)))
+        archs = np.array(sorted(chosen), dtype=np.int64)
+    elif limit is not None and limit < len(every):
+        archs = every[np.sort(rng.choice(len(every), size=limit, replace=False))]
+    else:
+        archs = every
+    return archs
+
+
+def versions() -> dict[str, str]:
+    """The versions a table was built with."""
+    import gymnasium
+    import torch
+
+    import nasgen
+
+    out = {"nasgen": nasgen.__version__, "python": platform.python_version(), "torch": torch.__version__,
+           "numpy": np.__version__, "gymnasium": gymnasium.__version__}
+    try:
+        import ray
+        out["ray"] = ray.__version__
+    except ImportError:
+        pass
+    return out
+
+
+# --- the rows file ---------------------------------------------------------------------------------
+def read_rows(path: Path, repair: bool = False) -> list[dict]:
+    """The rows of ``rows.jsonl``; a torn last line (a killed build) is ignored, and cut off
+    the file when ``repair`` (so the next append starts on a fresh line)."""
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    good_end = data.rfind(b"\n") + 1
+    rows = []
+    for line in data[:good_end].splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    if repair and good_end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good_end)
+    return rows
+
+
+def _key(row: dict) -> tuple:
+    return tuple(row["arch"]), int(row["seed"])
+
+
+def _settings(space, dataset: str, seeds: Sequence[int], recipe: Recipe, limit: Optional[int]) -> dict:
+    return {"space": space.to_dict(), "dataset": dataset, "seeds": [int(s) for s in seeds],
+            "recipe": recipe.to_dict(), "limit_archs": limit}
+
+
+def _start_build_dir(out: Path, settings: dict) -> int:
+    """Write or check ``build.json``; returns this start's session number."""
+    path = out / BUILD
+    if path.is_file():
+        found = json.loads(path.read_text())
+        differing = sorted(k for k in settings if found.get(k) != settings[k])
+        if differing:
+            raise ValueError(f"build directory {out} holds a build with other {', '.join(differing)}; "
+                             f"use another --out or the same settings")
+        sessions = found.get("sessions", [])
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        sessions = []
+    sessions.append({"started": time.time()})
+    path.write_text(json.dumps({**settings, "sessions": sessions}, indent=2) + "\n")
+    return len(sessions) - 1
+
+
+def build_time(out: Path, rows: list[dict]) -> float:
+    """Wall-clock seconds of the build over all its starts: per start, from its start to its
+    last row (a killed start counts up to its last written row)."""
+    sessions = json.loads((out / BUILD).read_text()).get("sessions", [])
+    total = 0.0
+    for k, session in enumerate(sessions):
+        times = [r["time"] for r in rows if r.get("session") == k]
+        if times:
+            total += max(times) - session["started"]
+    return total
+
+
+def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | Path, *,
+          address: Optional[str] = None, num_cpus: Optional[int] = None, limit_archs: Optional[int] = None,
+          archs_per_task: int = 1, stop_after: Optional[int] = None, progress: bool = True) -> list[dict]:
+    """Train every (distinct architecture, seed) not yet in ``out/rows.jsonl`` as Ray tasks.
+
+    Rows are appended as tasks finish, so a killed build resumes where it stopped. Ray is
+    joined at ``address``, or a local instance with ``num_cpus`` CPUs is started (and shut
+    down at the end); an already initialised Ray is used as it is.
+
+    Args:
+        space: the search space.
+        dataset: the dataset name.
+        seeds: training seeds.
+        recipe: the training recipe.
+        out: the build directory.
+        address: a Ray cluster address (``auto`` or ``HOST:PORT``).
+        num_cpus: CPUs of a local Ray instance (default: all).
+        limit_archs: train only this many distinct architectures (pilots, tests).
+        archs_per_task: (architecture, seed) items per Ray task (amortises task overhead).
+        stop_after: stop after writing this many new rows (tests of the resume; None = all).
+        progress: show a tqdm bar (done/total, ETA).
+
+    Returns:
+        All rows of the rows file after this run.
+
+    Raises:
+        ValueError: bad settings, or ``out`` holds a build with other settings.
+        ImportError: Ray is not installed.
+    """
+    import ray
+
+    if archs_per_task < 1:
+        raise ValueError(f"archs_per_task must be >= 1, got {archs_per_task}")
+    if not seeds:
+        raise ValueError("a build needs at least one seed")
+    out = Path(out)
+    archs = plan_archs(space, limit_archs)
+    session = _start_build_dir(out, _settings(space, dataset, seeds, recipe, limit_archs))
+    rows_path = out / ROWS
+    done = {_key(r) for r in read_rows(rows_path, repair=True) if r.get("error") is None}
+    items = [(a, int(s)) for a in archs.tolist() for s in seeds if (tuple(a), int(s)) not in done]
+    total = len(archs) * len(seeds)
+    started_ray = False
+    if items and not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+        started_ray = True
+    try:
+        if items:
+            _run_tasks(ray, space, dataset, recipe, items, rows_path, session, archs_per_task,
+                       stop_after, progress, total)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    return read_rows(rows_path)
+
+
+def _run_tasks(ray, space, dataset, recipe, items, rows_path, session, archs_per_task, stop_after,
+               progress, total) -> None:
+    from tqdm.auto import tqdm
+
+    task = ray.remote(num_cpus=1, max_retries=0)(train_items)
+    space_ref = space.to_dict()
+    recipe_dict = recipe.to_dict()
+    batches = [items[i:i + archs_per_task] for i in range(0, len(items), archs_per_task)]
+    pending = {task.remote(space_ref, dataset, recipe_dict, batch): batch for batch in batches}
+    written = 0
+    bar = tqdm(total=total, initial=total - len(items), unit="row", desc="bench build", disable=not progress)
+    try:
+        with open(rows_path, "a") as f:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    batch = pending.pop(ref)
+                    try:
+                        rows = ray.get(ref)
+                    except Exception as error:  # the worker died: every item of it is a failed row
+                        line = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+                        rows = [{"arch": list(a), "seed": s, "epochs": list(recipe.record_epochs),
+                                 **{m: [] for m in METRICS}, "params": None, "flops": None,
+                                 "train_time_s": None, "error": f"task failed: {line}"} for a, s in batch]
+                    for row in rows:
+                        row.update(session=session, time=time.time())
+                        f.write(json.dumps(row) + "\n")
+                    f.flush()
+                    os.fsync(f.fileno())
+                    written += len(rows)
+                    bar.update(len(rows))
+                if stop_after is not None and written >= stop_after:
+                    for ref in pending:
+                        ray.cancel(ref, force=True)
+                    return
+    finally:
+        bar.close()
+
+
+# --- packing ---------------------------------------------------------------------------------------
+def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
+    """Pack the rows of a build directory into ``dest/NAME.npz`` and ``dest/NAME.json``.
+
+    The last row of each (architecture, seed) counts; architectures and seeds missing a row
+    get nan metrics (a partial table: its manifest says how many rows it has).
+
+    Args:
+        out: the build directory.
+        name: the table's name (file stem).
+        dest: where to write (default: ``out``).
+
+    Returns:
+        The manifest path.
+    """
+    out = Path(out)
+    dest = Path(dest) if dest is not None else out
+    settings = json.loads((out / BUILD).read_text())
+    from nasgen.searchspace import from_dict
+
+    space = from_dict(settings["space"])
+    recipe = Recipe.from_dict(settings["recipe"])
+    seeds = [int(s) for s in settings["seeds"]]
+    rows = read_rows(out / ROWS)
+    last: dict[tuple, dict] = {}
+    for row in rows:
+        last[_key(row)] = row
+    archs = np.array(sorted({k[0] for k in last}), dtype=np.int64).reshape(-1, space.n_decisions)
+    index = {tuple(a): i for i, a in enumerate(archs.tolist())}
+    K, S, E = len(archs), len(seeds), len(recipe.record_epochs)
+    arrays: dict[str, np.ndarray] = {m: np.full((K, S, E), np.nan, dtype=np.float32) for m in METRICS}
+    params = np.full(K, -1, dtype=np.int64)
+    flops = np.full(K, -1, dtype=np.int64)
+    train_time = np.full((K, S), np.nan, dtype=np.float32)
+    errors = []
+    for (arch, seed), row in last.items():
+        if seed not in seeds:
+            continue
+        i, j = index[arch], seeds.index(seed)
+        if row.get("params") is not None:
+            params[i], flops[i] = row["params"], row["flops"]
+        if row.get("error") is not None:
+            errors.append({"arch": list(arch), "seed": seed, "error": row["error"]})
+            continue
+        for m in METRICS:
+            arrays[m][i, j] = row[m]
+        train_time[i, j] = row["train_time_s"]
+    dest.mkdir(parents=True, exist_ok=True)
+    npz = dest / f"{name}.npz"
+    np.savez_compressed(npz, archs=archs.astype(np.int8), seeds=np.asarray(seeds, dtype=np.int64),
+                        epochs=np.asarray(recipe.record_epochs, dtype=np.int64), params=params, flops=flops,
+                        train_time_s=train_time, **arrays)
+    manifest = {
+        "format": FORMAT, "name": name, "space": space.to_dict(), "dataset": settings["dataset"],
+        "seeds": seeds, "recipe": recipe.to_dict(), "versions": versions(),
+        "build_time_s": build_time(out, rows), "train_time_s": float(np.nansum(train_time)),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_rows": len(last),
+        "errors": errors, "figures": figures(arrays["test_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
+    }
+    path = dest / f"{name}.json"
+    path.write_text(json.dumps(manifest, indent=1, allow_nan=True) + "\n")
+    return path
