@@ -21,7 +21,7 @@ import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -189,7 +189,8 @@ def build_time(out: Path, rows: list[dict]) -> float:
 
 def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | Path, *,
           address: Optional[str] = None, num_cpus: Optional[int] = None, limit_archs: Optional[int] = None,
-          archs_per_task: int = 1, stop_after: Optional[int] = None, progress: bool = True) -> list[dict]:
+          archs_per_task: int = 1, stop_after: Optional[int] = None, progress: bool = True,
+          local: bool = False) -> list[dict]:
     """Train every (distinct architecture, seed) not yet in ``out/rows.jsonl`` as Ray tasks.
 
     Rows are appended as tasks finish, so a killed build resumes where it stopped. Ray is
@@ -208,16 +209,15 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
         archs_per_task: (architecture, seed) items per Ray task (amortises task overhead).
         stop_after: stop after writing this many new rows (tests of the resume; None = all).
         progress: show a tqdm bar (done/total, ETA).
+        local: train in this process, one item after the other, without Ray (same rows file).
 
     Returns:
         All rows of the rows file after this run.
 
     Raises:
         ValueError: bad settings, or ``out`` holds a build with other settings.
-        ImportError: Ray is not installed.
+        ImportError: Ray is not installed (and ``local`` is False).
     """
-    import ray
-
     if archs_per_task < 1:
         raise ValueError(f"archs_per_task must be >= 1, got {archs_per_task}")
     if not seeds:
@@ -228,9 +228,19 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
     rows_path = out / ROWS
     done = {_key(r) for r in read_rows(rows_path, repair=True) if r.get("error") is None}
     items = [(a, int(s)) for a in archs.tolist() for s in seeds if (tuple(a), int(s)) not in done]
+    batches = [items[i:i + archs_per_task] for i in range(0, len(items), archs_per_task)]
     total = len(archs) * len(seeds)
+    payload = (space.to_dict(), dataset, recipe.to_dict())
+    if not batches:
+        return read_rows(rows_path)
+    if local:
+        results = ((batch, train_items(*payload, batch)) for batch in batches)
+        _write_rows(results, recipe, rows_path, session, stop_after, progress, total, len(items))
+        return read_rows(rows_path)
+    import ray
+
     started_ray = False
-    if items and not ray.is_initialized():
+    if not ray.is_initialized():
         kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
         if address:
             ray.init(address=address, **kwargs)
@@ -238,49 +248,55 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
             ray.init(num_cpus=num_cpus, **kwargs)
         started_ray = True
     try:
-        if items:
-            _run_tasks(ray, space, dataset, recipe, items, rows_path, session, archs_per_task,
-                       stop_after, progress, total)
+        task = ray.remote(num_cpus=1, max_retries=0)(train_items)
+        pending = {task.remote(*payload, batch): batch for batch in batches}
+        try:
+            _write_rows(_as_completed(ray, pending), recipe, rows_path, session, stop_after, progress,
+                        total, len(items))
+        finally:
+            for ref in pending:  # stopped early: the rest is not wanted (the workers stay up)
+                ray.cancel(ref)
     finally:
         if started_ray:
             ray.shutdown()
     return read_rows(rows_path)
 
 
-def _run_tasks(ray, space, dataset, recipe, items, rows_path, session, archs_per_task, stop_after,
-               progress, total) -> None:
+def _as_completed(ray, pending: dict) -> Iterator[tuple[list, list[dict]]]:
+    """``(batch, rows)`` of each Ray task as it finishes; a task that died gives error rows."""
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            batch = pending.pop(ref)
+            try:
+                rows = ray.get(ref)
+            except Exception as error:  # the worker died: every item of it is a failed row
+                text = str(error).strip()
+                yield batch, [{"arch": list(a), "seed": s, "error": "task failed: " +
+                               (text.splitlines()[-1] if text else type(error).__name__)} for a, s in batch]
+                continue
+            yield batch, rows
+
+
+def _write_rows(results, recipe: Recipe, rows_path: Path, session: int, stop_after: Optional[int],
+                progress: bool, total: int, todo: int) -> None:
     from tqdm.auto import tqdm
 
-    task = ray.remote(num_cpus=1, max_retries=0)(train_items)
-    space_ref = space.to_dict()
-    recipe_dict = recipe.to_dict()
-    batches = [items[i:i + archs_per_task] for i in range(0, len(items), archs_per_task)]
-    pending = {task.remote(space_ref, dataset, recipe_dict, batch): batch for batch in batches}
     written = 0
-    bar = tqdm(total=total, initial=total - len(items), unit="row", desc="bench build", disable=not progress)
+    bar = tqdm(total=total, initial=total - todo, unit="row", desc="bench build", disable=not progress)
     try:
         with open(rows_path, "a") as f:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                for ref in ready:
-                    batch = pending.pop(ref)
-                    try:
-                        rows = ray.get(ref)
-                    except Exception as error:  # the worker died: every item of it is a failed row
-                        line = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
-                        rows = [{"arch": list(a), "seed": s, "epochs": list(recipe.record_epochs),
-                                 **{m: [] for m in METRICS}, "params": None, "flops": None,
-                                 "train_time_s": None, "error": f"task failed: {line}"} for a, s in batch]
-                    for row in rows:
-                        row.update(session=session, time=time.time())
-                        f.write(json.dumps(row) + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-                    written += len(rows)
-                    bar.update(len(rows))
+            for _, rows in results:
+                for row in rows:
+                    row = {"epochs": list(recipe.record_epochs), **{m: [] for m in METRICS}, "params": None,
+                           "flops": None, "train_time_s": None, "error": None, **row,
+                           "session": session, "time": time.time()}
+                    f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                written += len(rows)
+                bar.update(len(rows))
                 if stop_after is not None and written >= stop_after:
-                    for ref in pending:
-                        ray.cancel(ref, force=True)
                     return
     finally:
         bar.close()

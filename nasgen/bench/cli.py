@@ -43,7 +43,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not name or "/" in name or name in (".", ".."):
         _fail(f"--name must be a plain file name, got {name!r}")
     try:
-        import ray  # noqa: F401
+        if not args.local:
+            import ray  # noqa: F401
     except ImportError:
         _fail('nasgen bench build needs Ray, which is not installed; pip install "nasgen[distributed]"')
     space = searchspace.get(space_name)
@@ -55,7 +56,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         build(space, dataset, seeds, recipe, out, address=args.address, num_cpus=args.num_cpus,
-              limit_archs=args.limit_archs, archs_per_task=args.archs_per_task, progress=not args.no_progress)
+              limit_archs=args.limit_archs, archs_per_task=args.archs_per_task, progress=not args.no_progress,
+              local=args.local)
     except ValueError as error:
         _fail(str(error))
     manifest_path = pack(out, name, SHIPPED_DIR if args.ship else out)
@@ -118,6 +120,7 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--name", help="table name (default: SPACE-DATASET)")
     b.add_argument("--limit-archs", type=int, help="train only this many distinct architectures, drawn at random")
     b.add_argument("--archs-per-task", type=int, default=1, help="(architecture, seed) trainings per Ray task")
+    b.add_argument("--local", action="store_true", help="train in this process, one after the other, without Ray")
     b.add_argument("--ship", action="store_true", help="write the packed table into the package's tables folder")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(func=cmd_build)

@@ -63,8 +63,10 @@ def figures(test_accuracy: np.ndarray) -> dict[str, float]:
         (between the first two seeds, over every architecture / those whose mean is above
         the median; nan with one seed).
     """
-    acc = np.asarray(test_accuracy, dtype=np.float64)
-    mean = np.nanmean(np.where(np.isfinite(acc), acc, np.nan), axis=1) if acc.size else np.array([])
+    acc = np.asarray(test_accuracy, dtype=np.float64).reshape(len(test_accuracy), -1)
+    count = np.isfinite(acc).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, np.where(np.isfinite(acc), acc, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan)
     ok = np.isfinite(mean)
     values = mean[ok]
     out: dict[str, float] = {"n_archs": int(ok.sum())}
@@ -211,8 +213,10 @@ class Table:
     def mean(self, metric: str = "test_accuracy", epoch: Optional[int] = None) -> np.ndarray:
         """``[K]``: ``metric`` averaged over seeds per distinct architecture (nan = all failed)."""
         values = self._values(metric, epoch)
-        with np.errstate(all="ignore"):
-            return np.array([_nanmean(v) for v in values])
+        count = np.isfinite(values).sum(axis=1)
+        total = np.where(np.isfinite(values), values, 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
     def best(self, metric: str = "test_accuracy", epoch: Optional[int] = None) -> dict:
         """The best distinct architecture by the seed-mean of ``metric`` (highest accuracy,
