@@ -60,6 +60,18 @@ def test_plan_archs():
     assert len(bench.plan_archs(get("small"), 3)) == 3
 
 
+def test_spearman_matches_scipy_with_ties():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 5, 40).astype(float)
+    b = a + rng.integers(0, 3, 40)
+    assert bench.spearman(a, b) == pytest.approx(stats.spearmanr(a, b)[0])
+    assert bench.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(bench.spearman([1, 2], [1, 2])) and math.isnan(bench.spearman([1, 1, 1], [1, 2, 3]))
+    f = bench.figures(np.array([[0.5, 0.6], [0.7, 0.7], [0.9, 0.8], [np.nan, np.nan]]))
+    assert f["n_archs"] == 3 and f["best"] == pytest.approx(0.85) and f["spearman_all"] == pytest.approx(1.0)
+
+
 # --- build ----------------------------------------------------------------------------------------
 def test_ray_build_killed_midway_resumes_to_the_same_rows(tmp_path, local_ray):
     seeds = [0, 1]

@@ -157,21 +157,24 @@ def _settings(space, dataset: str, seeds: Sequence[int], recipe: Recipe, limit: 
             "recipe": recipe.to_dict(), "limit_archs": limit}
 
 
-def _start_build_dir(out: Path, settings: dict) -> int:
-    """Write or check ``build.json``; returns this start's session number."""
+def _check_build_dir(out: Path, settings: dict) -> list[dict]:
+    """Refuse a build directory of other settings (writing nothing); returns its sessions."""
     path = out / BUILD
-    if path.is_file():
-        found = json.loads(path.read_text())
-        differing = sorted(k for k in settings if found.get(k) != settings[k])
-        if differing:
-            raise ValueError(f"build directory {out} holds a build with other {', '.join(differing)}; "
-                             f"use another --out or the same settings")
-        sessions = found.get("sessions", [])
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        sessions = []
-    sessions.append({"started": time.time()})
-    path.write_text(json.dumps({**settings, "sessions": sessions}, indent=2) + "\n")
+    if not path.is_file():
+        return []
+    found = json.loads(path.read_text())
+    differing = sorted(k for k in settings if found.get(k) != settings[k])
+    if differing:
+        raise ValueError(f"build directory {out} holds a build with other {', '.join(differing)}; "
+                         f"use another --out or the same settings")
+    return found.get("sessions", [])
+
+
+def _start_build_dir(out: Path, settings: dict, sessions: list[dict]) -> int:
+    """Write ``build.json`` with one more session; returns its number."""
+    out.mkdir(parents=True, exist_ok=True)
+    sessions = sessions + [{"started": time.time()}]
+    (out / BUILD).write_text(json.dumps({**settings, "sessions": sessions}, indent=2) + "\n")
     return len(sessions) - 1
 
 
@@ -224,9 +227,10 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
         raise ValueError("a build needs at least one seed")
     out = Path(out)
     archs = plan_archs(space, limit_archs)
-    session = _start_build_dir(out, _settings(space, dataset, seeds, recipe, limit_archs))
+    settings = _settings(space, dataset, seeds, recipe, limit_archs)
+    sessions = _check_build_dir(out, settings)
     rows_path = out / ROWS
-    done = {_key(r) for r in read_rows(rows_path, repair=True) if r.get("error") is None}
+    done = {_key(r) for r in read_rows(rows_path) if r.get("error") is None}
     items = [(a, int(s)) for a in archs.tolist() for s in seeds if (tuple(a), int(s)) not in done]
     batches = [items[i:i + archs_per_task] for i in range(0, len(items), archs_per_task)]
     total = len(archs) * len(seeds)
@@ -234,20 +238,17 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
     if not batches:
         return read_rows(rows_path)
     if local:
+        session = _start_build_dir(out, settings, sessions)
+        read_rows(rows_path, repair=True)
         results = ((batch, train_items(*payload, batch)) for batch in batches)
         _write_rows(results, recipe, rows_path, session, stop_after, progress, total, len(items))
         return read_rows(rows_path)
     import ray
 
-    started_ray = False
-    if not ray.is_initialized():
-        kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=num_cpus, **kwargs)
-        started_ray = True
+    started_ray = _start_ray(ray, address, num_cpus)  # before anything is written
     try:
+        session = _start_build_dir(out, settings, sessions)
+        read_rows(rows_path, repair=True)
         task = ray.remote(num_cpus=1, max_retries=0)(train_items)
         pending = {task.remote(*payload, batch): batch for batch in batches}
         try:
@@ -260,6 +261,27 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
         if started_ray:
             ray.shutdown()
     return read_rows(rows_path)
+
+
+def _start_ray(ray, address: Optional[str], num_cpus: Optional[int]) -> bool:
+    """Join ``address`` or start a local instance unless Ray is up; returns whether it started.
+
+    Raises:
+        ValueError: Ray could not start or the cluster could not be joined (one line).
+    """
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        raise ValueError(f"could not start or join {where}: {lines[-1] if lines else type(error).__name__}") from None
+    return True
 
 
 def _as_completed(ray, pending: dict) -> Iterator[tuple[list, list[dict]]]:

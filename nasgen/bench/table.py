@@ -41,17 +41,24 @@ def sha256_of(path: Path) -> str:
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman's rank correlation of two vectors (average ranks for ties; nan below 3 pairs
     or when one side is constant)."""
-    from scipy.stats import rankdata
-
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     keep = np.isfinite(a) & np.isfinite(b)
     a, b = a[keep], b[keep]
     if len(a) < 3:
         return math.nan
-    ra, rb = rankdata(a), rankdata(b)
+    ra, rb = _average_ranks(a), _average_ranks(b)
     if ra.std() == 0 or rb.std() == 0:
         return math.nan
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 of ``values``, ties sharing their mean rank."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values))
+    _, group, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.bincount(group, weights=ranks) / counts)[group]
 
 
 def figures(test_accuracy: np.ndarray) -> dict[str, float]:
