@@ -35,7 +35,8 @@ BUILD = "build.json"
 #: Spaces with at most this many encodings and no canonical form are enumerated one class each.
 ENUMERABLE = 200_000
 
-#: Canonical forms by space name: ``factory(space) -> (canonical(arch) -> tuple, all_distinct() -> [K, D])``.
+#: Canonical forms by cell kind (``space.to_dict()["cell"]``):
+#: ``factory(space) -> (canonical(arch) -> tuple, all_distinct() -> [K, D])``.
 CANONICAL: Registry[Callable] = Registry("canonical form")
 
 
@@ -46,8 +47,8 @@ def _nb201_form(space):
     return cmap.canonical, lambda: cmap.representatives.astype(np.int64)
 
 
+# Every NAS-Bench-201 cell space (nb201, nb201-nozero, other op lists): the form works from op names.
 CANONICAL.register("nb201")(_nb201_form)
-CANONICAL.register("nb201-nozero")(_nb201_form)
 
 
 def _identity_form(space):
@@ -64,7 +65,8 @@ def _identity_form(space):
 
 
 def _form(space):
-    return CANONICAL.get(space.name)(space) if space.name in CANONICAL else _identity_form(space)
+    kind = space.to_dict().get("cell")
+    return CANONICAL.get(kind)(space) if kind in CANONICAL else _identity_form(space)
 
 
 def canonicalizer(space) -> Callable[[np.ndarray], tuple[int, ...]]:
@@ -380,6 +382,7 @@ def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
         "format": FORMAT, "name": name, "space": space.to_dict(), "dataset": settings["dataset"],
         "seeds": seeds, "recipe": recipe.to_dict(), "versions": versions(),
         "build_time_s": build_time(out, rows), "train_time_s": float(np.nansum(train_time)),
+        "cpu_time_s": float(sum(r.get("cpu_time_s") or 0.0 for r in last.values())),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_rows": len(last),
         "errors": errors, "figures": figures(arrays["test_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
     }

@@ -32,7 +32,8 @@ class Recipe:
     data_seed: int = 0
     """split/generator seed of the dataset: the same data for every architecture and seed"""
     data_options: dict = field(default_factory=dict)
-    """extra keyword arguments of the dataset loader (e.g. the mnist1d generator's settings)"""
+    """dataset options (``load_dataset(options=...)``, e.g. mnist1d's generator ``seed``); for
+    mnist1d the split sizes above are passed as ``n_train``/``n_val``/``n_test`` unless given here"""
     epochs: int = 10
     """passes over the training split"""
     record_epochs: tuple = ()
@@ -95,11 +96,19 @@ class Recipe:
         return cls(**values)
 
 
+#: Datasets whose generator is asked for the recipe's split sizes: name -> loader options.
+_SIZED_OPTIONS = {
+    # mnist1d holds validation out of its training part: train + val signals, val of them held out.
+    "mnist1d": lambda r: {"n_train": r.train_size + r.val_size, "n_val": r.val_size, "n_test": r.test_size},
+}
+
+
 @functools.lru_cache(maxsize=2)
 def _cached_data(dataset: str, data_seed: int, options_json: str, sizes: tuple[int, int, int]):
     from nasgen.searchspace import Split, load_dataset
 
-    data = load_dataset(dataset, split_seed=data_seed, **json.loads(options_json))
+    options = json.loads(options_json)
+    data = load_dataset(dataset, split_seed=data_seed, **({"options": options} if options else {}))
     for name, size in zip(("train", "val", "test"), sizes):
         split = getattr(data, name)
         setattr(data, name, Split(split.x[:size].contiguous(), split.y[:size].contiguous()))
@@ -116,7 +125,8 @@ def load_data(dataset: str, recipe: Recipe):
     Returns:
         A ``nasgen.searchspace.Dataset``.
     """
-    return _cached_data(dataset, recipe.data_seed, json.dumps(recipe.data_options, sort_keys=True),
+    options = {**(_SIZED_OPTIONS[dataset](recipe) if dataset in _SIZED_OPTIONS else {}), **recipe.data_options}
+    return _cached_data(dataset, recipe.data_seed, json.dumps(options, sort_keys=True),
                         (recipe.train_size, recipe.val_size, recipe.test_size))
 
 
@@ -171,7 +181,8 @@ def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe
     Returns:
         One table row: ``arch``, ``seed``, ``epochs`` (the recorded ones), each of
         ``METRICS`` as a list over those epochs, ``params``, ``flops``, ``train_time_s``
-        and ``error`` (None, or the error's last line; then the metrics are empty).
+        (wall clock), ``cpu_time_s`` (this process's CPU time) and ``error`` (None, or
+        the error's last line; then the metrics are empty).
     """
     from nasgen.searchspace import BatchStream
 
@@ -187,7 +198,7 @@ def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe
         generator = torch.Generator().manual_seed(seed)
         row["params"] = int(sum(p.numel() for p in model.parameters()))
         row["flops"] = count_flops(model, data.test.x)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         stream = BatchStream(data.train, recipe.batch_size, generator)
         steps = recipe.epochs * stream.batches_per_epoch
         optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
@@ -210,6 +221,7 @@ def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe
                     row[f"{name}_accuracy"].append(accuracy)
                     row[f"{name}_loss"].append(mean_loss)
         row["train_time_s"] = time.perf_counter() - start
+        row["cpu_time_s"] = time.process_time() - cpu_start
     except Exception as error:  # a failed architecture is a row with its error, never dropped
         row.update({m: [] for m in METRICS})
         last = traceback.format_exception_only(type(error), error)[-1].strip()

@@ -7,7 +7,7 @@ Files of a table named ``NAME``::
                 ``recipe.METRICS`` a float32 [K, S, E] array (nan where a training failed),
                 params [K], flops [K] (int64, -1 when unknown), train_time_s [K, S] float32
     NAME.json   format, name, space (SearchSpace.to_dict), dataset, recipe, versions,
-                build_time_s, train_time_s (summed), created, n_rows, errors
+                build_time_s, train_time_s and cpu_time_s (summed over rows), created, n_rows, errors
                 ([{arch, seed, error}]), figures (``summary``) and sha256 (of NAME.npz)
 
 Loading checks the SHA-256 first and reads the arrays with ``allow_pickle=False``.
