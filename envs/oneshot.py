@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasgen.searchspace import BatchStream, CellSearchSpace, Supernet, load_dataset
+from nasgen.searchspace import BatchStream, CellSpace, Supernet, load_dataset
 from nasgen.searchspace import get as get_space
 
 from .base import ArchitectureEnv, torch_seed
@@ -20,7 +20,8 @@ EPOCHS_OBS_LIMIT = 1e6
 
 
 class OneShotNASEnv(ArchitectureEnv):
-    """One step = one whole architecture of a DARTS cell space, rewarded by the supernet.
+    """One step = one whole architecture of a cell space (DARTS cells or the NAS-Bench-201
+    cell), rewarded by the supernet.
 
     Reward: ``R(a) = -cross-entropy`` of the sampled path on one validation batch.
     Then, when ``train_weights``, the shared weights take one SGD step on a training batch
@@ -45,9 +46,11 @@ class OneShotNASEnv(ArchitectureEnv):
         data_dir: folder of the torchvision datasets.
         download: let torchvision download a missing dataset.
         limit: keep at most this many examples per split.
+        dataset_options: settings of a dataset that has them (``mnist1d``: ``n_train``,
+            ``n_test``, ``val_fraction``, ``n_val``, ``seed``; see ``MNIST1DOptions``).
         space: a search-space preset name (a cell space).
         C: supernet channels of the first cells.
-        n_cells: supernet cells.
+        n_cells: supernet cells (``nb201``: cells per stage, N).
         batch_size: examples per reward and per weight step.
         warmup_epochs: epochs of weight training on uniform paths before the first reward.
         train_weights: train the shared weights one step after every reward.
@@ -57,21 +60,23 @@ class OneShotNASEnv(ArchitectureEnv):
     """
 
     def __init__(self, dataset: str = "digits", data_dir: Optional[str] = None, download: bool = False,
-                 limit: Optional[int] = None, space: str = "small", C: int = 8, n_cells: int = 5,
+                 limit: Optional[int] = None, dataset_options: Optional[dict] = None,
+                 space: str = "small", C: int = 8, n_cells: int = 5,
                  batch_size: int = 64, warmup_epochs: float = 10.0, train_weights: bool = True,
                  weight_lr: float = 0.025, weight_momentum: float = 0.9, weight_decay: float = 3e-4,
                  grad_clip: float = 5.0, progress: bool = False, credit: Optional[str] = None,
                  credit_subset: int = 1, nonfinite_reward: float = -100.0, device: str = "cpu",
                  seed: Optional[int] = None):
         search_space = get_space(space)
-        if not isinstance(search_space, CellSearchSpace):
+        if not isinstance(search_space, CellSpace):
             raise ValueError(f"space {space!r} is not a cell search space")
         if warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
         super().__init__(search_space, credit, credit_subset, nonfinite_reward, device, seed)
-        self.data = load_dataset(dataset, data_dir, download=download, limit=limit)
+        self.data = load_dataset(dataset, data_dir, download=download, limit=limit, options=dataset_options)
         self.supernet_config = dict(C=C, n_cells=n_cells, in_channels=self.data.in_channels,
-                                    n_classes=self.data.n_classes, image_size=self.data.image_size)
+                                    n_classes=self.data.n_classes, image_size=self.data.image_size,
+                                    dims=self.data.dims)
         self.batch_size = batch_size
         self.warmup_epochs = warmup_epochs
         self.train_weights = train_weights

@@ -90,6 +90,14 @@ def _search_config(args: argparse.Namespace):
             raise UsageError(f"--env-kwargs: env {env_id} takes no {key!r}; it accepts: {', '.join(accepted)}")
     if "dataset" in env_kwargs:
         _choice(env_kwargs["dataset"], searchspace.dataset_names(), "dataset")
+    if env_kwargs.get("dataset_options") is not None:
+        if not isinstance(env_kwargs["dataset_options"], dict):
+            raise UsageError(f"--env-kwargs: dataset_options must be a dict, e.g. "
+                             f"dataset_options={{'n_test':10000}}, got {env_kwargs['dataset_options']!r}")
+        try:
+            searchspace.dataset_options(env_kwargs.get("dataset", "digits"), env_kwargs["dataset_options"])
+        except ValueError as error:
+            raise UsageError(f"--env-kwargs: {error}") from None
     if "space" in env_kwargs:
         _choice(env_kwargs["space"], searchspace.names(), "search space")
     import inspect
@@ -184,7 +192,7 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
     """The end-of-search summary: derived architecture, score and where the files are."""
     print(f"derived architecture ({result['controller']} on {result['env']}, {result['steps']} steps{where}, "
           f"{result['wall_time_s']:.1f} s):")
-    if result["genotype"]:
+    if result["genotype"] and result["genotype"] != result["architecture"]:
         print(f"genotype: {result['genotype']}")
     print(result["architecture"])
     if result["score"] is not None:
@@ -196,7 +204,8 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
 
 # --- retrain ----------------------------------------------------------------------------------------
 def _load_architecture(source: str):
-    """(space, arch, dataset hint) from a run directory or a genotype JSON file."""
+    """(space, arch, dataset hint, dataset options hint) from a run directory, a genotype JSON
+    file, or a text file holding a NAS-Bench-201 architecture string."""
     from nasgen import searchspace
     from nasgen.searchspace import Genotype
 
@@ -207,31 +216,41 @@ def _load_architecture(source: str):
             raise UsageError(f"{source} holds no result.json; pass a finished run directory or a genotype JSON file")
     elif not path.is_file():
         raise UsageError(f"no run directory or genotype file {source!r}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+    text = path.read_text()
+    if text.lstrip().startswith("|"):  # a NAS-Bench-201 string (genotype.txt of an nb201 search)
+        data = {"space": "nb201", "genotype": text.strip().splitlines()[0]}
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} must hold a JSON object (a result.json or a genotype)")
-    dataset = data.get("config", {}).get("env_kwargs", {}).get("dataset")
+    env_kwargs = data.get("config", {}).get("env_kwargs", {})
+    dataset, options = env_kwargs.get("dataset"), env_kwargs.get("dataset_options")
     if "derived_arch" in data:
         space = searchspace.from_dict(data["space"])
-        if not isinstance(space, searchspace.CellSearchSpace):
+        if not isinstance(space, searchspace.CellSpace):
             raise UsageError(f"{path} is a search in space {space.name!r}, which has no network to retrain")
-        return space, space.validate(data["derived_arch"]), dataset
+        return space, space.validate(data["derived_arch"]), dataset, options
     genotype = data.get("genotype", data)
-    missing = [f for f in Genotype._fields if f not in genotype]
-    if missing:
-        raise UsageError(f"{path} is neither a result.json nor a genotype: missing {', '.join(missing)}")
-    space_name = data.get("space", "darts")
+    space_name = data.get("space", "nb201" if isinstance(genotype, str) else "darts")
     if isinstance(space_name, dict):
         space = searchspace.from_dict(space_name)
     else:
         space = searchspace.get(_choice(space_name, searchspace.names(), "search space"))
+    if isinstance(space, searchspace.NB201SearchSpace):
+        try:
+            return space, space.from_genotype(genotype), dataset, options
+        except ValueError as error:
+            raise UsageError(f"{path}: {error}") from None
+    missing = [f for f in Genotype._fields if f not in genotype]
+    if missing:
+        raise UsageError(f"{path} is neither a result.json nor a genotype: missing {', '.join(missing)}")
     pairs = {k: [tuple(p) for p in genotype[k]] if k in ("normal", "reduce") else list(genotype[k])
              for k in Genotype._fields}
     try:
-        return space, space.from_genotype(Genotype(**pairs)), dataset
+        return space, space.from_genotype(Genotype(**pairs)), dataset, options
     except ValueError as error:
         raise UsageError(f"{path}: {error}") from None
 
@@ -253,14 +272,22 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     for flag, value in (("--crop-padding", args.crop_padding), ("--cutout", args.cutout)):
         if value < 0:
             raise UsageError(f"{flag} must be >= 0 (0 = off), got {value}")
-    space, arch, dataset_hint = _load_architecture(args.source)
+    space, arch, dataset_hint, options_hint = _load_architecture(args.source)
     dataset_name = _choice(args.dataset or dataset_hint or "digits", searchspace.dataset_names(), "dataset")
+    # The search's dataset settings (mnist1d sizes and seed) hold when retraining on its dataset.
+    options = options_hint if dataset_name == dataset_hint else None
     seed_everything(args.seed)
-    data = searchspace.load_dataset(dataset_name, args.data_dir, download=args.download, limit=args.limit)
+    try:
+        data = searchspace.load_dataset(dataset_name, args.data_dir, download=args.download, limit=args.limit,
+                                        options=options)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if data.dims != 2 and (args.crop_padding or args.flip or args.cutout):
+        raise UsageError(f"--crop-padding, --flip and --cutout augment images; {dataset_name} holds 1-D signals")
     source = Path(args.source)
     out_dir = Path(args.out) if args.out else (source / "retrain" if source.is_dir() else source.with_suffix("") .with_name(source.stem + "-retrain"))
     model = Network(space, arch, C=args.channels, n_cells=args.cells, in_channels=data.in_channels,
-                    n_classes=data.n_classes)
+                    n_classes=data.n_classes, dims=data.dims)
     writer = SummaryWriter(str(out_dir))
     writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(
         f"|{k}|{v}|" for k, v in vars(args).items() if k != "func"), 0)
@@ -337,14 +364,17 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(func=cmd_search)
 
     retrain = sub.add_parser("retrain", help="train a found architecture from scratch and report test accuracy")
-    retrain.add_argument("source", metavar="RUN_DIR|GENOTYPE.json", help="a search run directory or a genotype JSON file")
+    retrain.add_argument("source", metavar="RUN_DIR|GENOTYPE.json",
+                         help="a search run directory, a genotype JSON file, or a text file holding a "
+                         "NAS-Bench-201 string (|op~0|+|op~0|op~1|+|op~0|op~1|op~2|)")
     retrain.add_argument("--dataset", help="dataset (default: the search's, else digits)")
     retrain.add_argument("--data-dir", help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
     retrain.add_argument("--download", action="store_true", help="let torchvision download the dataset")
     retrain.add_argument("--limit", type=int, help="at most this many examples per split")
     retrain.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
     retrain.add_argument("--channels", type=int, default=16, help="channels of the first cells (default: 16)")
-    retrain.add_argument("--cells", type=int, default=8, help="number of cells (default: 8)")
+    retrain.add_argument("--cells", type=int, default=8,
+                         help="number of cells; nb201: cells per stage, N (default: 8)")
     retrain.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
     retrain.add_argument("--lr", type=float, default=0.025, help="initial SGD learning rate (default: 0.025)")
     retrain.add_argument("--crop-padding", type=int, default=0,

@@ -23,7 +23,7 @@ import torch
 
 from nasgen import controllers, envs
 from nasgen.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from nasgen.searchspace import CellSearchSpace, plot_cell, plot_op_probabilities
+from nasgen.searchspace import CellSpace, plot_cell, plot_op_probabilities
 
 CHECKPOINT_NAME = "checkpoint.pt"
 DEFAULT_STEPS = 1000
@@ -243,7 +243,7 @@ class Search:
             return
         arch = self.controller.derive()
         self.logger.add_text("search/architecture", f"```\n{self.space.describe(arch)}\n```", self.step)
-        if isinstance(self.space, CellSearchSpace):
+        if isinstance(self.space, CellSpace):
             for cell, share in self.space.parameter_free_share(arch).items():
                 self.logger.add_scalar(f"search/param_free_share_{cell}", share, self.step)
         probs = self.controller.op_probabilities()
@@ -373,15 +373,18 @@ class Search:
         }
         score = getattr(self.env.unwrapped, "score", None)
         result["score"] = float(score(arch)) if score is not None else None
-        if isinstance(self.space, CellSearchSpace):
+        if isinstance(self.space, CellSpace):
             try:
-                result["genotype"] = self.space.to_genotype(arch)._asdict()
+                genotype = self.space.to_genotype(arch)
+                # DARTS's Genotype as a dict; NAS-Bench-201's is its string.
+                result["genotype"] = genotype._asdict() if hasattr(genotype, "_asdict") else genotype
             except ValueError:  # not in the two-inputs-per-node DARTS form
                 pass
             for cell in self.space.cell_types:
                 plot_cell(self.space, arch, cell, self.run_dir / f"{cell}.png", title=f"{cell} cell ({self.config.controller})")
-        (self.run_dir / "genotype.txt").write_text(
-            (repr(result["genotype"]) + "\n" if result["genotype"] else "") + result["architecture"] + "\n")
+        genotype_line = (repr(result["genotype"]) + "\n"
+                         if result["genotype"] and result["genotype"] != result["architecture"] else "")
+        (self.run_dir / "genotype.txt").write_text(genotype_line + result["architecture"] + "\n")
         (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
         if self.logger is not None:
             self.logger.add_text("search/genotype", f"```\n{result['architecture']}\n```", self.step)
