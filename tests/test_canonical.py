@@ -81,3 +81,14 @@ def test_bad_encodings_are_refused():
         canonical_nb201([0, 0, 0], NB201_OPS)
     with pytest.raises(ValueError, match="distinct"):
         canonical_map(("none", "none"))
+
+
+def test_the_nb201_spaces_use_the_canonical_form():
+    from nasgen.bench import all_distinct, canonicalizer
+    from nasgen.searchspace import get
+
+    for name, count in (("nb201", 6466), ("nb201-nozero", 3131)):
+        space = get(name)
+        assert len(all_distinct(space)) == count, name
+        assert canonicalizer(space)(np.array(space.choices) - 1) == canonical_nb201(
+            np.array(space.choices) - 1, space.op_names)

@@ -195,7 +195,7 @@ def build_time(out: Path, rows: list[dict]) -> float:
 def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | Path, *,
           address: Optional[str] = None, num_cpus: Optional[int] = None, limit_archs: Optional[int] = None,
           archs_per_task: int = 1, stop_after: Optional[int] = None, progress: bool = True,
-          local: bool = False) -> list[dict]:
+          local: bool = False, archs: Optional[Sequence[Any]] = None) -> list[dict]:
     """Train every (distinct architecture, seed) not yet in ``out/rows.jsonl`` as Ray tasks.
 
     Rows are appended as tasks finish, so a killed build resumes where it stopped. Ray is
@@ -215,6 +215,8 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
         stop_after: stop after writing this many new rows (tests of the resume; None = all).
         progress: show a tqdm bar (done/total, ETA).
         local: train in this process, one item after the other, without Ray (same rows file).
+        archs: train these architectures (each replaced by its class representative)
+            instead of planning them; not together with ``limit_archs``.
 
     Returns:
         All rows of the rows file after this run.
@@ -228,8 +230,15 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
     if not seeds:
         raise ValueError("a build needs at least one seed")
     out = Path(out)
-    archs = plan_archs(space, limit_archs)
     settings = _settings(space, dataset, seeds, recipe, limit_archs)
+    if archs is None:
+        archs = plan_archs(space, limit_archs)
+    else:
+        if limit_archs is not None:
+            raise ValueError("give archs or limit_archs, not both")
+        canonical = canonicalizer(space)
+        archs = np.array(sorted({canonical(space.validate(a)) for a in archs}), dtype=np.int64)
+        settings["archs"] = archs.tolist()
     sessions = _check_build_dir(out, settings)
     rows_path = out / ROWS
     done = {_key(r) for r in read_rows(rows_path) if r.get("error") is None}

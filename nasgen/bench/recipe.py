@@ -132,11 +132,12 @@ def load_data(dataset: str, recipe: Recipe):
 
 def make_network(space, arch: np.ndarray, recipe: Recipe, data) -> nn.Module:
     """The stand-alone network of ``arch`` under ``recipe``'s width and depth."""
-    from nasgen.searchspace import Network
+    from nasgen.searchspace import NB201SearchSpace, Network
 
-    # The DARTS skeleton counts all cells; three stages of N cells each.
-    return Network(space, arch, C=recipe.C, n_cells=3 * recipe.cells_per_stage,
-                   in_channels=data.in_channels, n_classes=data.n_classes)
+    # NAS-Bench-201's skeleton takes N per stage; the DARTS skeleton counts all 3N cells.
+    n_cells = recipe.cells_per_stage if isinstance(space, NB201SearchSpace) else 3 * recipe.cells_per_stage
+    return Network(space, arch, C=recipe.C, n_cells=n_cells, in_channels=data.in_channels,
+                   n_classes=data.n_classes, dims=data.dims)
 
 
 def count_flops(model: nn.Module, example: torch.Tensor) -> int:
