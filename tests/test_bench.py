@@ -13,7 +13,7 @@ import pytest
 
 import nasgen.envs  # noqa: F401  (registers the ids)
 from nasgen import bench
-from nasgen.bench import Recipe, build, load, pack, read_rows
+from nasgen.bench import Recipe, build, load, pack
 from nasgen.searchspace import CellSearchSpace, get
 
 TINY_SPACE = CellSearchSpace("tiny", ("none", "skip_connect"), n_nodes=1)

@@ -7,7 +7,8 @@ append-only file; the finished rows pack into a checksummed table of plain array
 for every encoding of the space.
 """
 
-from .build import CANONICAL, all_distinct, build, canonicalizer, pack, plan_archs, read_rows
+from .archs import CANONICAL, all_distinct, canonicalizer, plan_archs
+from .build import build, pack, read_rows
 from .recipe import METRICS, Recipe, train_architecture
 from .table import SHIPPED_DIR, Table, figures, load, spearman
 

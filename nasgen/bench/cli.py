@@ -22,7 +22,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from nasgen import searchspace
     from nasgen.sweep import parse_seeds
 
-    from .build import build, pack, plan_archs
+    from .archs import plan_archs
+    from .build import build, pack
     from .recipe import Recipe
     from .table import SHIPPED_DIR, format_summary
 

@@ -147,7 +147,7 @@ class Table:
     def __init__(self, manifest: dict, arrays: dict[str, np.ndarray]):
         from nasgen.searchspace import from_dict
 
-        from .build import canonicalizer
+        from .archs import canonicalizer
 
         self.manifest = manifest
         self.name = manifest["name"]
@@ -250,7 +250,7 @@ class Table:
 
     def covers_space(self) -> bool:
         """Whether every distinct architecture of the space is in the table."""
-        from .build import all_distinct
+        from .archs import all_distinct
 
         every = all_distinct(self.space)
         return every is not None and len(every) == len(self.archs)
