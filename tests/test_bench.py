@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 
 import gymnasium as gym
@@ -30,6 +31,7 @@ def comparable(rows):
 def local_ray():
     """One local Ray instance (1 CPU) for the whole module."""
     ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # as tests/test_sweep.py runs Ray
     if not ray.is_initialized():
         ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING")
     yield ray
