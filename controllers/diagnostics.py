@@ -1,6 +1,6 @@
 """Collapse diagnostics for autoregressive generators (the ``rnn`` controller, ``nasgen toy``).
 
-The failure this module exists for (DESIGN.md section 7, the progress report's section 4.2):
+The failure this module exists for (docs/design.md section 7, the progress report's section 4.2):
 an RNN that feeds its own output back as its next input ends up emitting 0 (the zero op)
 or one fixed sequence, whatever the reward says. The numbers that tell the causes apart:
 
