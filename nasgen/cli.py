@@ -54,8 +54,19 @@ def _choice(value: str, known: Sequence[str], what: str) -> str:
 # --- list ------------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     from nasgen import controllers, envs, searchspace
+    from nasgen.compat import differentiable, env_datasets, incompatibility
 
-    for title, items in (("controllers", controllers.names()), ("envs", envs.env_ids()),
+    width = max(len(e) for e in envs.env_ids())
+    env_lines = []
+    for env_id in envs.env_ids():
+        notes = [] if differentiable(env_id) else ["black-box controllers only"]
+        if incompatibility(env_id, "credit"):
+            notes.append("no per-edge credit")
+        datasets = env_datasets(env_id)
+        if datasets is not None and datasets != searchspace.dataset_names():
+            notes.append(f"datasets: {', '.join(datasets)}")
+        env_lines.append(f"{env_id:<{width}}  ({'; '.join(notes)})" if notes else env_id)
+    for title, items in (("controllers", controllers.names()), ("envs (all searchable by nasgen search)", env_lines),
                          ("spaces", searchspace.names()), ("datasets", searchspace.dataset_names())):
         print(f"{title}:")
         for item in items:
@@ -70,6 +81,7 @@ _SEARCH_DEFAULTS = {"controller": "credit", "env": "nasgen/OneShotNAS-v0", "seed
 def _search_config(args: argparse.Namespace):
     """A validated ``SearchConfig`` from the command line."""
     from nasgen import controllers, envs, searchspace
+    from nasgen.compat import env_datasets, incompatibility
     from nasgen.search import SearchConfig, env_parameters
 
     controller = _choice(args.controller or _SEARCH_DEFAULTS["controller"], controllers.names(), "controller")
@@ -89,7 +101,10 @@ def _search_config(args: argparse.Namespace):
         if key not in accepted:
             raise UsageError(f"--env-kwargs: env {env_id} takes no {key!r}; it accepts: {', '.join(accepted)}")
     if "dataset" in env_kwargs:
-        _choice(env_kwargs["dataset"], searchspace.dataset_names(), "dataset")
+        _choice(env_kwargs["dataset"], env_datasets(env_id), "dataset")
+    reason = incompatibility(env_id, controller, env_kwargs)
+    if reason:
+        raise UsageError(reason)
     if "space" in env_kwargs:
         _choice(env_kwargs["space"], searchspace.names(), "search space")
     import inspect

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nasgen import controllers
+from nasgen import envs as nasgen_envs
 from nasgen.cli import main
 
 TINY_ONESHOT = ["--env-kwargs", "C=4", "n_cells=3", "limit=128", "batch_size=32", "--warmup-epochs", "0"]
@@ -200,3 +201,52 @@ def test_rnn_search_logs_diagnostics_and_warns_once_on_a_forced_collapse(tmp_pat
     assert len(warnings) == 1 and "likely cause" in warnings[0] and "--controller-kwargs" in warnings[0]
     tags = scalar_tags(only_run(tmp_path))
     assert any(tag.startswith("diagnostics/") for tag in tags), sorted(tags)
+
+
+# --- every listed env can be searched, or the command says why not ----------------------------
+#: Small flags per env id for a quick search with a black-box controller.
+SEARCH_ENV_FLAGS = {
+    "nasgen/OneShotNAS-v0": TINY_ONESHOT,
+    "nasgen/OneShotNASSeq-v0": TINY_ONESHOT,
+    "nasgen/TeacherArch-v0": ["--env-kwargs", "n_edges=4", "n_ops=3", "batch_size=16"],
+    "nasgen/SeqTarget-v0": ["--env-kwargs", "mode=generate"],
+    "nasgen/NASBenchGraph-v0": ["--dataset", "citeseer"],
+}
+
+
+@pytest.mark.parametrize("env_id", nasgen_envs.env_ids())
+def test_every_listed_env_is_searchable(env_id, tmp_path, capsys):
+    if env_id == "nasgen/NASBenchGraph-v0":
+        pytest.importorskip("nas_bench_graph")
+    assert main(["search", "--env", env_id, "--controller", "reinforce", "--steps", "4", "--logdir", str(tmp_path),
+                 "--no-progress", *SEARCH_ENV_FLAGS[env_id]]) == 0
+    result = json.loads((only_run(tmp_path) / "result.json").read_text())
+    assert result["env"] == env_id and result["steps"] == 4 and result["score"] is not None
+
+
+SEARCH_REFUSALS = [
+    (["--env", "nasgen/SeqTarget-v0", "--controller", "darts"],
+     "gradient controller 'darts' needs an env with a differentiable model; nasgen/SeqTarget-v0 has none"),
+    (["--env", "nasgen/OneShotNASSeq-v0", "--controller", "gdas"], "Use it with nasgen/OneShotNAS-v0"),
+    (["--env", "nasgen/SeqTarget-v0"], "controller 'credit' needs per-edge credit, which nasgen/SeqTarget-v0"),
+    (["--env", "nasgen/NASBenchGraph-v0"], "controller 'credit' needs per-edge credit, which nasgen/NASBenchGraph"),
+    (["--env", "nasgen/NASBenchGraph-v0", "--controller", "ga", "--dataset", "digits"],
+     "unknown dataset 'digits'; choose from: cora, citeseer, pubmed"),
+    (["--env", "nasgen/NASBenchGraph-v0", "--controller", "ga", "--env-kwargs", "credit=taylor"],
+     "--env-kwargs credit=taylor: nasgen/NASBenchGraph-v0 takes no credit"),
+]
+
+
+@pytest.mark.parametrize("argv,message", SEARCH_REFUSALS, ids=[" ".join(a) for a, _ in SEARCH_REFUSALS])
+def test_a_controller_that_cannot_search_an_env_is_refused(argv, message, tmp_path, capsys):
+    assert main(["search", *argv, "--logdir", str(tmp_path / "runs"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_list_marks_what_each_env_offers():
+    lines = {line.split()[0]: line for line in nasgen("list").stdout.splitlines() if line.startswith("  nasgen/")}
+    assert "(" not in lines["nasgen/OneShotNAS-v0"]
+    assert "black-box controllers only" in lines["nasgen/SeqTarget-v0"]
+    assert "datasets: cora, citeseer" in lines["nasgen/NASBenchGraph-v0"]

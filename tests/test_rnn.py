@@ -159,6 +159,7 @@ def search(name: str, env, budget: int, seed: int, batch: int = 1):
         archs = ctrl.ask(batch)
         rewards, infos = [], []
         for arch in archs:
+            env.reset()  # one-step episodes
             _, reward, _, _, info = env.step(arch)
             rewards.append(reward)
             infos.append(info)
