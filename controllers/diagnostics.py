@@ -439,6 +439,25 @@ def detect_collapse(diag: Diagnostics, *, score_function: bool = False,
     return Verdict(verdict, causes, [CAUSES[c] for c in causes], reasons)
 
 
+def parameter_free_cells(space: Any, arch: Any) -> list[str]:
+    """The cells of ``arch`` whose ops are all parameter-free: the collapse of DARTS-style
+    searches onto skip connections and pooling (docs/design.md section 7), which leaves a
+    cell that cannot learn a feature, whatever controller derived it.
+
+    Args:
+        space: the search space; only cell spaces (``parameter_free_share``) have cells.
+        arch: the derived architecture.
+
+    Returns:
+        The cell types (``"normal"``, ``"reduce"``) with only parameter-free (or zero) ops;
+        empty for a healthy architecture or a space without cells.
+    """
+    share = getattr(space, "parameter_free_share", None)
+    if share is None:
+        return []
+    return [cell for cell, value in share(arch).items() if value >= 1.0]
+
+
 def format_report(diag: Diagnostics, verdict: Verdict, token_names: Optional[Sequence[str]] = None,
                   max_steps: int = 32) -> str:
     """A plain-text report: per-step distribution and entropy, the numbers, the verdict.

@@ -320,7 +320,7 @@ class RNNController(Controller):
         extra = {"baseline": used_baseline, "entropy": float(per_step.mean()),
                  "distinct_share": diag.distinct_per_100 / 100.0, "loss": float(loss.detach()),
                  "updates": float(self.updates)}
-        extra.update({f"entropy_step/{t}": float(v) for t, v in enumerate(per_step)})
+        extra.update({f"diagnostics/entropy_step/{t}": float(v) for t, v in enumerate(per_step)})
         extra.update(diag.as_metrics())
         extra["diagnostics/collapsed"] = float(verdict.collapsed)
         return self._metrics(archs, rewards, finite, **extra)
