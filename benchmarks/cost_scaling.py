@@ -19,7 +19,6 @@ times for reference. Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nasgen import jsonfile
 from nasgen.searchspace import DARTS_OPS, OPS, CellSearchSpace, Supernet
 
 CANDIDATE_SETS = {
@@ -116,7 +116,7 @@ def main() -> None:
     print(table)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"config": vars(args), "rows": rows}, indent=2))
+    jsonfile.write(out, {"config": vars(args), "rows": rows})
     out.with_suffix(".md").write_text(table + "\n")
     print(f"wrote {out} and {out.with_suffix('.md')}")
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from nasgen.searchspace import CREDIT_MODES, SearchSpace, compute_credit
+from nasgen.searchspace import CREDIT_MODES, Credit, SearchSpace, compute_credit
 
 #: Observations report the last reward clipped to ``reward_obs_bounds`` (at least
 #: ``[-REWARD_OBS_LIMIT, 0]``), so their Box spaces have finite bounds.
@@ -107,14 +107,8 @@ class ArchitectureEnv(gym.Env):
                 extras.update(found)
             return loss
 
-        if self.credit_mode is None:
-            with torch.no_grad():
-                loss = loss_of_gates(None).item()
-            evaluations = 1
-        else:
-            result = compute_credit(self.credit_mode, loss_of_gates, active, self.np_random,
-                                    self.device, self.credit_subset)
-            loss, evaluations = result.loss, result.evaluations
+        loss, evaluations, result = self._evaluate(loss_of_gates, active)
+        if result is not None:
             info["credit"] = result.credit
             if self.credit_mode == "hybrid":
                 # Only finite pairs: one non-finite step must not poison the health signal.
@@ -179,6 +173,17 @@ class ArchitectureEnv(gym.Env):
         self.last_reward = state["last_reward"]
         self._credit_pairs.clear()
         self._credit_pairs.extend(state["credit_pairs"])
+
+    def _evaluate(self, loss_of_gates: Callable[[Optional[torch.Tensor]], torch.Tensor],
+                  active: np.ndarray) -> tuple[float, int, Optional[Credit]]:
+        """Loss of the sampled architecture, forward passes spent, and its credit (``None``
+        without a credit mode). Subclasses may fold the reward into their training pass."""
+        if self.credit_mode is None:
+            with torch.no_grad():
+                return loss_of_gates(None).item(), 1, None
+        result = compute_credit(self.credit_mode, loss_of_gates, active, self.np_random,
+                                self.device, self.credit_subset)
+        return result.loss, result.evaluations, result
 
     # --- subclass hooks ----------------------------------------------------------------------
     def _build(self) -> None:

@@ -105,6 +105,14 @@ def _search_config(args: argparse.Namespace):
     reason = incompatibility(env_id, controller, env_kwargs)
     if reason:
         raise UsageError(reason)
+    if env_kwargs.get("dataset_options") is not None:
+        if not isinstance(env_kwargs["dataset_options"], dict):
+            raise UsageError(f"--env-kwargs: dataset_options must be a dict, e.g. "
+                             f"dataset_options={{'n_test':10000}}, got {env_kwargs['dataset_options']!r}")
+        try:
+            searchspace.dataset_options(env_kwargs.get("dataset", "digits"), env_kwargs["dataset_options"])
+        except ValueError as error:
+            raise UsageError(f"--env-kwargs: {error}") from None
     if "space" in env_kwargs:
         _choice(env_kwargs["space"], searchspace.names(), "search space")
     import inspect
@@ -126,7 +134,15 @@ def _search_config(args: argparse.Namespace):
     image_every = getattr(args, "image_every", 0)  # nasgen sweep's trials do not set it
     if image_every < 0:
         raise UsageError(f"--image-every must be >= 0 (0 = about ten per run), got {image_every}")
-    return SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs,
+    protocol = getattr(args, "protocol", None)  # the sweep's trial namespaces have none
+    if protocol is not None:
+        from nasgen import protocols
+
+        _choice(protocol, protocols.names(), "protocol")
+        if "schedule_epochs" not in accepted:
+            raise UsageError(f"--protocol needs an env that trains shared weights with a warm-up "
+                             f"(nasgen/OneShotNAS-v0); {env_id} has none")
+    return SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs, protocol=protocol,
                         seed=_SEARCH_DEFAULTS["seed"] if args.seed is None else args.seed,
                         device=args.device or _SEARCH_DEFAULTS["device"], env_kwargs=env_kwargs,
                         controller_kwargs=controller_kwargs, checkpoint_every=args.checkpoint_every,
@@ -134,13 +150,21 @@ def _search_config(args: argparse.Namespace):
 
 
 def _run_dir(logdir: str, config) -> Path:
+    """Create and return a new run directory under ``logdir``.
+
+    The directory is made with an exclusive ``mkdir``, so runs started in the same second
+    get ``NAME``, ``NAME-2``, ... and never share one.
+    """
     name = f"{config.env.split('/')[-1]}__{config.controller}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    path = Path(logdir) / name
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = Path(logdir) / f"{name}-{suffix}"
-    return path
+    Path(logdir).mkdir(parents=True, exist_ok=True)
+    for suffix in range(1, 10_000):
+        path = Path(logdir) / (name if suffix == 1 else f"{name}-{suffix}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"{logdir} already holds 9999 runs named {name}-N")
 
 
 def _resume_config(args: argparse.Namespace):
@@ -155,8 +179,13 @@ def _resume_config(args: argparse.Namespace):
         state = resume_state(run_dir)
     except CheckpointError as error:
         raise UsageError(f"--resume: {error}; nothing was changed") from None
-    config = SearchConfig(**state["config"])
-    given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device}
+    try:
+        config = SearchConfig(**state["config"])
+    except (KeyError, TypeError) as error:
+        raise UsageError(f"--resume: the checkpoint in {run_dir} holds no valid search config ({error}); "
+                         f"nothing was changed") from None
+    given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device,
+             "protocol": getattr(args, "protocol", None)}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
             raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {getattr(config, key)!r}, "
@@ -174,10 +203,12 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.resume:
         run_dir, config, state = _resume_config(args)
     else:
-        config, state = _search_config(args), None
-        run_dir = _run_dir(args.logdir, config)
+        config, state, run_dir = _search_config(args), None, None
     seed_everything(config.seed)
-    result = run_logged(Search(config, run_dir, progress=not args.no_progress), state)
+    search = Search(config, run_dir or args.logdir, progress=not args.no_progress)
+    if run_dir is None:  # made only once the environment accepted its arguments
+        search.run_dir = run_dir = _run_dir(args.logdir, config)
+    result = run_logged(search, state)
     print_result(result, run_dir)
     return 0
 
@@ -202,7 +233,7 @@ def run_logged(search: Any, state: Optional[dict]) -> dict:
 def print_result(result: dict, run_dir: Any, where: str = "") -> None:
     """The end-of-search summary: derived architecture, score and where the files are."""
     print(f"derived architecture ({result['controller']} on {result['env']}, {result['steps']} steps{where}):")
-    if result["genotype"]:
+    if result["genotype"] and result["genotype"] != result["architecture"]:
         print(f"genotype: {result['genotype']}")
     print(result["architecture"])
     if result["score"] is not None:
@@ -221,7 +252,8 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
 
 # --- retrain ----------------------------------------------------------------------------------------
 def _load_architecture(source: str):
-    """(space, arch, dataset hint) from a run directory or a genotype JSON file."""
+    """(space, arch, dataset hint, dataset options hint) from a run directory, a genotype JSON
+    file, or a text file holding a NAS-Bench-201 architecture string."""
     from nasgen import searchspace
     from nasgen.searchspace import Genotype
 
@@ -232,31 +264,41 @@ def _load_architecture(source: str):
             raise UsageError(f"{source} holds no result.json; pass a finished run directory or a genotype JSON file")
     elif not path.is_file():
         raise UsageError(f"no run directory or genotype file {source!r}")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+    text = path.read_text()
+    if text.lstrip().startswith("|"):  # a NAS-Bench-201 string (genotype.txt of an nb201 search)
+        data = {"space": "nb201", "genotype": text.strip().splitlines()[0]}
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} must hold a JSON object (a result.json or a genotype)")
-    dataset = data.get("config", {}).get("env_kwargs", {}).get("dataset")
+    env_kwargs = data.get("config", {}).get("env_kwargs", {})
+    dataset, options = env_kwargs.get("dataset"), env_kwargs.get("dataset_options")
     if "derived_arch" in data:
         space = searchspace.from_dict(data["space"])
-        if not isinstance(space, searchspace.CellSearchSpace):
+        if not isinstance(space, searchspace.CellSpace):
             raise UsageError(f"{path} is a search in space {space.name!r}, which has no network to retrain")
-        return space, space.validate(data["derived_arch"]), dataset
+        return space, space.validate(data["derived_arch"]), dataset, options
     genotype = data.get("genotype", data)
-    missing = [f for f in Genotype._fields if f not in genotype]
-    if missing:
-        raise UsageError(f"{path} is neither a result.json nor a genotype: missing {', '.join(missing)}")
-    space_name = data.get("space", "darts")
+    space_name = data.get("space", "nb201" if isinstance(genotype, str) else "darts")
     if isinstance(space_name, dict):
         space = searchspace.from_dict(space_name)
     else:
         space = searchspace.get(_choice(space_name, searchspace.names(), "search space"))
+    if isinstance(space, searchspace.NB201SearchSpace):
+        try:
+            return space, space.from_genotype(genotype), dataset, options
+        except ValueError as error:
+            raise UsageError(f"{path}: {error}") from None
+    missing = [f for f in Genotype._fields if f not in genotype]
+    if missing:
+        raise UsageError(f"{path} is neither a result.json nor a genotype: missing {', '.join(missing)}")
     pairs = {k: [tuple(p) for p in genotype[k]] if k in ("normal", "reduce") else list(genotype[k])
              for k in Genotype._fields}
     try:
-        return space, space.from_genotype(Genotype(**pairs)), dataset
+        return space, space.from_genotype(Genotype(**pairs)), dataset, options
     except ValueError as error:
         raise UsageError(f"{path}: {error}") from None
 
@@ -265,7 +307,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.tensorboard import SummaryWriter
 
-    from nasgen import searchspace
+    from nasgen import jsonfile, searchspace
     from nasgen.search import seed_everything
     from nasgen.searchspace import Network, TrainConfig, train_network
     from nasgen.tblog import hyperparameter_table, write_hparams
@@ -279,14 +321,22 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     for flag, value in (("--crop-padding", args.crop_padding), ("--cutout", args.cutout)):
         if value < 0:
             raise UsageError(f"{flag} must be >= 0 (0 = off), got {value}")
-    space, arch, dataset_hint = _load_architecture(args.source)
+    space, arch, dataset_hint, options_hint = _load_architecture(args.source)
     dataset_name = _choice(args.dataset or dataset_hint or "digits", searchspace.dataset_names(), "dataset")
+    # The search's dataset settings (mnist1d sizes and seed) hold when retraining on its dataset.
+    options = options_hint if dataset_name == dataset_hint else None
     seed_everything(args.seed)
-    data = searchspace.load_dataset(dataset_name, args.data_dir, download=args.download, limit=args.limit)
+    try:
+        data = searchspace.load_dataset(dataset_name, args.data_dir, download=args.download, limit=args.limit,
+                                        options=options)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if data.dims != 2 and (args.crop_padding or args.flip or args.cutout):
+        raise UsageError(f"--crop-padding, --flip and --cutout augment images; {dataset_name} holds 1-D signals")
     source = Path(args.source)
     out_dir = Path(args.out) if args.out else (source / "retrain" if source.is_dir() else source.with_suffix("") .with_name(source.stem + "-retrain"))
     model = Network(space, arch, C=args.channels, n_cells=args.cells, in_channels=data.in_channels,
-                    n_classes=data.n_classes)
+                    n_classes=data.n_classes, dims=data.dims)
     writer = SummaryWriter(str(out_dir))
     settings = {k: v for k, v in vars(args).items() if k not in ("func", "command", "no_progress")}
     writer.add_text("retrain/hyperparameters", hyperparameter_table(settings), 0)
@@ -306,7 +356,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
               "seed": args.seed, "crop_padding": args.crop_padding, "flip": args.flip, "cutout": args.cutout,
               **result.to_dict()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "retrain.json").write_text(json.dumps(record, indent=2) + "\n")
+    jsonfile.write(out_dir / "retrain.json", record)
     print(f"test accuracy: {result.test_accuracy:.4f}  (val {result.val_accuracy:.4f}, "
           f"{result.parameters} parameters, {args.epochs} epochs on {dataset_name})")
     print(f"results: {out_dir / 'retrain.json'}  (TensorBoard: tensorboard --logdir {out_dir})")
@@ -355,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, help="search steps (default: 1000)")
     budget.add_argument("--epochs", type=float, help="architecture-phase epochs over the validation split")
     search.add_argument("--warmup-epochs", type=float, help="weight-training epochs before the first reward")
+    search.add_argument("--protocol", help="paper or shared: each method's split of the supernet-training budget "
+                                           "(warm-up + search) and a cosine weight lr over it (default: as configured)")
     search.add_argument("--seed", type=int, help="seed (default: 0)")
     search.add_argument("--device", help="cpu or cuda (default: cpu)")
     search.add_argument("--logdir", default="runs", help="parent folder of run directories (default: runs/)")
@@ -368,14 +420,17 @@ def build_parser() -> argparse.ArgumentParser:
     search.set_defaults(func=cmd_search)
 
     retrain = sub.add_parser("retrain", help="train a found architecture from scratch and report test accuracy")
-    retrain.add_argument("source", metavar="RUN_DIR|GENOTYPE.json", help="a search run directory or a genotype JSON file")
+    retrain.add_argument("source", metavar="RUN_DIR|GENOTYPE.json",
+                         help="a search run directory, a genotype JSON file, or a text file holding a "
+                         "NAS-Bench-201 string (|op~0|+|op~0|op~1|+|op~0|op~1|op~2|)")
     retrain.add_argument("--dataset", help="dataset (default: the search's, else digits)")
     retrain.add_argument("--data-dir", help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
     retrain.add_argument("--download", action="store_true", help="let torchvision download the dataset")
     retrain.add_argument("--limit", type=int, help="at most this many examples per split")
     retrain.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
     retrain.add_argument("--channels", type=int, default=16, help="channels of the first cells (default: 16)")
-    retrain.add_argument("--cells", type=int, default=8, help="number of cells (default: 8)")
+    retrain.add_argument("--cells", type=int, default=8,
+                         help="number of cells; nb201: cells per stage, N (default: 8)")
     retrain.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
     retrain.add_argument("--lr", type=float, default=0.025, help="initial SGD learning rate (default: 0.025)")
     retrain.add_argument("--crop-padding", type=int, default=0,
@@ -408,16 +463,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from nasgen.searchspace import DataNotFoundError
+    from nasgen.checkpoint import CheckpointWriteError
+    from nasgen.searchspace import DataError, DataNotFoundError
 
     try:
         return args.func(args)
     except UsageError as error:
         print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except DataNotFoundError as error:
+    except (DataNotFoundError, DataError) as error:
         print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except CheckpointWriteError as error:
+        print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"nasgen {args.command}: interrupted", file=sys.stderr)
         return 130

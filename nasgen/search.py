@@ -8,7 +8,6 @@ Black-box controllers run ``ask -> env.step -> tell``; gradient controllers run 
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import random
 import sys
@@ -21,10 +20,10 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nasgen import controllers, envs
-from nasgen.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from nasgen import controllers, envs, jsonfile, protocols
+from nasgen.checkpoint import CheckpointError, load_checkpoint, remove_temporaries, save_checkpoint
 from nasgen.controllers.diagnostics import parameter_free_cells
-from nasgen.searchspace import CellSearchSpace, plot_cell, plot_op_probabilities
+from nasgen.searchspace import CellSpace, plot_cell, plot_op_probabilities
 from nasgen.tblog import hyperparameter_table, write_hparams
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -60,6 +59,9 @@ class SearchConfig:
     """steps between checkpoints (and one at the end)"""
     image_every: int = 0
     """steps between op-probability heatmaps and genotype text; 0 = about ten per run"""
+    protocol: Optional[str] = None
+    """``nasgen.protocols`` preset (``paper``, ``shared``) splitting the supernet-training budget
+    into warm-up and search per method, with a cosine weight lr over both; None: as configured"""
 
 
 def seed_everything(seed: int) -> None:
@@ -151,12 +153,17 @@ class Search:
         self.setup_time = 0.0
         self.evaluations = 0
         self.warnings_given: set[str] = set()
+        self.plan: Optional[protocols.Plan] = None  #: set by ``_start`` under a protocol
 
     #: only the main process logs and writes files
     is_main = True
 
     # --- setup ---------------------------------------------------------------------------------
     def _start(self, resume_state: Optional[dict], env_state: Optional[dict]) -> None:
+        self.plan = None
+        if self.config.protocol is not None:
+            self.plan = protocols.plan_search(self.config, self.env.unwrapped)
+            protocols.apply_plan(self.env.unwrapped, self.plan)
         options = {"warmup": False} if (resume_state or env_state) else None
         start = time.perf_counter()
         self.env.reset(seed=self.config.seed, options=options)
@@ -165,6 +172,8 @@ class Search:
             self.env.unwrapped.load_state_dict(env_state)
         self.space = self.env.unwrapped.space
         kwargs = dict(self.config.controller_kwargs)
+        if self.plan is not None and "weight_lr_min" in inspect.signature(self.controller_class.__init__).parameters:
+            kwargs["weight_lr_min"] = None  # the env's cosine spans warm-up and search instead
         if "total_steps" in inspect.signature(self.controller_class.__init__).parameters:
             # Schedules (temperature, cosine lr) anneal over the real run length.
             kwargs.setdefault("total_steps", self._resolve_steps(samples_per_step=1))
@@ -174,6 +183,8 @@ class Search:
             self.load_state_dict(resume_state)
 
     def _resolve_steps(self, samples_per_step: int) -> int:
+        if self.plan is not None:
+            return self.plan.steps(samples_per_step)
         if self.config.steps is not None and self.config.epochs is not None:
             raise ValueError("give steps or epochs, not both")
         if self.config.epochs is not None:
@@ -253,7 +264,7 @@ class Search:
             return
         arch = self.controller.derive()
         self.logger.add_text("search/architecture", f"```\n{self.space.describe(arch)}\n```", self.step)
-        if isinstance(self.space, CellSearchSpace):
+        if isinstance(self.space, CellSpace):
             for cell, share in self.space.parameter_free_share(arch).items():
                 self.logger.add_scalar(f"search/param_free_share_{cell}", share, self.step)
         probs = self.controller.op_probabilities()
@@ -284,13 +295,14 @@ class Search:
     def _warn_on_parameter_free_cells(self) -> None:
         """One visible line when the derived architecture has a cell of parameter-free ops only
         (the DARTS-style collapse to skip connections and pooling), whatever the controller."""
-        if not isinstance(self.space, CellSearchSpace) or self.warnings_given:
+        if not isinstance(self.space, CellSpace) or self.warnings_given:
             return  # one warning per run: a collapse already reported explains the cells too
         cells = parameter_free_cells(self.space, self.controller.derive())
         if not cells:
             return
         self.warnings_given.add("parameter-free cell")
-        line = (f"WARNING: {self.config.controller} derived a parameter-free {' and '.join(cells)} cell"
+        which = "" if cells == ["cell"] else " and ".join(cells) + " "  # nb201 has one cell type, "cell"
+        line = (f"WARNING: {self.config.controller} derived a parameter-free {which}cell"
                 f"{'s' if len(cells) > 1 else ''} at step {self.step} (only skip connections, pooling or "
                 f"no op): such a cell learns nothing; likely a collapse to parameter-free ops. Try more "
                 f"--warmup-epochs or --steps, or another controller")
@@ -354,6 +366,8 @@ class Search:
         """
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if resume_state:  # a write that was killed leaves its temporary file behind
+                remove_temporaries(self.run_dir / CHECKPOINT_NAME)
         self._start(resume_state, env_state)
         can_checkpoint = hasattr(self.env.unwrapped, "state_dict")
         if self.logger is not None and not resume_state:
@@ -403,21 +417,24 @@ class Search:
             "genotype": None, "space": self.space.to_dict(),
             "best_reward": self.best_reward if math.isfinite(self.best_reward) else None,
             "best_arch": None if self.best_arch is None else [int(a) for a in self.best_arch],
-            "config": asdict(self.config),
+            "config": asdict(self.config), "protocol_plan": self.plan.to_dict() if self.plan else None,
             **self._result_extras(),
         }
         score = getattr(self.env.unwrapped, "score", None)
         result["score"] = float(score(arch)) if score is not None else None
-        if isinstance(self.space, CellSearchSpace):
+        if isinstance(self.space, CellSpace):
             try:
-                result["genotype"] = self.space.to_genotype(arch)._asdict()
+                genotype = self.space.to_genotype(arch)
+                # DARTS's Genotype as a dict; NAS-Bench-201's is its string.
+                result["genotype"] = genotype._asdict() if hasattr(genotype, "_asdict") else genotype
             except ValueError:  # not in the two-inputs-per-node DARTS form
                 pass
             for cell in self.space.cell_types:
                 plot_cell(self.space, arch, cell, self.run_dir / f"{cell}.png", title=f"{cell} cell ({self.config.controller})")
-        (self.run_dir / "genotype.txt").write_text(
-            (repr(result["genotype"]) + "\n" if result["genotype"] else "") + result["architecture"] + "\n")
-        (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        genotype_line = (repr(result["genotype"]) + "\n"
+                         if result["genotype"] and result["genotype"] != result["architecture"] else "")
+        (self.run_dir / "genotype.txt").write_text(genotype_line + result["architecture"] + "\n")
+        jsonfile.write(self.run_dir / "result.json", result)
         if self.logger is not None:
             self.logger.add_text("search/genotype", f"```\n{result['architecture']}\n```", self.step)
             if result["score"] is not None:
@@ -432,7 +449,8 @@ class Search:
     def _effective_config(self) -> dict:
         """``_config_rows()`` with the number of steps the run takes (not ``None`` for the default)."""
         rows = dict(self._config_rows())
-        how = "from epochs" if self.config.epochs is not None else "default" if self.config.steps is None else None
+        how = ("from the protocol" if self.plan is not None else "from epochs" if self.config.epochs is not None
+               else "default" if self.config.steps is None else None)
         rows["steps"] = self.total_steps if how is None else f"{self.total_steps} ({how})"
         if not self.config.image_every:
             rows["image_every"] = f"{self._image_every()} (about ten per run)"

@@ -189,6 +189,8 @@ BAD_INPUTS = [
     (["search", "--resume", "/nonexistent/run"], "no run directory"),
     (["retrain", "/nonexistent/run"], "no run directory or genotype file"),
     (["retrain", "/nonexistent/run", "--cutout", "-1"], "--cutout must be >= 0 (0 = off), got -1"),
+    (["search", "--protocol", "fair"], "unknown protocol 'fair'; choose from: paper, shared"),
+    (["search", "--env", "nasgen/TeacherArch-v0", "--protocol", "paper"], "--protocol needs an env that trains"),
 ]
 
 
@@ -198,6 +200,13 @@ def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path):
     err = capsys.readouterr().err
     assert message in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_protocol_exits_2_before_making_the_run_directory(tmp_path):
+    result = nasgen("search", "--protocol", "fair", "--logdir", str(tmp_path / "runs"), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "nasgen search: error: unknown protocol 'fair'; choose from: paper, shared"
+    assert not (tmp_path / "runs").exists()
 
 
 def test_bad_input_through_a_real_process_has_no_traceback():

@@ -443,6 +443,90 @@ def test_warmup_trains_the_shared_weights():
     assert same_tensors(snapshot(warm.model), snapshot(again.model))  # the warm-up is seeded
 
 
+# --- credit from the training pass (credit_batch="train") and the weight-lr schedule -------------
+@pytest.mark.parametrize("mode", ["taylor", "hybrid"])
+def test_train_batch_credit_is_the_taylor_credit_of_the_training_batch(mode):
+    from nasgen.searchspace import taylor_credit
+
+    env = make("nasgen/OneShotNAS-v0", credit=mode, credit_batch="train")
+    u = env.unwrapped
+    env.reset(seed=0)
+    arch = u.space.sample(np.random.default_rng(1))
+    arch[::4] = 0
+    # The same training batch, and a copy of the weights before the step.
+    position = u.train_stream.state_dict()
+    x, y = u.train_stream.next()
+    u.train_stream.load_state_dict(position)
+    model = copy.deepcopy(u.model).train()
+    separate = taylor_credit(lambda g: u.loss_fn(model(x, arch, gates=g), y), arch != 0)
+    reference = torch.optim.SGD(model.parameters(), **u.weight_hparams)
+    reference.zero_grad()
+    u.loss_fn(model(x, arch), y).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), u.grad_clip)
+    reference.step()
+
+    _, reward, _, _, info = env.step(arch)
+    assert reward == pytest.approx(-separate.loss, abs=1e-6)
+    assert info["train_loss"] == pytest.approx(separate.loss, abs=1e-6) and "val_loss" not in info
+    if mode == "taylor":
+        np.testing.assert_allclose(info["credit"], separate.credit, rtol=1e-5, atol=1e-7)
+    else:  # hybrid: the Taylor part is the same; one checked edge is corrected
+        changed = np.flatnonzero(~np.isclose(info["credit"], separate.credit, rtol=1e-5, atol=1e-7))
+        assert len(changed) <= 1 and info["evaluations"] == 2
+    assert u.train_stream.batches_drawn == 1 and u.val_stream.batches_drawn == 0
+    for mine, theirs in zip(u.model.parameters(), model.parameters()):  # the step the batch gives
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_train_batch_credit_halves_the_forward_passes():
+    passes = {}
+    for batch in ("val", "train"):
+        env = make("nasgen/OneShotNAS-v0", credit="taylor", credit_batch=batch)
+        u = env.unwrapped
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+        calls = []
+        hook = u.model.register_forward_hook(lambda *_: calls.append(1))
+        infos = [play(env, u.space.sample(rng))[4] for _ in range(3)]
+        hook.remove()
+        assert sum(i["forward_passes"] for i in infos) == len(calls)  # the counter counts them all
+        passes[batch] = len(calls)
+    assert passes == {"val": 6, "train": 3}
+
+
+def test_cosine_weight_lr_over_warmup_and_search():
+    env = make("nasgen/OneShotNAS-v0", warmup_epochs=1.0, weight_lr_schedule="cosine", schedule_epochs=3.0,
+               weight_lr=0.1, weight_lr_min=0.01)
+    u = env.unwrapped
+    env.reset(seed=0)
+    per_epoch = u.train_batches_per_epoch
+    assert per_epoch == u.train_stream.batches_per_epoch == 4
+
+    def expected(steps):
+        return 0.01 + 0.09 * 0.5 * (1 + math.cos(math.pi * min(steps / per_epoch / 3.0, 1.0)))
+
+    lrs = [u.weight_optimizer.param_groups[0]["lr"]]
+    assert lrs[0] == pytest.approx(expected(per_epoch))  # the warm-up moved it already
+    for _ in range(3 * per_epoch):
+        play(env, u.space.sample(np.random.default_rng(0)))
+        lrs.append(u.weight_optimizer.param_groups[0]["lr"])
+    assert lrs == pytest.approx([expected(per_epoch + k) for k in range(len(lrs))])
+    assert lrs[-1] == pytest.approx(0.01)
+    constant = make("nasgen/OneShotNAS-v0", warmup_epochs=1.0, weight_lr=0.1).unwrapped
+    constant.reset(seed=0)
+    assert constant.weight_optimizer.param_groups[0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(weight_lr_schedule="step"), "weight_lr_schedule"),
+    (dict(weight_lr_schedule="cosine"), "schedule_epochs"),
+    (dict(credit_batch="test"), "credit_batch"),
+])
+def test_bad_schedule_and_credit_batch_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make("nasgen/OneShotNAS-v0", **kwargs)
+
+
 def test_seeding_through_make_kwarg():
     for env_id in ("nasgen/OneShotNAS-v0", "nasgen/TeacherArch-v0"):
         arch = make(env_id).unwrapped.space.sample(np.random.default_rng(0))
