@@ -245,8 +245,9 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
     print(f"search time: {loop:.1f} s (the loop its progress bar times: steps, logging, checkpoints; "
           f"{result['wall_time_s']:.1f} s in the steps themselves)"
           + (f"; set-up and warm-up before it: {setup:.1f} s" if setup is not None else ""))
-    written = [name for name in ("result.json", "genotype.txt", "normal.png", "reduce.png", "checkpoint.pt")
-               if (Path(run_dir) / name).is_file()]
+    folder = Path(run_dir)
+    diagrams = sorted(path.name for path in folder.glob("*.png"))  # one per cell type of a cell space
+    written = [name for name in ("result.json", "genotype.txt", *diagrams, "checkpoint.pt") if (folder / name).is_file()]
     print(f"results: {run_dir}  ({', '.join(written)}; TensorBoard: tensorboard --logdir {run_dir})")
 
 
