@@ -1,9 +1,10 @@
 """Shared machinery of the one-step architecture environments.
 
 One episode is one architecture: ``step(arch)`` returns its reward and ends the episode
-with ``terminated=True``; another ``step`` before ``reset`` raises RuntimeError. What persists between episodes (supernet weights, the teacher
-instance) is the *search state*; a seeded ``reset`` rebuilds it from ``self.np_random``,
-an unseeded one only starts the next episode.
+with ``terminated=True``; another ``step`` before ``reset`` raises RuntimeError. What
+persists between episodes (supernet weights, the teacher instance) is the *search state*;
+a seeded ``reset`` rebuilds it from ``self.np_random``, an unseeded one only starts the
+next episode.
 """
 
 from __future__ import annotations
