@@ -247,7 +247,8 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
           + (f"; set-up and warm-up before it: {setup:.1f} s" if setup is not None else ""))
     folder = Path(run_dir)
     diagrams = sorted(path.name for path in folder.glob("*.png"))  # one per cell type of a cell space
-    written = [name for name in ("result.json", "genotype.txt", *diagrams, "checkpoint.pt") if (folder / name).is_file()]
+    written = [name for name in ("result.json", "genotype.txt", *diagrams, "checkpoint.pt")
+               if (folder / name).is_file()]
     print(f"results: {run_dir}  ({', '.join(written)}; TensorBoard: tensorboard --logdir {run_dir})")
 
 
