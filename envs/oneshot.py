@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Optional
 
 import gymnasium as gym
@@ -10,13 +11,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasgen.searchspace import BatchStream, CellSpace, Supernet, load_dataset
+from nasgen.searchspace import (BatchStream, CellSpace, Credit, Supernet, dataset_names, exact_credit,
+                                hybrid_credit, load_dataset)
 from nasgen.searchspace import get as get_space
 
 from .base import ArchitectureEnv, torch_seed
 
 #: Upper bound of the epochs entry of the observation (it is clipped there).
 EPOCHS_OBS_LIMIT = 1e6
+
+#: Schedules of the shared weights' learning rate (``weight_lr_schedule``).
+WEIGHT_LR_SCHEDULES = ("constant", "cosine")
+
+#: Where the reward and the credit come from (``credit_batch``).
+CREDIT_BATCHES = ("val", "train")
+
+
+def cosine_lr(base: float, minimum: float, progress: float) -> float:
+    """``minimum + (base - minimum) (1 + cos(pi * progress)) / 2``, ``progress`` clipped to [0, 1]."""
+    progress = min(max(progress, 0.0), 1.0)
+    return minimum + (base - minimum) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class OneShotNASEnv(ArchitectureEnv):
@@ -34,8 +48,25 @@ class OneShotNASEnv(ArchitectureEnv):
     ``[0, EPOCHS_OBS_LIMIT]`` and ``reward_obs_bounds`` so the Box is finite.
 
     info: ``loss``/``val_loss``, ``val_accuracy``, ``params`` (parameters of the path),
-    ``evaluations`` (forward passes spent), ``nonfinite``, ``train_loss`` when weights
-    trained, and with ``credit`` the per-edge ``credit`` (``credit_corr`` for hybrid).
+    ``evaluations`` (reward passes spent: 1, plus credit's ablations), ``forward_passes``
+    (every supernet forward of the step, the weight-training pass included), ``nonfinite``,
+    ``train_loss`` when weights trained, and with ``credit`` the per-edge ``credit``
+    (``credit_corr`` for hybrid).
+
+    ``credit_batch="train"`` (beyond the paper) takes the reward and the credit from the
+    weight-training pass itself: one forward and one backward on a training batch give the
+    weights' gradient and, through the gates, ``dL/dg`` for the Taylor credit; then the weights
+    step. One forward pass per step instead of two. The reward is then ``-`` the
+    training-batch loss *before* the weight step (``loss``/``train_loss``, and
+    ``train_accuracy`` instead of ``val_accuracy``; no ``val_loss``). ``exact`` and ``hybrid``
+    credit ablate on the same training batch, before the weight step (the ablations are extra
+    forwards, without gradient). Without ``train_weights`` there is no training pass to share:
+    the reward is simply taken on a training batch.
+
+    The shared weights' lr: constant, or with ``weight_lr_schedule="cosine"`` DARTS's cosine
+    from ``weight_lr`` to ``weight_lr_min`` over ``schedule_epochs`` epochs of weight training
+    (warm-up included), set after every weight step from the epochs trained so far, so every
+    optimiser step (the env's own and a gradient controller's) follows it.
 
     For gradient controllers ``env.unwrapped`` exposes ``model`` (the ``Supernet``),
     ``weight_optimizer``, ``next_train_batch()``, ``next_val_batch()``, ``loss_fn``,
@@ -55,6 +86,12 @@ class OneShotNASEnv(ArchitectureEnv):
         warmup_epochs: epochs of weight training on uniform paths before the first reward.
         train_weights: train the shared weights one step after every reward.
         weight_lr, weight_momentum, weight_decay, grad_clip: the SGD of the shared weights.
+        weight_lr_schedule: ``"constant"`` or ``"cosine"`` (see above).
+        weight_lr_min: final lr of the cosine schedule.
+        schedule_epochs: epochs of weight training the cosine spans (warm-up + search);
+            required with ``"cosine"``.
+        credit_batch: ``"val"`` (the paper: reward and credit on a validation batch, then a
+            separate training pass) or ``"train"`` (from the training pass, see above).
         progress: show a progress bar during warm-up.
         credit, credit_subset, nonfinite_reward, device, seed: see ``ArchitectureEnv``.
     """
@@ -64,14 +101,23 @@ class OneShotNASEnv(ArchitectureEnv):
                  space: str = "small", C: int = 8, n_cells: int = 5,
                  batch_size: int = 64, warmup_epochs: float = 10.0, train_weights: bool = True,
                  weight_lr: float = 0.025, weight_momentum: float = 0.9, weight_decay: float = 3e-4,
-                 grad_clip: float = 5.0, progress: bool = False, credit: Optional[str] = None,
-                 credit_subset: int = 1, nonfinite_reward: float = -100.0, device: str = "cpu",
-                 seed: Optional[int] = None):
+                 grad_clip: float = 5.0, weight_lr_schedule: str = "constant", weight_lr_min: float = 1e-3,
+                 schedule_epochs: Optional[float] = None, progress: bool = False,
+                 credit: Optional[str] = None, credit_subset: int = 1, credit_batch: str = "val",
+                 nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None):
         search_space = get_space(space)
         if not isinstance(search_space, CellSpace):
             raise ValueError(f"space {space!r} is not a cell search space")
         if warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
+        if weight_lr_schedule not in WEIGHT_LR_SCHEDULES:
+            raise ValueError(f"weight_lr_schedule={weight_lr_schedule!r}; expected one of "
+                             f"{', '.join(WEIGHT_LR_SCHEDULES)}")
+        if weight_lr_schedule == "cosine" and not (schedule_epochs is not None and schedule_epochs > 0):
+            raise ValueError(f"weight_lr_schedule='cosine' needs schedule_epochs > 0 (warm-up + search "
+                             f"epochs of weight training), got {schedule_epochs}")
+        if credit_batch not in CREDIT_BATCHES:
+            raise ValueError(f"credit_batch={credit_batch!r}; expected one of {', '.join(CREDIT_BATCHES)}")
         super().__init__(search_space, credit, credit_subset, nonfinite_reward, device, seed)
         self.data = load_dataset(dataset, data_dir, download=download, limit=limit, options=dataset_options)
         self.supernet_config = dict(C=C, n_cells=n_cells, in_channels=self.data.in_channels,
@@ -82,7 +128,12 @@ class OneShotNASEnv(ArchitectureEnv):
         self.train_weights = train_weights
         self.weight_hparams = dict(lr=weight_lr, momentum=weight_momentum, weight_decay=weight_decay)
         self.grad_clip = grad_clip
+        self.weight_lr_schedule = weight_lr_schedule
+        self.weight_lr_min = weight_lr_min
+        self.schedule_epochs = schedule_epochs
+        self.credit_batch = credit_batch
         self.progress = progress
+        self._fused_train_loss: Optional[float] = None
         low, high = self.reward_obs_bounds
         self.observation_space = gym.spaces.Box(np.array([0.0, low], dtype=np.float32),
                                                 np.array([EPOCHS_OBS_LIMIT, high], dtype=np.float32))
@@ -92,6 +143,11 @@ class OneShotNASEnv(ArchitectureEnv):
         self.gradient_hook: Optional[Callable[[], None]] = None
         self._train_data = self.data.train.to(self.device)
         self._val_data = self.data.val.to(self.device)
+
+    @staticmethod
+    def dataset_names() -> list[str]:
+        """The names ``dataset=`` accepts."""
+        return dataset_names()
 
     # --- what gradient controllers use --------------------------------------------------------
     def loss_fn(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -107,6 +163,24 @@ class OneShotNASEnv(ArchitectureEnv):
     def weight_epochs(self) -> float:
         """Epochs of shared-weight training so far (warm-up included)."""
         return self.train_stream.epochs
+
+    @property
+    def train_batches_per_epoch(self) -> int:
+        """Weight steps in one epoch over the training split (known before ``reset``)."""
+        return len(self._train_data) // self.batch_size
+
+    @property
+    def val_batches_per_epoch(self) -> int:
+        """Reward batches in one epoch over the validation split (known before ``reset``)."""
+        return len(self._val_data) // self.batch_size
+
+    def _schedule_weight_lr(self, *_: Any) -> None:
+        """Set the lr of the coming weight step (a step post-hook of the weight optimiser)."""
+        if self.weight_lr_schedule != "cosine":
+            return
+        lr = cosine_lr(self.weight_hparams["lr"], self.weight_lr_min, self.weight_epochs / self.schedule_epochs)
+        for group in self.weight_optimizer.param_groups:
+            group["lr"] = lr
 
     def train_step(self, arch: Any = None, weights: Optional[torch.Tensor] = None) -> float:
         """One SGD step of the shared weights on a training batch; returns the loss.
@@ -147,6 +221,8 @@ class OneShotNASEnv(ArchitectureEnv):
         self.weight_optimizer = torch.optim.SGD(self.model.parameters(), **self.weight_hparams)
         self.train_stream = BatchStream(self._train_data, self.batch_size,
                                         torch.Generator().manual_seed(torch_seed(self.np_random)), self.device)
+        self.weight_optimizer.register_step_post_hook(self._schedule_weight_lr)
+        self._schedule_weight_lr()
         self.val_stream = BatchStream(self._val_data, self.batch_size,
                                       torch.Generator().manual_seed(torch_seed(self.np_random)), self.device)
         if self._reset_options.get("warmup", True):  # a resume loads trained weights instead
@@ -161,8 +237,13 @@ class OneShotNASEnv(ArchitectureEnv):
         for _ in iterator:
             self.train_step(self.space.sample(self.np_random))
 
+    @property
+    def _fused(self) -> bool:
+        """Reward, credit and weight step share one training pass."""
+        return self.credit_batch == "train" and self.train_weights
+
     def _reward_batch(self):
-        return self.next_val_batch()
+        return self.next_train_batch() if self.credit_batch == "train" else self.next_val_batch()
 
     def _loss(self, arch, batch, gates):
         x, y = batch
@@ -170,15 +251,58 @@ class OneShotNASEnv(ArchitectureEnv):
         loss = self.loss_fn(logits, y)
         return loss, {"val_accuracy": (logits.argmax(1) == y).float().mean().item()}
 
+    def _evaluate(self, loss_of_gates, active):
+        if not self._fused:
+            return super()._evaluate(loss_of_gates, active)
+        self.model.train()
+        gates = None
+        if self.credit_mode is not None:
+            gates = torch.ones(len(active), device=self.device, requires_grad=True)
+        loss = loss_of_gates(gates)
+        self.weight_optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):  # the base class floors the reward; the weights stay
+            self._fused_train_loss = float("nan")
+            return float("nan"), 1, None if gates is None else Credit(np.zeros(len(active)), float("nan"), 1)
+        loss.backward()  # the weights' gradient and dL/dgates in one backward
+        value = loss.item()
+        result = None
+        if gates is not None:
+            grad = gates.grad if gates.grad is not None else torch.zeros_like(gates)
+            taylor = -grad.detach().cpu().double().numpy()
+            taylor[~active] = 0.0
+            result = Credit(credit=taylor, loss=value, evaluations=1, backward_passes=1)
+            with torch.no_grad():  # ablations on the same batch, before the weights move
+                if self.credit_mode == "exact":
+                    result = exact_credit(loss_of_gates, active, self.device, base_loss=value)
+                    result.evaluations += 1
+                elif self.credit_mode == "hybrid":
+                    result = hybrid_credit(loss_of_gates, active, self.np_random, self.device,
+                                           self.credit_subset, taylor=result)
+        if self.gradient_hook is not None:
+            self.gradient_hook()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.weight_optimizer.step()
+        self._fused_train_loss = value
+        return value, 1 if result is None else result.evaluations, result
+
     def _train(self, arch: np.ndarray) -> dict:
         info = {"params": self.model.parameter_count(arch)}
-        if self.train_weights:
+        if self._fused:
+            info["train_loss"] = self._fused_train_loss
+        elif self.train_weights:
             info["train_loss"] = self.train_step(arch)
         return info
 
     def step(self, action: Any):
+        self._fused_train_loss = None
         observation, reward, terminated, truncated, info = super().step(action)
-        info["val_loss"] = info["loss"]
+        separate_pass = "train_loss" in info and not self._fused
+        info["forward_passes"] = info["evaluations"] + int(separate_pass)
+        if self.credit_batch == "train":
+            if "val_accuracy" in info:
+                info["train_accuracy"] = info.pop("val_accuracy")
+        else:
+            info["val_loss"] = info["loss"]
         if "params" not in info:  # the non-finite path skips _train
             info["params"] = self.model.parameter_count(action)
         return observation, reward, terminated, truncated, info
@@ -198,3 +322,4 @@ class OneShotNASEnv(ArchitectureEnv):
         self.weight_optimizer.load_state_dict(state["weight_optimizer"])
         self.train_stream.load_state_dict(state["train_stream"])
         self.val_stream.load_state_dict(state["val_stream"])
+        self._schedule_weight_lr()

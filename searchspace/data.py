@@ -1,9 +1,11 @@
 """Datasets as in-memory tensors, and a seeded, checkpointable mini-batch stream.
 
 ``digits`` (scikit-learn's 1,797 8x8 handwritten digits, bundled, no download) is the
-default. ``cifar10``, ``mnist`` and ``fashion_mnist`` load through torchvision from a
-local folder and download only when asked. ``mnist1d`` (1-D signals of length 40) comes
-from the ``mnist1d`` package's procedural generator, offline.
+default. ``cifar10``, ``mnist`` and ``fashion_mnist`` load from a local folder and download
+(through torchvision) only when asked. CIFAR-10's pickled batches are checked against their
+MD5s and read with a restricted unpickler (``cifar_files``), never with a bare ``pickle.load``.
+``mnist1d`` (1-D signals of length 40) comes from the ``mnist1d`` package's procedural
+generator, offline.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ import torch
 
 class DataNotFoundError(FileNotFoundError):
     """A dataset's files are not where they should be; the message says what to put where."""
+
+
+class DataError(ValueError):
+    """A dataset's files are there but damaged, foreign or unsafe; the message names the file."""
 
 
 @dataclass
@@ -120,34 +126,11 @@ def _require_dir(data_dir: Optional[str], name: str, what: str) -> str:
 
 
 def _cifar10(data_dir: Optional[str], download: bool, split_seed: int, limit: Optional[int]) -> Dataset:
-    from torchvision.datasets import CIFAR10
-
-    class LocalCIFAR10(CIFAR10):
-        """torchvision's CIFAR-10 reader; the archive's checksum is verified when downloading.
-
-        A local folder is accepted when every batch file is present, so a subset written
-        in the same pickle format (our tests, a trimmed copy) loads too.
-        """
-
-        def _check_integrity(self) -> bool:
-            folder = Path(self.root) / self.base_folder
-            return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
-
-        def _load_meta(self) -> None:
-            import pickle
-
-            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as f:
-                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
-            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+    from .cifar_files import read_cifar10
 
     root = _require_dir(data_dir, "cifar10", "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta)")
-    try:
-        train = LocalCIFAR10(root, train=True, download=download)
-        test = LocalCIFAR10(root, train=False, download=download)
-    except RuntimeError:
-        raise DataNotFoundError(f"CIFAR-10 not found in {root}: put cifar-10-batches-py/ (data_batch_1..5, "
-                                f"test_batch, batches.meta) there, or download=True (--download)") from None
-    return _from_train_test("cifar10", train.data, train.targets, test.data, test.targets, split_seed, limit)
+    train_x, train_y, test_x, test_y = read_cifar10(root, download)
+    return _from_train_test("cifar10", train_x, train_y, test_x, test_y, split_seed, limit)
 
 
 def _mnist_like(name: str, dataset_class: str, folder: str):
@@ -160,9 +143,20 @@ def _mnist_like(name: str, dataset_class: str, folder: str):
         try:
             train = cls(root, train=True, download=download)
             test = cls(root, train=False, download=download)
-        except RuntimeError:
+        except RuntimeError as error:
+            if not str(error).startswith("Dataset not found"):
+                raise DataError(f"{dataset_class} files in {Path(root) / folder / 'raw'} are not valid idx files "
+                                f"({str(error)[:80]})") from None
             raise DataNotFoundError(f"{dataset_class} not found in {root}: put {files} in "
                                     f"{Path(root) / folder / 'raw'}, or download=True (--download)") from None
+        except Exception as error:  # torchvision's idx reader asserts, or raises Type/ValueError
+            raise DataError(f"{dataset_class} files in {Path(root) / folder / 'raw'} are not valid idx files "
+                            f"({type(error).__name__}{': ' + str(error)[:80] if str(error) else ''})") from None
+        for part, split in (("train", train), ("t10k", test)):
+            if (split.data.dim() != 3 or len(split.data) != len(split.targets)
+                    or (len(split.targets) and not 0 <= int(split.targets.min()) <= int(split.targets.max()) < 10)):
+                raise DataError(f"{dataset_class} {part} files in {Path(root) / folder / 'raw'} do not hold "
+                                f"[N, H, W] images with N labels in 0..9")
         return _from_train_test(name, train.data.numpy(), train.targets.numpy(), test.data.numpy(),
                                 test.targets.numpy(), split_seed, limit)
     return load
@@ -315,6 +309,7 @@ def load_dataset(name: str = "digits", data_dir: Optional[str] = None, *, downlo
         KeyError: unknown name, listing the known ones.
         ValueError: a bad limit or option, in one line.
         DataNotFoundError: files missing; the message says what to put where.
+        DataError: files damaged, foreign or unsafe; the message names the file.
     """
     checked = dataset_options(name, options)
     if limit is not None and limit < 1:
