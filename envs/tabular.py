@@ -61,6 +61,8 @@ class TabularEnv(ArchitectureEnv):
             credit mode.
     """
 
+    credit_modes: tuple[str, ...] = ()  # a table has no gates to ablate
+
     def __init__(self, table: str = "nb201-mnist1d", reward: str = "sample", budget: Optional[int] = None,
                  credit: Optional[str] = None, seed: Optional[int] = None):
         from nasgen.bench import load
@@ -100,8 +102,7 @@ class TabularEnv(ArchitectureEnv):
 
     def step(self, action: Any):
         arch = self.space.validate(action)
-        if not self._built:
-            raise RuntimeError("call reset() before step()")
+        self._check_can_step()
         if self.budget is not None and self.steps >= self.budget:
             raise QueryBudgetExhausted(f"query budget of {self.budget} exhausted; reset with a seed to "
                                        f"start a new search")
@@ -118,6 +119,7 @@ class TabularEnv(ArchitectureEnv):
         self.steps += 1
         self.evaluations += 1
         self.last_reward = reward
+        self._episode_over = True
         info = {"val_accuracy": reward, "seed": seed, "test_accuracy": test,
                 "test_regret": self.best_test - test, "percentile": self.table.percentile(arch),
                 "params": int(self.table.params[row]), "flops": int(self.table.flops[row]),

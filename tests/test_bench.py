@@ -217,6 +217,7 @@ def test_tabular_env_rewards_regret_and_budget(tiny_table):
     arch = [1, 1, 0, 1]
     drawn = set()
     for _ in range(3):
+        env.reset()  # an unseeded reset starts the next episode of the same search
         obs, reward, terminated, truncated, info = env.step(arch)
         row = table.row_of(arch)
         j = list(table.seeds).index(info["seed"])
@@ -224,6 +225,7 @@ def test_tabular_env_rewards_regret_and_budget(tiny_table):
         assert reward == pytest.approx(table.metrics["val_accuracy"][row, j, -1]) and terminated and not truncated
         assert info["test_regret"] == pytest.approx(u.best_test - table.query(arch)["mean"]["test_accuracy"])
         assert info["percentile"] == table.percentile(arch) and obs[0] == pytest.approx(reward)
+    env.reset()
     with pytest.raises(QueryBudgetExhausted, match="budget of 3"):
         env.step(arch)
     env.reset(seed=1)  # a seeded reset starts a new search with a fresh budget
@@ -231,9 +233,13 @@ def test_tabular_env_rewards_regret_and_budget(tiny_table):
 
     mean = gym.make("nasgen/Tabular-v0", table=str(tiny_table), reward="mean")
     mean.reset(seed=0)
-    rewards = {mean.step(arch)[1] for _ in range(4)}
+    rewards = set()
+    for _ in range(4):
+        mean.reset()
+        rewards.add(mean.step(arch)[1])
     assert len(rewards) == 1 and rewards.pop() == pytest.approx(table.query(arch)["mean"]["val_accuracy"])
     assert mean.unwrapped.score(arch) == pytest.approx(table.query(arch)["mean"]["val_accuracy"])
+    mean.reset()
     assert mean.unwrapped.step(u.best_arch)[4]["test_regret"] == 0.0
 
     for kwargs, match in ((dict(reward="max"), "reward='max'"), (dict(budget=0), "budget"),
