@@ -423,6 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nasgen.sweep import add_sweep_parser
 
     add_sweep_parser(sub)
+    from nasgen.bench.cli import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 
