@@ -92,3 +92,32 @@ def test_search_without_a_table_is_not_judged_and_a_bad_table_exits_2(tmp_path, 
     assert main(["search", "--logdir", str(tmp_path / "b"), "--table", "nope", *TINY_NB201]) == 2
     assert "--table nope: no table 'nope'" in capsys.readouterr().err
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+def test_paired_statistics_of_the_harness():
+    import itertools
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import _stats
+
+    def brute(a, b):  # every sign assignment of the ranks
+        d = np.asarray(a) - np.asarray(b)
+        d = d[d != 0]
+        ranks = _stats._average_ranks(np.abs(d))
+        observed = abs(ranks[d > 0].sum() - ranks.sum() / 2)
+        hits = sum(abs(sum(r for r, s in zip(ranks, signs) if s) - ranks.sum() / 2) >= observed - 1e-9
+                   for signs in itertools.product((0, 1), repeat=len(d)))
+        return hits / 2 ** len(d)
+
+    rng = np.random.default_rng(0)
+    for n in (5, 6, 9):
+        for _ in range(10):  # coarse values: ties and zero differences
+            a, b = rng.integers(0, 4, n) / 10, rng.integers(0, 4, n) / 10
+            assert _stats.wilcoxon_signed_rank(a, b)["p"] == pytest.approx(brute(a, b))
+    result = _stats.wilcoxon_signed_rank([1, 2, 3, 4, 5], [0] * 5)
+    assert result["p"] == pytest.approx(0.0625) == result["min_p"] and result["w_plus"] == 15
+    assert _stats.wilcoxon_signed_rank([1, 2], [1, 2])["p"] == 1.0
+    ci = _stats.paired_bootstrap_ci([1, 2, 3, 4, 5], [0, 0, 0, 0, 1], np.random.default_rng(0))
+    assert ci["mean"] == pytest.approx(2.8) and ci["low"] <= 2.8 <= ci["high"] and ci["low"] >= 1.0
