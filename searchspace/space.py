@@ -2,8 +2,9 @@
 
 An architecture is a numpy int vector with one entry per *decision*; entry ``i`` is a
 choice in ``range(space.choices[i])``. In a cell space every decision is the op of one
-edge of the normal or the reduction cell, and choice 0 is the zero op ("none"), so an
-edge is off when its entry is 0.
+edge: of the normal or the reduction cell in the DARTS ``CellSearchSpace``, of the one cell
+in the ``NB201SearchSpace``. Where the space has the zero op ("none", ``zero_op`` True) it
+is choice 0, so an edge is off when its entry is 0; ``nb201-nozero`` has no zero op.
 """
 
 from __future__ import annotations

@@ -130,6 +130,9 @@ def test_cost_scaling_quick(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["ops"] for r in rows] == [4, 8, 16]
     assert all(r["fixed_path_s"] > 0 and r["mixed_s"] > 0 for r in rows)
+    rows_1d = json.loads(out.with_name("cost_scaling_1d.json").read_text())["rows"]
+    assert [r["case"] for r in rows_1d] == ["nb201 supernet", "nb201 cell", "small cell"]
+    assert all(value > 0 for r in rows_1d for key, value in r.items() if key.endswith("_s"))
 
 
 def test_env_overhead_quick():

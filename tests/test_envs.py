@@ -752,3 +752,16 @@ def test_nas_bench_graph_without_the_package(monkeypatch):
             "import gymnasium as gym, nasgen.envs\n"
             "assert 'nasgen/NASBenchGraph-v0' in gym.registry")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_oneshot_env_on_nb201_and_mnist1d_gives_per_edge_credit():
+    env = gym.make("nasgen/OneShotNAS-v0", space="nb201", dataset="mnist1d", credit="taylor", C=4, n_cells=1,
+                   warmup_epochs=0, batch_size=16, dataset_options={"n_train": 200, "n_test": 50, "seed": 3})
+    check_env(env.unwrapped)
+    unwrapped = env.unwrapped
+    assert unwrapped.data.train.x.shape == (160, 1, 40) and unwrapped.model.config["dims"] == 1
+    env.reset(seed=0)
+    arch = np.array([3, 0, 2, 4, 0, 1])
+    _, reward, terminated, _, info = env.step(arch)
+    assert terminated and reward < 0 and info["credit"].shape == (6,)
+    assert (info["credit"][arch == 0] == 0).all() and (info["credit"][arch != 0] != 0).all()

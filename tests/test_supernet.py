@@ -254,3 +254,19 @@ def test_augmented_training_is_repeatable_and_still_learns():
         results.append(train_network(model, data, config, torch.Generator().manual_seed(0)))
     assert results[0].history == results[1].history
     assert results[0].test_accuracy > 0.4  # chance is 0.1
+
+
+@pytest.mark.parametrize("name", ["small", "darts"])
+def test_darts_cells_run_natively_on_1d_signals(name):
+    torch.manual_seed(0)
+    net = Supernet(searchspace.get(name), C=4, n_cells=3, in_channels=1, image_size=40, dims=1)
+    assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d)) for m in net.modules())
+    arch = net.space.sample(np.random.default_rng(0))
+    x = torch.randn(4, 1, 40)
+    one_hot = F.one_hot(torch.as_tensor(arch), len(net.space.op_names)).float()
+    torch.testing.assert_close(net(x, arch), net(x, weights=one_hot), rtol=1e-5, atol=1e-5)
+    zero = np.zeros_like(arch)
+    assert net(x, zero).shape == (4, 10)  # every node off: zeros of the reduced length
+    model = Network.from_genotype(net.space if name == "darts" else searchspace.get("darts"), DARTS_V2,
+                                  C=4, n_cells=3, in_channels=1, dims=1)
+    assert model(x).shape == (4, 10)
