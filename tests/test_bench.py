@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 
 import gymnasium as gym
@@ -30,6 +31,7 @@ def comparable(rows):
 def local_ray():
     """One local Ray instance (1 CPU) for the whole module."""
     ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # as tests/test_sweep.py runs Ray
     if not ray.is_initialized():
         ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING")
     yield ray
@@ -70,6 +72,10 @@ def test_spearman_matches_scipy_with_ties():
     assert math.isnan(bench.spearman([1, 2], [1, 2])) and math.isnan(bench.spearman([1, 1, 1], [1, 2, 3]))
     f = bench.figures(np.array([[0.5, 0.6], [0.7, 0.7], [0.9, 0.8], [np.nan, np.nan]]))
     assert f["n_archs"] == 3 and f["best"] == pytest.approx(0.85) and f["spearman_all"] == pytest.approx(1.0)
+    assert f["seed_gap"] == pytest.approx(0.2 / 3) and math.isnan(f["val_test_spearman"])
+    val = np.array([[0.9, 0.9], [0.7, 0.7], [0.5, 0.5], [np.nan, np.nan]])
+    assert bench.figures(np.array([[0.5, 0.6], [0.7, 0.7], [0.9, 0.8], [np.nan, np.nan]]), val)[
+        "val_test_spearman"] == pytest.approx(-1.0)
 
 
 # --- build ----------------------------------------------------------------------------------------

@@ -308,7 +308,7 @@ def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
         "build_time_s": build_time(out, rows), "train_time_s": float(np.nansum(train_time)),
         "cpu_time_s": float(sum(r.get("cpu_time_s") or 0.0 for r in last.values())),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_rows": len(last),
-        "errors": errors, "figures": figures(arrays["test_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
+        "errors": errors, "figures": figures(arrays["test_accuracy"][:, :, -1], arrays["val_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
     }
     path = dest / f"{name}.json"
     path.write_text(json.dumps(manifest, indent=1, allow_nan=True) + "\n")

@@ -61,25 +61,37 @@ def _average_ranks(values: np.ndarray) -> np.ndarray:
     return (np.bincount(group, weights=ranks) / counts)[group]
 
 
-def figures(test_accuracy: np.ndarray) -> dict[str, float]:
-    """The table's quality figures from final test accuracies ``[K, S]`` (nan = failed).
+def _seed_mean(values: np.ndarray) -> np.ndarray:
+    count = np.isfinite(values).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.where(np.isfinite(values), values, 0.0).sum(axis=1) / np.maximum(count, 1),
+                        np.nan)
+
+
+def figures(test_accuracy: np.ndarray, val_accuracy: Optional[np.ndarray] = None) -> dict[str, float]:
+    """The table's quality figures from final accuracies ``[K, S]`` (nan = failed).
+
+    Args:
+        test_accuracy: test accuracy per architecture and seed.
+        val_accuracy: validation accuracy likewise (for ``val_test_spearman``), optional.
 
     Returns:
         ``n_archs`` (with a finite mean), ``best``, ``p10``, ``p50``, ``p90``, ``spread``
         (p90 - p10, accuracy points in [0, 1]), ``spearman_all`` and ``spearman_top_half``
         (between the first two seeds, over every architecture / those whose mean is above
-        the median; nan with one seed).
+        the median), ``seed_gap`` (mean absolute difference of the first two seeds; these
+        three nan with one seed) and ``val_test_spearman`` (seed-mean validation against
+        seed-mean test accuracy; nan without ``val_accuracy``).
     """
+    keys = ("best", "p10", "p50", "p90", "spread", "spearman_all", "spearman_top_half", "seed_gap",
+            "val_test_spearman")
     acc = np.asarray(test_accuracy, dtype=np.float64).reshape(len(test_accuracy), -1)
-    count = np.isfinite(acc).sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, np.where(np.isfinite(acc), acc, 0.0).sum(axis=1) / np.maximum(count, 1), np.nan)
+    mean = _seed_mean(acc)
     ok = np.isfinite(mean)
     values = mean[ok]
-    out: dict[str, float] = {"n_archs": int(ok.sum())}
+    out: dict[str, float] = {"n_archs": int(ok.sum()), **{k: math.nan for k in keys}}
     if not values.size:
-        return {**out, **{k: math.nan for k in ("best", "p10", "p50", "p90", "spread",
-                                               "spearman_all", "spearman_top_half")}}
+        return out
     p10, p50, p90 = np.percentile(values, [10, 50, 90])
     out.update(best=float(values.max()), p10=float(p10), p50=float(p50), p90=float(p90),
                spread=float(p90 - p10))
@@ -87,8 +99,12 @@ def figures(test_accuracy: np.ndarray) -> dict[str, float]:
         out["spearman_all"] = spearman(acc[ok, 0], acc[ok, 1])
         top = values > p50
         out["spearman_top_half"] = spearman(acc[ok, 0][top], acc[ok, 1][top])
-    else:
-        out["spearman_all"] = out["spearman_top_half"] = math.nan
+        gaps = np.abs(acc[:, 0] - acc[:, 1])
+        gaps = gaps[np.isfinite(gaps)]
+        out["seed_gap"] = float(gaps.mean()) if gaps.size else math.nan
+    if val_accuracy is not None:
+        val = _seed_mean(np.asarray(val_accuracy, dtype=np.float64).reshape(len(val_accuracy), -1))
+        out["val_test_spearman"] = spearman(val, mean)
     return out
 
 
@@ -105,8 +121,11 @@ def format_summary(manifest: dict) -> str:
         f"p90 {pp(f['p90'])}; spread p90-p10 {100 * f['spread']:.2f} pp" if math.isfinite(f.get("spread", math.nan))
         else "test accuracy: no finished row",
         f"seed agreement (Spearman of test accuracy, seeds {manifest['seeds'][:2]}): all {num(f['spearman_all'])}, "
-        f"above the median {num(f['spearman_top_half'])}",
-        f"build time {manifest['build_time_s'] / 60:.1f} min wall ({manifest['train_time_s'] / 3600:.2f} h of training), "
+        f"above the median {num(f['spearman_top_half'])}; mean |seed difference| "
+        f"{pp(f.get('seed_gap', math.nan)).rstrip('%')} pp; validation vs test Spearman "
+        f"{num(f.get('val_test_spearman', math.nan))}",
+        f"build time {manifest['build_time_s'] / 60:.1f} min wall ({manifest['train_time_s'] / 3600:.2f} h of training, "
+        f"{manifest.get('cpu_time_s', math.nan) / max(1, manifest['n_rows']):.1f} CPU s per training), "
         f"built {manifest['created']}",
         "recipe: " + " ".join(f"{k}={v}" for k, v in manifest["recipe"].items()),
         "versions: " + " ".join(f"{k}={v}" for k, v in manifest["versions"].items()),
