@@ -14,8 +14,9 @@ Issue 14 item 6 and issue 15 item 4. Per seed:
    best, percentile among all its distinct architectures; architecture-phase wall time as a
    ratio to DARTS's (first order) in the same seed.
 3. **Beside it, on the table alone**: the black-box controllers on ``nasgen/Tabular-v0``
-   with the same ``--queries`` table queries each (the answer: the best queried cell by
-   validation accuracy of one drawn training seed, as NAS-Bench-201 does), and **random
+   with the same ``--queries`` table queries each, on the table's own space whatever
+   ``--space`` (the answer: the best queried cell by validation accuracy of one drawn
+   training seed, as NAS-Bench-201 does), and **random
    search at equal epochs**: ``N = budget epochs / the table recipe's epochs`` random
    cells, the best by validation accuracy, judged by test accuracy.
 4. **Statistics** (``_stats``): per method mean ± std over seeds; for credit (and each credit
