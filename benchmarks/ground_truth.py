@@ -50,7 +50,7 @@ import _stats
 import nasgen.envs  # noqa: F401  (registers the env ids)
 import search_cost
 from nasgen import controllers, protocols
-from nasgen.bench import ground_truth, load
+from nasgen.bench import ground_truth
 from nasgen.search import Search, SearchConfig
 
 ENV_ID = search_cost.ENV_ID
@@ -247,7 +247,7 @@ def significance(rows: list[dict], labels: list[str], seed: int) -> list[dict]:
     return tests
 
 
-def targets(summary: list[dict], rows: list[dict]) -> list[dict]:
+def targets(summary: list[dict]) -> list[dict]:
     """Issue 15 item 4's checks for credit and each credit variant (met / not met / n/a)."""
     s = {x["controller"]: x for x in summary}
     mean = lambda label, key: s[label][key]["mean"] if label in s and s[label]["seeds"] else math.nan
@@ -433,7 +433,7 @@ def main(argv=None) -> None:
     all_labels = labels + [f"{n} (table)" for n in tab_names] + [RANDOM_SEARCH]
     summary = summarise(all_labels, rows)
     tests = significance(rows, all_labels, seed=0)
-    checks = targets(summary, rows)
+    checks = targets(summary)
     budget = describe(args, judge, rows, n_random)
     text = table(summary)
     check_lines = [f"target [{c['method']}] {c['target']}: {c['status'].upper()} ({c['text']})" for c in checks]
