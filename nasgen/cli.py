@@ -143,6 +143,7 @@ def _search_config(args: argparse.Namespace):
             raise UsageError(f"--protocol needs an env that trains shared weights with a warm-up "
                              f"(nasgen/OneShotNAS-v0); {env_id} has none")
     return SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs, protocol=protocol,
+                        table=getattr(args, "table", None),
                         seed=_SEARCH_DEFAULTS["seed"] if args.seed is None else args.seed,
                         device=args.device or _SEARCH_DEFAULTS["device"], env_kwargs=env_kwargs,
                         controller_kwargs=controller_kwargs, checkpoint_every=args.checkpoint_every,
@@ -185,7 +186,7 @@ def _resume_config(args: argparse.Namespace):
         raise UsageError(f"--resume: the checkpoint in {run_dir} holds no valid search config ({error}); "
                          f"nothing was changed") from None
     given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device,
-             "protocol": getattr(args, "protocol", None)}
+             "protocol": getattr(args, "protocol", None), "table": getattr(args, "table", None)}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
             raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {getattr(config, key)!r}, "
@@ -204,8 +205,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         run_dir, config, state = _resume_config(args)
     else:
         config, state, run_dir = _search_config(args), None, None
+    from nasgen.bench.ground_truth import TableError
+
     seed_everything(config.seed)
-    search = Search(config, run_dir or args.logdir, progress=not args.no_progress)
+    try:
+        search = Search(config, run_dir or args.logdir, progress=not args.no_progress)
+    except TableError as error:
+        raise UsageError(str(error)) from None
     if run_dir is None:  # made only once the environment accepted its arguments
         search.run_dir = run_dir = _run_dir(args.logdir, config)
     result = run_logged(search, state)
@@ -240,6 +246,10 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
         best = result["best_reward"]
         print(f"score of the derived architecture: {result['score']:.4f}   best reward seen: "
               f"{best if best is None else round(best, 4)}")
+    if result.get("ground_truth"):
+        from nasgen.bench.ground_truth import format_verdict
+
+        print(format_verdict(result["ground_truth"]))
     loop = result.get("loop_time_s", result["wall_time_s"])
     setup = result.get("setup_time_s")
     print(f"search time: {loop:.1f} s (the loop its progress bar times: steps, logging, checkpoints; "
@@ -409,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--warmup-epochs", type=float, help="weight-training epochs before the first reward")
     search.add_argument("--protocol", help="paper or shared: each method's split of the supernet-training budget "
                                            "(warm-up + search) and a cosine weight lr over it (default: as configured)")
+    search.add_argument("--table", metavar="NAME|PATH",
+                        help="ground-truth table that judges the derived cell (test accuracy, regret, percentile); "
+                             "default: the shipped table of the space and dataset, if any; none: off")
     search.add_argument("--seed", type=int, help="seed (default: 0)")
     search.add_argument("--device", help="cpu or cuda (default: cpu)")
     search.add_argument("--logdir", default="runs", help="parent folder of run directories (default: runs/)")
