@@ -1,6 +1,6 @@
 """The report's headline: architecture-phase time and retrained accuracy of every controller.
 
-DESIGN.md section 8.1. Per seed:
+docs/design.md section 8.1. Per seed:
 
 1. **The budget and each method's protocol.** ``nasgen/OneShotNAS-v0`` (digits, CPU preset
    ``small``: 3 nodes, 9 edges per cell, 5 ops, 18 decisions; supernet C=8, 5 cells, batch

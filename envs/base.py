@@ -1,9 +1,10 @@
 """Shared machinery of the one-step architecture environments.
 
 One episode is one architecture: ``step(arch)`` returns its reward and ends the episode
-with ``terminated=True``. What persists between episodes (supernet weights, the teacher
-instance) is the *search state*; a seeded ``reset`` rebuilds it from ``self.np_random``,
-an unseeded one only starts the next episode.
+with ``terminated=True``; another ``step`` before ``reset`` raises RuntimeError. What
+persists between episodes (supernet weights, the teacher instance) is the *search state*;
+a seeded ``reset`` rebuilds it from ``self.np_random``, an unseeded one only starts the
+next episode.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class ArchitectureEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
+    #: the values ``credit=`` accepts besides None
+    credit_modes: tuple[str, ...] = tuple(CREDIT_MODES)
 
     def __init__(self, space: SearchSpace, credit: Optional[str] = None, credit_subset: int = 1,
                  nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None,
@@ -85,6 +88,7 @@ class ArchitectureEnv(gym.Env):
         self.evaluations = 0
         self.last_reward = 0.0
         self._built = False
+        self._episode_over = False
         # (Taylor, exact) pairs of the hybrid estimator, for the corr(T, A) health signal.
         self._credit_pairs: deque[tuple[float, float]] = deque(maxlen=512)
         self.credit_check_every = int(credit_check_every)
@@ -108,12 +112,12 @@ class ArchitectureEnv(gym.Env):
             self._checks = {"count": 0, "hybrid_passes": 0}
             self._build()
             self._built = True
+        self._episode_over = False
         return self._observation(), {}
 
     def step(self, action: Any):
         arch = self.space.validate(action)  # raises before any state changes
-        if not self._built:
-            raise RuntimeError("call reset() before step()")
+        self._check_can_step()
         batch = self._reward_batch()
         info: dict[str, Any] = {}
         active = arch != 0 if self.space.zero_op else np.ones(len(arch), dtype=bool)
@@ -153,9 +157,18 @@ class ArchitectureEnv(gym.Env):
         self.steps += 1
         self.evaluations += evaluations
         self.last_reward = reward
+        self._episode_over = True
         return self._observation(), float(reward), True, False, info
 
     # --- helpers -----------------------------------------------------------------------------
+    def _check_can_step(self) -> None:
+        """RuntimeError unless a ``reset`` started an episode that has not ended yet."""
+        if not self._built:
+            raise RuntimeError("call reset() before step()")
+        if self._episode_over:
+            raise RuntimeError("the episode has ended (one architecture per episode, terminated=True); "
+                               "call reset() before the next step")
+
     @property
     def reward_obs_bounds(self) -> tuple[float, float]:
         """``(low, high)`` of the last-reward entry of the observation: ``[-REWARD_OBS_LIMIT, 0]``

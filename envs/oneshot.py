@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasgen.searchspace import (BatchStream, CellSpace, Credit, Supernet, exact_credit, hybrid_credit,
-                                load_dataset)
+from nasgen.searchspace import (BatchStream, CellSpace, Credit, Supernet, dataset_names, exact_credit,
+                                hybrid_credit, load_dataset)
 from nasgen.searchspace import get as get_space
 
 from .base import CREDIT_CHECK_EVERY, ArchitectureEnv, torch_seed
@@ -146,6 +146,11 @@ class OneShotNASEnv(ArchitectureEnv):
         self.gradient_hook: Optional[Callable[[], None]] = None
         self._train_data = self.data.train.to(self.device)
         self._val_data = self.data.val.to(self.device)
+
+    @staticmethod
+    def dataset_names() -> list[str]:
+        """The names ``dataset=`` accepts."""
+        return dataset_names()
 
     # --- what gradient controllers use --------------------------------------------------------
     def loss_fn(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -67,6 +67,26 @@ class TeacherModel(nn.Module):
         return scalars.mean(dim=1)
 
 
+class TeacherSpace(SearchSpace):
+    """The toy's space: edge k picks one of ``n_ops`` frozen random filters, named
+    ``conv0 .. conv{n_ops-1}`` (channel j of the edge's first convolution).
+
+    Args:
+        n_edges: decisions.
+        n_ops: candidate ops per edge.
+    """
+
+    def __init__(self, n_edges: int, n_ops: int):
+        super().__init__(f"teacher-{n_edges}x{n_ops}", [n_ops] * n_edges,
+                         decision_names=[f"edge {k}" for k in range(n_edges)])
+        self.op_names = tuple(f"conv{j}" for j in range(n_ops))
+
+    def describe(self, arch: Any) -> str:
+        """``edge 0: conv3, edge 1: conv7, ...``: the op chosen on each edge."""
+        arch = self.validate(arch)
+        return ", ".join(f"{self.decision_name(k)}: {self.op_names[a]}" for k, a in enumerate(arch))
+
+
 class TeacherArchEnv(ArchitectureEnv):
     """One step scores one architecture against the hidden teacher.
 
@@ -92,9 +112,7 @@ class TeacherArchEnv(ArchitectureEnv):
                  device: str = "cpu", seed: Optional[int] = None, credit_check_every: int = CREDIT_CHECK_EVERY):
         if n_edges < 1 or n_ops < 1 or batch_size < 1:
             raise ValueError(f"n_edges, n_ops and batch_size must be >= 1, got {n_edges}, {n_ops}, {batch_size}")
-        space = SearchSpace(f"teacher-{n_edges}x{n_ops}", [n_ops] * n_edges,
-                            decision_names=[f"edge {k}" for k in range(n_edges)])
-        super().__init__(space, credit, credit_subset, nonfinite_reward, device, seed,
+        super().__init__(TeacherSpace(n_edges, n_ops), credit, credit_subset, nonfinite_reward, device, seed,
                          credit_check_every=credit_check_every)
         self.n_edges, self.n_ops, self.batch_size, self.input_size = n_edges, n_ops, batch_size, input_size
         low, high = self.reward_obs_bounds

@@ -54,8 +54,19 @@ def _choice(value: str, known: Sequence[str], what: str) -> str:
 # --- list ------------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     from nasgen import controllers, envs, searchspace
+    from nasgen.compat import differentiable, env_datasets, incompatibility
 
-    for title, items in (("controllers", controllers.names()), ("envs", envs.env_ids()),
+    width = max(len(e) for e in envs.env_ids())
+    env_lines = []
+    for env_id in envs.env_ids():
+        notes = [] if differentiable(env_id) else ["black-box controllers only"]
+        if incompatibility(env_id, "credit"):
+            notes.append("no per-edge credit")
+        datasets = env_datasets(env_id)
+        if datasets is not None and datasets != searchspace.dataset_names():
+            notes.append(f"datasets: {', '.join(datasets)}")
+        env_lines.append(f"{env_id:<{width}}  ({'; '.join(notes)})" if notes else env_id)
+    for title, items in (("controllers", controllers.names()), ("envs (all searchable by nasgen search)", env_lines),
                          ("spaces", searchspace.names()), ("datasets", searchspace.dataset_names())):
         print(f"{title}:")
         for item in items:
@@ -70,6 +81,7 @@ _SEARCH_DEFAULTS = {"controller": "credit", "env": "nasgen/OneShotNAS-v0", "seed
 def _search_config(args: argparse.Namespace):
     """A validated ``SearchConfig`` from the command line."""
     from nasgen import controllers, envs, searchspace
+    from nasgen.compat import env_datasets, incompatibility
     from nasgen.search import SearchConfig, env_parameters
 
     controller = _choice(args.controller or _SEARCH_DEFAULTS["controller"], controllers.names(), "controller")
@@ -89,7 +101,10 @@ def _search_config(args: argparse.Namespace):
         if key not in accepted:
             raise UsageError(f"--env-kwargs: env {env_id} takes no {key!r}; it accepts: {', '.join(accepted)}")
     if "dataset" in env_kwargs:
-        _choice(env_kwargs["dataset"], searchspace.dataset_names(), "dataset")
+        _choice(env_kwargs["dataset"], env_datasets(env_id), "dataset")
+    reason = incompatibility(env_id, controller, env_kwargs)
+    if reason:
+        raise UsageError(reason)
     if env_kwargs.get("dataset_options") is not None:
         if not isinstance(env_kwargs["dataset_options"], dict):
             raise UsageError(f"--env-kwargs: dataset_options must be a dict, e.g. "
@@ -116,6 +131,9 @@ def _search_config(args: argparse.Namespace):
         raise UsageError(f"--steps must be >= 1, got {args.steps}")
     if args.checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
+    image_every = getattr(args, "image_every", 0)  # nasgen sweep's trials do not set it
+    if image_every < 0:
+        raise UsageError(f"--image-every must be >= 0 (0 = about ten per run), got {image_every}")
     protocol = getattr(args, "protocol", None)  # the sweep's trial namespaces have none
     if protocol is not None:
         from nasgen import protocols
@@ -125,9 +143,11 @@ def _search_config(args: argparse.Namespace):
             raise UsageError(f"--protocol needs an env that trains shared weights with a warm-up "
                              f"(nasgen/OneShotNAS-v0); {env_id} has none")
     return SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs, protocol=protocol,
+                        table=getattr(args, "table", None),
                         seed=_SEARCH_DEFAULTS["seed"] if args.seed is None else args.seed,
                         device=args.device or _SEARCH_DEFAULTS["device"], env_kwargs=env_kwargs,
-                        controller_kwargs=controller_kwargs, checkpoint_every=args.checkpoint_every)
+                        controller_kwargs=controller_kwargs, checkpoint_every=args.checkpoint_every,
+                        image_every=image_every)
 
 
 def _run_dir(logdir: str, config) -> Path:
@@ -166,7 +186,7 @@ def _resume_config(args: argparse.Namespace):
         raise UsageError(f"--resume: the checkpoint in {run_dir} holds no valid search config ({error}); "
                          f"nothing was changed") from None
     given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device,
-             "protocol": getattr(args, "protocol", None)}
+             "protocol": getattr(args, "protocol", None), "table": getattr(args, "table", None)}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
             raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {getattr(config, key)!r}, "
@@ -185,8 +205,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         run_dir, config, state = _resume_config(args)
     else:
         config, state, run_dir = _search_config(args), None, None
+    from nasgen.bench.ground_truth import TableError
+
     seed_everything(config.seed)
-    search = Search(config, run_dir or args.logdir, progress=not args.no_progress)
+    try:
+        search = Search(config, run_dir or args.logdir, progress=not args.no_progress)
+    except TableError as error:
+        raise UsageError(str(error)) from None
     if run_dir is None:  # made only once the environment accepted its arguments
         search.run_dir = run_dir = _run_dir(args.logdir, config)
     result = run_logged(search, state)
@@ -213,8 +238,7 @@ def run_logged(search: Any, state: Optional[dict]) -> dict:
 
 def print_result(result: dict, run_dir: Any, where: str = "") -> None:
     """The end-of-search summary: derived architecture, score and where the files are."""
-    print(f"derived architecture ({result['controller']} on {result['env']}, {result['steps']} steps{where}, "
-          f"{result['wall_time_s']:.1f} s):")
+    print(f"derived architecture ({result['controller']} on {result['env']}, {result['steps']} steps{where}):")
     if result["genotype"] and result["genotype"] != result["architecture"]:
         print(f"genotype: {result['genotype']}")
     print(result["architecture"])
@@ -222,7 +246,20 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
         best = result["best_reward"]
         print(f"score of the derived architecture: {result['score']:.4f}   best reward seen: "
               f"{best if best is None else round(best, 4)}")
-    print(f"results: {run_dir}  (result.json, genotype.txt, cell PNGs, TensorBoard: tensorboard --logdir {run_dir})")
+    if result.get("ground_truth"):
+        from nasgen.bench.ground_truth import format_verdict
+
+        print(format_verdict(result["ground_truth"]))
+    loop = result.get("loop_time_s", result["wall_time_s"])
+    setup = result.get("setup_time_s")
+    print(f"search time: {loop:.1f} s (the loop its progress bar times: steps, logging, checkpoints; "
+          f"{result['wall_time_s']:.1f} s in the steps themselves)"
+          + (f"; set-up and warm-up before it: {setup:.1f} s" if setup is not None else ""))
+    folder = Path(run_dir)
+    diagrams = sorted(path.name for path in folder.glob("*.png"))  # one per cell type of a cell space
+    written = [name for name in ("result.json", "genotype.txt", *diagrams, "checkpoint.pt")
+               if (folder / name).is_file()]
+    print(f"results: {run_dir}  ({', '.join(written)}; TensorBoard: tensorboard --logdir {run_dir})")
 
 
 # --- retrain ----------------------------------------------------------------------------------------
@@ -285,6 +322,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from nasgen import jsonfile, searchspace
     from nasgen.search import seed_everything
     from nasgen.searchspace import Network, TrainConfig, train_network
+    from nasgen.tblog import hyperparameter_table, write_hparams
 
     for flag, value in (("--epochs", args.epochs), ("--channels", args.channels), ("--cells", args.cells),
                         ("--batch-size", args.batch_size)):
@@ -312,14 +350,17 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     model = Network(space, arch, C=args.channels, n_cells=args.cells, in_channels=data.in_channels,
                     n_classes=data.n_classes, dims=data.dims)
     writer = SummaryWriter(str(out_dir))
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(
-        f"|{k}|{v}|" for k, v in vars(args).items() if k != "func"), 0)
+    settings = {k: v for k, v in vars(args).items() if k not in ("func", "command", "no_progress")}
+    writer.add_text("retrain/hyperparameters", hyperparameter_table(settings), 0)
     try:
         recipe = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                              crop_padding=args.crop_padding, flip=args.flip, cutout=args.cutout)
         result = train_network(model, data, recipe,
                                torch.Generator().manual_seed(args.seed), args.device, logger=writer,
                                progress=not args.no_progress)
+        write_hparams(writer, settings, {"hparams/test_accuracy": result.test_accuracy,
+                                         "hparams/val_accuracy": result.val_accuracy,
+                                         "hparams/parameters": result.parameters}, args.epochs)
     finally:
         writer.close()
     record = {"source": str(args.source), "dataset": dataset_name, "architecture": space.describe(arch),
@@ -378,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--warmup-epochs", type=float, help="weight-training epochs before the first reward")
     search.add_argument("--protocol", help="paper or shared: each method's split of the supernet-training budget "
                                            "(warm-up + search) and a cosine weight lr over it (default: as configured)")
+    search.add_argument("--table", metavar="NAME|PATH",
+                        help="ground-truth table that judges the derived cell (test accuracy, regret, percentile); "
+                             "default: the shipped table of the space and dataset, if any; none: off")
     search.add_argument("--seed", type=int, help="seed (default: 0)")
     search.add_argument("--device", help="cpu or cuda (default: cpu)")
     search.add_argument("--logdir", default="runs", help="parent folder of run directories (default: runs/)")
@@ -385,7 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", help="environment keyword arguments")
     search.add_argument("--controller-kwargs", nargs="*", metavar="KEY=VALUE", help="controller hyper-parameters")
     search.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default: 50)")
-    search.add_argument("--no-progress", action="store_true", help="no progress bar")
+    search.add_argument("--image-every", type=int, default=0, metavar="N",
+                        help="steps between op-probability heatmaps in TensorBoard (default: 0 = about ten per run)")
+    search.add_argument("--no-progress", action="store_true", help="no progress bars (warm-up and search)")
     search.set_defaults(func=cmd_search)
 
     retrain = sub.add_parser("retrain", help="train a found architecture from scratch and report test accuracy")
@@ -423,6 +469,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nasgen.sweep import add_sweep_parser
 
     add_sweep_parser(sub)
+    from nasgen.bench.cli import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 

@@ -181,7 +181,9 @@ def train_network(model: nn.Module, dataset: Dataset, config: TrainConfig, gener
         config: the recipe.
         generator: shuffles the batches.
         device: where to train.
-        logger: receives ``losses/train``, ``charts/val_accuracy`` and ``charts/lr`` per epoch.
+        logger: receives ``retrain/train_loss``, ``retrain/val_loss``, ``retrain/val_accuracy`` and
+            ``retrain/lr`` per epoch and ``retrain/test_accuracy`` at the end: a family of
+            their own, apart from the search's ``charts/`` and ``losses/``.
         progress: show a tqdm bar.
 
     Returns:
@@ -217,16 +219,16 @@ def train_network(model: nn.Module, dataset: Dataset, config: TrainConfig, gener
                "val_loss": val_loss}
         history.append(row)
         if logger is not None:
-            logger.add_scalar("losses/train", train_loss, epoch + 1)
-            logger.add_scalar("losses/val", val_loss, epoch + 1)
-            logger.add_scalar("charts/val_accuracy", val_accuracy, epoch + 1)
-            logger.add_scalar("charts/lr", scheduler.get_last_lr()[0], epoch + 1)
+            logger.add_scalar("retrain/train_loss", train_loss, epoch + 1)
+            logger.add_scalar("retrain/val_loss", val_loss, epoch + 1)
+            logger.add_scalar("retrain/val_accuracy", val_accuracy, epoch + 1)
+            logger.add_scalar("retrain/lr", scheduler.get_last_lr()[0], epoch + 1)
         if progress:
             epochs.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_accuracy:.3f}")
     val_accuracy, _ = evaluate_split(model, dataset.val, device=device)
     test_accuracy, test_loss = evaluate_split(model, dataset.test, device=device)
     if logger is not None:
-        logger.add_scalar("charts/test_accuracy", test_accuracy, config.epochs)
+        logger.add_scalar("retrain/test_accuracy", test_accuracy, config.epochs)
     return TrainResult(test_accuracy=test_accuracy, test_loss=test_loss, val_accuracy=val_accuracy,
                        train_loss=train_loss, parameters=sum(p.numel() for p in model.parameters()),
                        epochs=config.epochs, history=history)

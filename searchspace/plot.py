@@ -36,7 +36,8 @@ def _layout(space: CellSpace) -> tuple[dict, dict, list[tuple[int, int]], int, l
     output = n + 2
     positions[output] = (n + 1.0, 0.5)
     labels = {0: "c_{k-2}", 1: "c_{k-1}", output: "c_{k}"}
-    labels.update({node + 2: str(node) for node in range(n)})
+    # Intermediate nodes are numbered as in the genotype and describe(): states 2..n+1.
+    labels.update({node + 2: str(node + 2) for node in range(n)})
     return positions, labels, [(node + 2, src) for node, src in space.edges], output, list(range(2, n + 2))
 
 
@@ -106,22 +107,40 @@ def plot_genotype(space: CellSearchSpace, genotype: Genotype, folder: str | Path
 
 
 def plot_op_probabilities(space, probs: Any, path: str | Path | None = None, title: str = ""):
-    """Heatmap of per-decision op probabilities; returns the figure (saved when ``path``)."""
+    """Heatmap of per-decision op probabilities; returns the figure (saved when ``path``).
+
+    The layout keeps every label inside the figure (TensorBoard shows the canvas as drawn, not
+    a tight crop). In a cell space the rows are grouped by cell: each group is named on the
+    right, a line separates them, and each row is labelled by its edge ``node<-input``.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     probs = np.asarray(probs, dtype=float)
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.5 * probs.shape[1] + 2), max(3.0, 0.22 * probs.shape[0] + 1)))
+    n_rows, n_cols = probs.shape
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.55 * n_cols + 3), max(3.0, 0.24 * n_rows + 1.6)),
+                           layout="constrained")
     image = ax.imshow(probs, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0)
     op_names = getattr(space, "op_names", None)
-    ax.set_xticks(range(probs.shape[1]))
-    ax.set_xticklabels(op_names if op_names else range(probs.shape[1]), rotation=60, ha="right", fontsize=7)
-    ax.set_yticks(range(probs.shape[0]))
-    ax.set_yticklabels([space.decision_name(i) for i in range(probs.shape[0])], fontsize=6)
-    fig.colorbar(image, ax=ax, fraction=0.04)
+    ax.set_xticks(range(n_cols))
+    ax.set_xticklabels(op_names if op_names else range(n_cols), rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(n_rows))
+    if isinstance(space, CellSearchSpace) and n_rows == space.n_decisions:
+        ax.set_yticklabels([f"{node + 2}<-{src}" for _ in space.cell_types for node, src in space.edges],
+                           fontsize=6)
+        for k in range(1, len(space.cell_types)):
+            ax.axhline(k * space.n_edges - 0.5, color="white", lw=2)
+        cells = ax.secondary_yaxis("right")
+        cells.set_yticks([(k + 0.5) * space.n_edges - 0.5 for k in range(len(space.cell_types))])
+        cells.set_yticklabels([f"{cell} cell" for cell in space.cell_types], rotation=90, va="center", fontsize=8)
+        cells.tick_params(length=0)
+    else:
+        ax.set_yticklabels([space.decision_name(i) for i in range(n_rows)], fontsize=6)
+    ax.set_xlabel("op")
+    fig.colorbar(image, ax=ax, fraction=0.04, label="probability")
     ax.set_title(title or "op probabilities")
     if path is not None:
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+        fig.savefig(path, dpi=100)
     return fig

@@ -28,10 +28,20 @@ TINY_KWARGS: dict[str, dict] = {
     "nasgen/TeacherArch-v0": dict(n_edges=6, n_ops=5, batch_size=32),
     "nasgen/NASBenchGraph-v0": dict(dataset="cora"),
 }
+#: Ids whose tiny kwargs come from a session fixture (the fixture's value is the kwargs' ``table``).
+FIXTURE_TABLE = {"nasgen/Tabular-v0": "tiny_table"}
 #: Ids that need an optional package (skipped cleanly when it is absent).
 OPTIONAL_PACKAGE = {"nasgen/NASBenchGraph-v0": "nas_bench_graph"}
 MAX_EPISODE_STEPS = 1000
 
+
+
+@pytest.fixture(autouse=True)
+def _tables_for_table_envs(request):
+    """Build the tiny table only for the tests that make a table env."""
+    for env_id, fixture in FIXTURE_TABLE.items():
+        if env_id in request.node.name:
+            TINY_KWARGS[env_id] = {"table": str(request.getfixturevalue(fixture))}
 
 
 def make(env_id: str, **overrides) -> gym.Env:
@@ -87,6 +97,12 @@ def finish_episode(env: gym.Env, obs, rng: np.random.Generator) -> tuple[float, 
     pytest.fail(f"no episode end within {MAX_EPISODE_STEPS} steps")
 
 
+def play(env: gym.Env, action):
+    """One more one-step episode: an unseeded reset (the search state stays), then the step."""
+    env.reset()
+    return env.step(action)
+
+
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
@@ -99,7 +115,7 @@ def same_tensors(a: dict, b: dict) -> bool:
 def test_registration_rows():
     ids = env_ids()
     for wanted in ("nasgen/OneShotNAS-v0", "nasgen/TeacherArch-v0", "nasgen/OneShotNASSeq-v0",
-                   "nasgen/NASBenchGraph-v0"):
+                   "nasgen/NASBenchGraph-v0", "nasgen/Tabular-v0"):
         assert wanted in ids
     assert len(ids) == len(set(ids))
     for spec in ENV_SPECS:
@@ -146,6 +162,61 @@ def test_same_seed_same_rewards(env_id):
     second = run_episodes(make(env_id), seed=3, episodes=3)
     assert first == second
     assert all(math.isfinite(r) for r in first)
+
+
+@pytest.mark.parametrize("env_id", env_ids())
+def test_step_after_the_episode_ended_raises_until_reset(env_id):
+    env = make(env_id)
+    rng = np.random.default_rng(0)
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    first = valid_action(env, obs, rng)
+    obs, _, terminated, truncated, _ = env.step(first)
+    if not (terminated or truncated):
+        finish_episode(env, obs, rng)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(first)
+    obs, _ = env.reset()
+    reward, _ = finish_episode(env, obs, rng)  # a reset starts the next episode as usual
+    assert math.isfinite(reward)
+
+
+@pytest.mark.parametrize("env_id", env_ids())
+def test_a_failed_first_reset_through_gym_make_leaves_the_env_usable(env_id):
+    env = make(env_id)
+    inner = env.unwrapped
+
+    def failing_reset(**kwargs):
+        del inner.reset  # only the first reset fails
+        raise RuntimeError("interrupted")
+
+    inner.reset = failing_reset  # the wrappers call env.unwrapped's reset
+    with pytest.raises(RuntimeError, match="interrupted"):
+        env.reset(seed=3)
+    rewards = run_episodes(env, seed=3, episodes=3)  # every later step works...
+    assert rewards == run_episodes(make(env_id), seed=3, episodes=3)  # ...as in a fresh env
+
+
+def test_an_interrupted_warm_up_is_redone_by_the_next_reset():
+    env = make("nasgen/OneShotNAS-v0", warmup_epochs=1.0)
+    inner = env.unwrapped
+
+    def interrupted():
+        del inner._warm_up
+        raise KeyboardInterrupt
+
+    inner._warm_up = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        env.reset(seed=2)
+    assert run_episodes(env, seed=2, episodes=2) == run_episodes(make("nasgen/OneShotNAS-v0", warmup_epochs=1.0),
+                                                                seed=2, episodes=2)
+
+
+def test_the_sequential_view_takes_the_inner_env_keywords():
+    from nasgen.search import env_parameters
+
+    assert env_parameters("nasgen/OneShotNASSeq-v0") == env_parameters("nasgen/OneShotNAS-v0")
+    assert "dataset" in env_parameters("nasgen/OneShotNASSeq-v0")
 
 
 def bad_actions(env: gym.Env):
@@ -242,7 +313,7 @@ def test_nonfinite_loss_gives_floor_and_leaves_weights(monkeypatch, credit):
 
     poison_next_val_batch(monkeypatch, u)
     arch = u.space.sample(rng)
-    obs, reward, terminated, _, info = env.step(arch)
+    obs, reward, terminated, _, info = play(env, arch)
     assert reward == -7.5 and info["nonfinite"] is True and terminated
     assert obs in env.observation_space
     assert math.isnan(info["loss"])
@@ -258,7 +329,7 @@ def test_nonfinite_loss_gives_floor_and_leaves_weights(monkeypatch, credit):
         assert all(math.isfinite(t) and math.isfinite(a) for t, a in u._credit_pairs)
 
     monkeypatch.undo()
-    _, reward, _, _, info = env.step(arch)
+    _, reward, _, _, info = play(env, arch)
     assert info["nonfinite"] is False and math.isfinite(reward) and reward <= 0
     assert not same_tensors(snapshot(u.model), weights)  # training resumed
 
@@ -286,7 +357,7 @@ def test_nonfinite_loss_on_teacher_and_sequential_view(monkeypatch):
 def credits(mode: str, archs: list[np.ndarray], **kwargs) -> np.ndarray:
     env = make("nasgen/TeacherArch-v0", credit=mode, **kwargs)
     env.reset(seed=0)
-    return np.stack([env.step(arch)[4]["credit"] for arch in archs])
+    return np.stack([play(env, arch)[4]["credit"] for arch in archs])
 
 
 def test_taylor_credit_correlates_with_exact_on_teacher():
@@ -313,7 +384,7 @@ def test_hybrid_credit_is_unbiased_on_teacher(monkeypatch):
     arch = np.random.default_rng(2).integers(0, 10, 10)
     target = exact.step(arch)[4]["credit"]
     first_order = taylor.step(arch)[4]["credit"]
-    draws = np.stack([hybrid.step(arch)[4]["credit"] for _ in range(800)])
+    draws = np.stack([play(hybrid, arch)[4]["credit"] for _ in range(800)])
     mean, standard_error = draws.mean(0), draws.std(0) / np.sqrt(len(draws))
     assert np.all(np.abs(mean - target) <= 4 * standard_error + 1e-9), (mean, target, standard_error)
     # ...and the correction matters: the Taylor credit alone is off by more than that.
@@ -333,7 +404,7 @@ def test_evaluation_counts(mode, subset):
     info = env.step(arch)[4]
     assert info["evaluations"] == expected
     assert np.all(info["credit"][arch == 0] == 0)
-    info = env.step(np.zeros_like(arch))[4]  # nothing active: nothing to ablate
+    info = play(env, np.zeros_like(arch))[4]  # nothing active: nothing to ablate
     assert info["evaluations"] == 1 and not info["credit"].any()
     assert u.evaluations == expected + 1
 
@@ -426,7 +497,7 @@ def test_train_batch_credit_halves_the_forward_passes():
         rng = np.random.default_rng(0)
         calls = []
         hook = u.model.register_forward_hook(lambda *_: calls.append(1))
-        infos = [env.step(u.space.sample(rng))[4] for _ in range(3)]
+        infos = [play(env, u.space.sample(rng))[4] for _ in range(3)]
         hook.remove()
         assert sum(i["forward_passes"] for i in infos) == len(calls)  # the counter counts them all
         passes[batch] = len(calls)
@@ -447,7 +518,7 @@ def test_cosine_weight_lr_over_warmup_and_search():
     lrs = [u.weight_optimizer.param_groups[0]["lr"]]
     assert lrs[0] == pytest.approx(expected(per_epoch))  # the warm-up moved it already
     for _ in range(3 * per_epoch):
-        env.step(u.space.sample(np.random.default_rng(0)))
+        play(env, u.space.sample(np.random.default_rng(0)))
         lrs.append(u.weight_optimizer.param_groups[0]["lr"])
     assert lrs == pytest.approx([expected(per_epoch + k) for k in range(len(lrs))])
     assert lrs[-1] == pytest.approx(0.01)
@@ -646,7 +717,7 @@ def test_nas_bench_graph_datasets(bench, dataset):
     rng = np.random.default_rng(0)
     for _ in range(20):
         arch = u.space.sample(rng)
-        _, reward, _, _, info = env.step(arch)
+        _, reward, _, _, info = play(env, arch)
         assert 0 < reward <= u.best_valid and 0 < info["test_perf"] <= u.best_test
 
 
@@ -660,6 +731,8 @@ def test_nas_bench_graph_invalid_architectures(bench):
     with pytest.raises(ValueError, match=r"op of node 1: allowed 0\.\.4"):
         env.step([0, 5, 0, 0, 0])
     assert u.steps == 0 and math.isfinite(env.step([3, skip, 0, skip, skip])[1])
+    with pytest.raises(RuntimeError, match="call reset"):  # one architecture per episode
+        env.step([3, skip, 0, skip, skip])
     rng = np.random.default_rng(0)
     assert not any(u.space.is_all_skip(u.space.sample(rng)) for _ in range(2000))
 
@@ -708,8 +781,7 @@ def test_nas_bench_graph_controllers_learn_from_invalid_rewards(bench):
         archs[0] = all_skip
         rewards, infos = [], []
         for arch in archs:
-            env.reset()
-            _, reward, _, _, info = env.step(arch)
+            _, reward, _, _, info = play(env, arch)
             rewards.append(reward)
             infos.append(info)
         ctrl.tell(archs, rewards, infos)
@@ -781,9 +853,10 @@ def test_credit_check_matches_a_hand_computation():
     u = env.unwrapped
     env.reset(seed=0)
     rng = np.random.default_rng(3)
-    first = env.step(rng.integers(0, 3, 5))[4]
+    first = play(env, rng.integers(0, 3, 5))[4]
     assert "credit_check" not in first  # every 2nd step only
     arch = rng.integers(0, 3, 5)
+    env.reset()
     twin = copy.deepcopy(u)  # same generator state: draws the same reward batch
     info = env.step(arch)[4]
     taylor, exact = _hand_credit(twin, arch, twin.next_val_batch())
@@ -817,7 +890,7 @@ def test_credit_checks_change_nothing_in_the_run(credit_batch):
         env = make("nasgen/OneShotNAS-v0", credit="hybrid", credit_check_every=every, credit_batch=credit_batch)
         env.reset(seed=0)
         rng = np.random.default_rng(0)
-        steps = [env.step(env.unwrapped.space.sample(rng))[4] for _ in range(4)]
+        steps = [play(env, env.unwrapped.space.sample(rng))[4] for _ in range(4)]
         runs.append((steps, snapshot(env.unwrapped.model), env.unwrapped))
     (plain, w0, u0), (checked, w1, u1) = runs
     for a, b in zip(plain, checked):
