@@ -13,65 +13,15 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .base import CategoricalPolicy, Controller, register
-
-
-class Adam:
-    """Adam (Kingma & Ba, 2015) on one numpy array, for *ascent* on a given gradient.
-
-    Kept tiny and in numpy so controller state is plain arrays (no torch needed to
-    checkpoint or resume a black-box controller).
-
-    Args:
-        shape: shape of the parameter.
-        lr: step size.
-        betas: decay of the first and second moment estimates.
-        eps: added to the root of the second moment.
-    """
-
-    def __init__(self, shape: tuple[int, ...], lr: float, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8):
-        if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        if not (0 <= betas[0] < 1 and 0 <= betas[1] < 1):
-            raise ValueError(f"betas must lie in [0, 1), got {betas}")
-        self.lr, self.betas, self.eps = float(lr), (float(betas[0]), float(betas[1])), float(eps)
-        self.m = np.zeros(shape)
-        self.v = np.zeros(shape)
-        self.t = 0
-
-    def step(self, grad: np.ndarray, where: Optional[np.ndarray] = None) -> np.ndarray:
-        """The increment to *add* to the parameter for ascent along ``grad``.
-
-        Args:
-            grad: gradient of the objective to maximise.
-            where: optional bool mask broadcastable to ``grad``; entries outside it keep their
-                moments and get no increment (a skipped update, momentum included).
-
-        Returns:
-            ``lr * m_hat / (sqrt(v_hat) + eps)`` (0 outside ``where``).
-        """
-        b1, b2 = self.betas
-        self.t += 1
-        m = b1 * self.m + (1 - b1) * grad
-        v = b2 * self.v + (1 - b2) * grad * grad
-        if where is not None:
-            m, v = np.where(where, m, self.m), np.where(where, v, self.v)
-        self.m, self.v = m, v
-        step = self.lr * (m / (1 - b1 ** self.t)) / (np.sqrt(v / (1 - b2 ** self.t)) + self.eps)
-        return step if where is None else np.where(where, step, 0.0)
-
-    def state_dict(self) -> dict:
-        return {"m": self.m.copy(), "v": self.v.copy(), "t": self.t}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.m, self.v, self.t = np.array(state["m"], dtype=np.float64), np.array(state["v"], dtype=np.float64), int(state["t"])
+from .logits import LogitOptimizer
 
 
 @register("reinforce")
 class Reinforce(Controller):
     """REINFORCE with an exponential-moving-average reward baseline on a factorised policy.
 
-    The optimiser is Adam rather than plain SGD: Adam's per-coordinate normalisation makes
+    The optimiser is Adam (``torch.optim.Adam`` on theta through ``logits.LogitOptimizer``)
+    rather than plain SGD: Adam's per-coordinate normalisation makes
     the step size independent of the reward's scale (a cross-entropy of ~2 on the supernet,
     an MSE of ~0.07 on the teacher toy), so one default works on every environment. This is
     also what the AdvantageNAS authors used for their REINFORCE baseline.
@@ -101,7 +51,7 @@ class Reinforce(Controller):
         if entropy_weight < 0:
             raise ValueError(f"entropy_weight must be >= 0, got {entropy_weight}")
         self.policy = CategoricalPolicy(space)
-        self.optimizer = Adam(self.policy.theta.shape, lr, betas)
+        self.optimizer = LogitOptimizer(self.policy, lr, betas)
         self.baseline_decay = float(baseline_decay)
         self.entropy_weight = float(entropy_weight)
         self.baseline: Optional[float] = None
@@ -122,7 +72,7 @@ class Reinforce(Controller):
             grad = (advantage[:, None, None] * self.policy.log_prob_grad(good)).mean(axis=0)
             if self.entropy_weight:
                 grad += self.entropy_weight * _entropy_grad(self.policy)
-            self.policy.theta += self.optimizer.step(grad) * self.policy.mask
+            self.optimizer.ascend(grad)
             for value in r:  # one EMA step per reward, whatever the batch size
                 self.baseline = self.baseline_decay * self.baseline + (1 - self.baseline_decay) * float(value)
         return self._metrics(archs, rewards, finite, baseline=used_baseline)
@@ -134,12 +84,10 @@ class Reinforce(Controller):
         return self.policy.probs()
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "theta": self.policy.theta.copy(),
-                "optimizer": self.optimizer.state_dict(), "baseline": self.baseline}
+        return {**super().state_dict(), "optimizer": self.optimizer.state_dict(), "baseline": self.baseline}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.policy.theta = np.array(state["theta"], dtype=np.float64)
         self.optimizer.load_state_dict(state["optimizer"])
         self.baseline = state["baseline"]
 

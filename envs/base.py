@@ -17,11 +17,16 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nasgen.searchspace import CREDIT_MODES, Credit, SearchSpace, compute_credit
+from nasgen.searchspace import (CREDIT_MODES, Credit, CreditCheck, SearchSpace, check_credit, compute_credit,
+                                figures_of)
 
 #: Observations report the last reward clipped to ``reward_obs_bounds`` (at least
 #: ``[-REWARD_OBS_LIMIT, 0]``), so their Box spaces have finite bounds.
 REWARD_OBS_LIMIT = 1e4
+#: Default of ``credit_check_every``: steps between credit-quality checks.
+CREDIT_CHECK_EVERY = 50
+#: (Taylor, hybrid, exact) triples kept for the pooled credit-quality figures.
+CREDIT_CHECK_KEEP = 20_000
 
 
 def torch_seed(rng: np.random.Generator) -> int:
@@ -46,6 +51,11 @@ class ArchitectureEnv(gym.Env):
         device: torch device of the model.
         seed: used by the first ``reset`` when that reset passes no seed, so
             ``gym.make(..., seed=s)`` alone gives a repeatable run.
+        credit_check_every: with ``credit`` set, every this many steps compare Taylor and
+            hybrid credit with exact credit on that step's sample (``searchspace.check_credit``:
+            one forward per active decision, not counted in ``info["evaluations"]``, shared
+            weights and BatchNorm buffers restored, no draw from ``np_random``) and report the
+            figures in ``info["credit_check"]``; ``credit_quality()`` pools them. 0: off.
     """
 
     metadata = {"render_modes": []}
@@ -53,10 +63,14 @@ class ArchitectureEnv(gym.Env):
     credit_modes: tuple[str, ...] = tuple(CREDIT_MODES)
 
     def __init__(self, space: SearchSpace, credit: Optional[str] = None, credit_subset: int = 1,
-                 nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None):
+                 nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None,
+                 *, credit_check_every: int = CREDIT_CHECK_EVERY):
         if credit is not None and credit not in CREDIT_MODES:
             raise ValueError(f"credit={credit!r} is not a credit mode; expected None or one of "
                              f"{', '.join(CREDIT_MODES)}")
+        if (isinstance(credit_check_every, bool) or not isinstance(credit_check_every, (int, np.integer))
+                or credit_check_every < 0):
+            raise ValueError(f"credit_check_every must be an int >= 0 (0 = off), got {credit_check_every!r}")
         if credit_subset < 1:
             raise ValueError(f"credit_subset must be >= 1, got {credit_subset}")
         if not math.isfinite(nonfinite_reward):
@@ -77,6 +91,11 @@ class ArchitectureEnv(gym.Env):
         self._episode_over = False
         # (Taylor, exact) pairs of the hybrid estimator, for the corr(T, A) health signal.
         self._credit_pairs: deque[tuple[float, float]] = deque(maxlen=512)
+        self.credit_check_every = int(credit_check_every)
+        # (Taylor, hybrid, exact) per active decision of every credit check; checks and the
+        # hybrid passes they priced.
+        self._check_triples: deque[tuple[float, float, float]] = deque(maxlen=CREDIT_CHECK_KEEP)
+        self._checks = {"count": 0, "hybrid_passes": 0}
 
     # --- gymnasium API ---------------------------------------------------------------------
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):
@@ -89,6 +108,8 @@ class ArchitectureEnv(gym.Env):
             self.evaluations = 0
             self.last_reward = 0.0
             self._credit_pairs.clear()
+            self._check_triples.clear()
+            self._checks = {"count": 0, "hybrid_passes": 0}
             self._build()
             self._built = True
         self._episode_over = False
@@ -101,6 +122,13 @@ class ArchitectureEnv(gym.Env):
         info: dict[str, Any] = {}
         active = arch != 0 if self.space.zero_op else np.ones(len(arch), dtype=bool)
         extras: dict[str, Any] = {}
+
+        due = self.credit_check_every and (self.steps + 1) % self.credit_check_every == 0
+        if self.credit_mode is not None and due:
+            # Before the step's own credit: an env may train the weights in that same pass.
+            check = self._credit_check(lambda g: self._loss(arch, batch, g)[0], active)
+            if check is not None:
+                info["credit_check"] = check.figures()
 
         def loss_of_gates(gates: Optional[torch.Tensor]) -> torch.Tensor:
             loss, found = self._loss(arch, batch, gates)
@@ -160,10 +188,63 @@ class ArchitectureEnv(gym.Env):
             return float("nan")
         return float(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1])
 
+    def _credit_check(self, loss_of_gates, active: np.ndarray, record: bool = True) -> Optional[CreditCheck]:
+        """One credit check (recorded for ``credit_quality`` when ``record``; None when the
+        loss is not finite). Leaves the model's buffers (BatchNorm running statistics) as
+        they were, accumulates no gradient and draws nothing from ``np_random``."""
+        model = getattr(self, "model", None)
+        buffers = [b.detach().clone() for b in model.buffers()] if isinstance(model, torch.nn.Module) else []
+        rng = np.random.default_rng((0xC4ED17, self.steps))  # the hybrid subset, off the search's stream
+        check = check_credit(loss_of_gates, active, rng, self.device, self.credit_subset)
+        with torch.no_grad():
+            for live, saved in zip(model.buffers() if buffers else (), buffers):
+                live.copy_(saved)
+        if not (math.isfinite(check.loss) and np.isfinite(check.taylor).all() and np.isfinite(check.exact).all()):
+            return None
+        if record:
+            self._checks["count"] += 1
+            self._checks["hybrid_passes"] += check.hybrid_extra_passes
+            self._check_triples.extend(zip(check.taylor.tolist(), check.hybrid.tolist(), check.exact.tolist()))
+        return check
+
+    def credit_quality(self, arch: Any = None) -> Optional[dict]:
+        """Credit quality over the search: Taylor and hybrid credit against exact credit.
+
+        Args:
+            arch: if given, one more check on this architecture (e.g. the derived one at the
+                end of a search) on a fresh reward batch.
+
+        Returns:
+            None when the env gives no credit or checks are off; else ``{"every": K,
+            "checks": n, "pooled": figures over every checked decision of every check,
+            "final": figures of the check on ``arch`` (when given)}``, figures as
+            ``searchspace.CreditCheck.figures`` (``pooled`` reports the mean passes).
+        """
+        if self.credit_mode is None or not self.credit_check_every:
+            return None
+        out: dict[str, Any] = {"every": self.credit_check_every}
+        if arch is not None:
+            arch = self.space.validate(arch)
+            batch = self._reward_batch()
+            active = arch != 0 if self.space.zero_op else np.ones(len(arch), dtype=bool)
+            final = self._credit_check(lambda g: self._loss(arch, batch, g)[0], active, record=False)
+            out["final"] = final.figures() if final is not None else {}
+        triples = np.asarray(self._check_triples, dtype=np.float64).reshape(-1, 3)
+        count = max(self._checks["count"], 1)
+        pooled = figures_of(triples[:, 0], triples[:, 1], triples[:, 2], self._checks["hybrid_passes"] / count)
+        pooled["active_edges"] = pooled["exact_extra_passes"] = len(triples) / count
+        out.update(checks=self._checks["count"], pooled=pooled)
+        # JSON has no nan: a figure that is undefined (e.g. a correlation of < 3 values) is None.
+        for group in ("final", "pooled"):
+            if group in out:
+                out[group] = {k: (v if math.isfinite(v) else None) for k, v in out[group].items()}
+        return out
+
     def _base_state(self) -> dict:
         return {"np_random": self.np_random.bit_generator.state, "steps": self.steps,
                 "evaluations": self.evaluations, "last_reward": self.last_reward,
-                "credit_pairs": list(self._credit_pairs), "space": self.space.to_dict()}
+                "credit_pairs": list(self._credit_pairs), "space": self.space.to_dict(),
+                "credit_checks": {**self._checks, "triples": [list(t) for t in self._check_triples]}}
 
     def _load_base_state(self, state: dict) -> None:
         if state["space"] != self.space.to_dict():
@@ -174,6 +255,10 @@ class ArchitectureEnv(gym.Env):
         self.last_reward = state["last_reward"]
         self._credit_pairs.clear()
         self._credit_pairs.extend(state["credit_pairs"])
+        checks = state.get("credit_checks", {"count": 0, "hybrid_passes": 0, "triples": []})
+        self._checks = {"count": int(checks["count"]), "hybrid_passes": int(checks["hybrid_passes"])}
+        self._check_triples.clear()
+        self._check_triples.extend(tuple(t) for t in checks["triples"])
 
     def _evaluate(self, loss_of_gates: Callable[[Optional[torch.Tensor]], torch.Tensor],
                   active: np.ndarray) -> tuple[float, int, Optional[Credit]]:

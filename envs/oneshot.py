@@ -15,7 +15,7 @@ from nasgen.searchspace import (BatchStream, CellSpace, Credit, Supernet, datase
                                 hybrid_credit, load_dataset)
 from nasgen.searchspace import get as get_space
 
-from .base import ArchitectureEnv, torch_seed
+from .base import CREDIT_CHECK_EVERY, ArchitectureEnv, torch_seed
 
 #: Upper bound of the epochs entry of the observation (it is clipped there).
 EPOCHS_OBS_LIMIT = 1e6
@@ -93,7 +93,8 @@ class OneShotNASEnv(ArchitectureEnv):
         credit_batch: ``"val"`` (the paper: reward and credit on a validation batch, then a
             separate training pass) or ``"train"`` (from the training pass, see above).
         progress: show a progress bar during warm-up.
-        credit, credit_subset, nonfinite_reward, device, seed: see ``ArchitectureEnv``.
+        credit, credit_subset, nonfinite_reward, device, seed, credit_check_every: see
+            ``ArchitectureEnv``.
     """
 
     def __init__(self, dataset: str = "digits", data_dir: Optional[str] = None, download: bool = False,
@@ -104,7 +105,8 @@ class OneShotNASEnv(ArchitectureEnv):
                  grad_clip: float = 5.0, weight_lr_schedule: str = "constant", weight_lr_min: float = 1e-3,
                  schedule_epochs: Optional[float] = None, progress: bool = False,
                  credit: Optional[str] = None, credit_subset: int = 1, credit_batch: str = "val",
-                 nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None):
+                 nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None,
+                 credit_check_every: int = CREDIT_CHECK_EVERY):
         search_space = get_space(space)
         if not isinstance(search_space, CellSpace):
             raise ValueError(f"space {space!r} is not a cell search space")
@@ -118,7 +120,8 @@ class OneShotNASEnv(ArchitectureEnv):
                              f"epochs of weight training), got {schedule_epochs}")
         if credit_batch not in CREDIT_BATCHES:
             raise ValueError(f"credit_batch={credit_batch!r}; expected one of {', '.join(CREDIT_BATCHES)}")
-        super().__init__(search_space, credit, credit_subset, nonfinite_reward, device, seed)
+        super().__init__(search_space, credit, credit_subset, nonfinite_reward, device, seed,
+                         credit_check_every=credit_check_every)
         self.data = load_dataset(dataset, data_dir, download=download, limit=limit, options=dataset_options)
         self.supernet_config = dict(C=C, n_cells=n_cells, in_channels=self.data.in_channels,
                                     n_classes=self.data.n_classes, image_size=self.data.image_size,

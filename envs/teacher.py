@@ -19,7 +19,7 @@ from torch import nn
 
 from nasgen.searchspace import SearchSpace
 
-from .base import ArchitectureEnv, torch_seed
+from .base import CREDIT_CHECK_EVERY, ArchitectureEnv, torch_seed
 
 
 class TeacherModel(nn.Module):
@@ -103,15 +103,17 @@ class TeacherArchEnv(ArchitectureEnv):
         n_ops: candidate ops per edge (10 in the paper).
         batch_size: inputs per reward (100 in the paper).
         input_size: side of the uniform [-1, 1] input image.
-        credit, credit_subset, nonfinite_reward, device, seed: see ``ArchitectureEnv``.
+        credit, credit_subset, nonfinite_reward, device, seed, credit_check_every: see
+            ``ArchitectureEnv``.
     """
 
     def __init__(self, n_edges: int = 10, n_ops: int = 10, batch_size: int = 100, input_size: int = 13,
                  credit: Optional[str] = None, credit_subset: int = 1, nonfinite_reward: float = -100.0,
-                 device: str = "cpu", seed: Optional[int] = None):
+                 device: str = "cpu", seed: Optional[int] = None, credit_check_every: int = CREDIT_CHECK_EVERY):
         if n_edges < 1 or n_ops < 1 or batch_size < 1:
             raise ValueError(f"n_edges, n_ops and batch_size must be >= 1, got {n_edges}, {n_ops}, {batch_size}")
-        super().__init__(TeacherSpace(n_edges, n_ops), credit, credit_subset, nonfinite_reward, device, seed)
+        super().__init__(TeacherSpace(n_edges, n_ops), credit, credit_subset, nonfinite_reward, device, seed,
+                         credit_check_every=credit_check_every)
         self.n_edges, self.n_ops, self.batch_size, self.input_size = n_edges, n_ops, batch_size, input_size
         low, high = self.reward_obs_bounds
         self.observation_space = gym.spaces.Box(np.float32(low), np.float32(high), shape=(1,), dtype=np.float32)

@@ -341,6 +341,9 @@ class DistributedSearch(Search):
             checkpoints and at the end).
     """
 
+    #: the env's loss is a collective here: a check on rank 0 alone (in ``finish``) would hang
+    final_credit_check = False
+
     def __init__(self, config: SearchConfig, run_dir: str | Path, ctx: DistContext, logger: Any = None,
                  progress: bool = False, check_every: int = 0):
         from nasgen.envs import OneShotNASEnv

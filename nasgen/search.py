@@ -161,6 +161,8 @@ class Search:
 
     #: only the main process logs and writes files
     is_main = True
+    #: end with a credit-quality check on the derived architecture (extra forward passes)
+    final_credit_check = True
 
     def _ground_truth(self):
         """The table that judges this search (``nasgen.bench.ground_truth``), or None.
@@ -261,6 +263,8 @@ class Search:
                       if isinstance(info.get(key), (int, float)) and math.isfinite(info[key])]
             if values and key not in metrics:
                 metrics[key] = float(np.nanmean(values)) if key != "credit_corr" else values[-1]
+        for info in infos:  # the env's credit-quality check (Taylor / hybrid vs exact), when due
+            metrics.update({f"credit/{k}": v for k, v in info.get("credit_check", {}).items()})
         return metrics
 
     # --- logging -----------------------------------------------------------------------------------
@@ -449,6 +453,14 @@ class Search:
             "config": asdict(self.config), "protocol_plan": self.plan.to_dict() if self.plan else None,
             **self._result_extras(),
         }
+        quality = getattr(self.env.unwrapped, "credit_quality", None)
+        result["credit_quality"] = (quality(arch if self.final_credit_check else None)
+                                    if quality is not None else None)
+        if self.logger is not None and result["credit_quality"]:
+            for group in ("final", "pooled"):
+                for key, value in result["credit_quality"].get(group, {}).items():
+                    if value is not None:
+                        self.logger.add_scalar(f"credit/{group}_{key}", value, self.step)
         score = getattr(self.env.unwrapped, "score", None)
         result["score"] = float(score(arch)) if score is not None else None
         if self.judge is not None:

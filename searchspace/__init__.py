@@ -1,6 +1,7 @@
 """Search spaces, ops, the shared-weight supernet, data and stand-alone retraining."""
 
-from .credit import CREDIT_MODES, Credit, compute_credit, exact_credit, hybrid_credit, taylor_credit
+from .credit import (CREDIT_MODES, Credit, CreditCheck, agreement, check_credit, compute_credit, exact_credit,
+                     figures_of, hybrid_credit, subset_corrected, taylor_credit)
 from .data import (BatchStream, DataError, DataNotFoundError, Dataset, MNIST1DOptions, Split, dataset_names,
                    dataset_options, load_dataset)
 from .network import Network, TrainConfig, TrainResult, augment_batch, evaluate_split, train_network
@@ -11,7 +12,8 @@ from .space import (DARTS_V2, NB201_OPS, CellSearchSpace, CellSpace, Genotype, N
 from .supernet import Evaluation, Supernet, evaluate
 
 __all__ = [
-    "CREDIT_MODES", "Credit", "compute_credit", "exact_credit", "hybrid_credit", "taylor_credit",
+    "CREDIT_MODES", "Credit", "CreditCheck", "agreement", "check_credit", "compute_credit", "exact_credit",
+    "figures_of", "hybrid_credit", "subset_corrected", "taylor_credit",
     "BatchStream", "DataError", "DataNotFoundError", "Dataset", "MNIST1DOptions", "Split", "dataset_names",
     "dataset_options", "load_dataset",
     "Network", "TrainConfig", "TrainResult", "augment_batch", "evaluate_split", "train_network",

@@ -121,11 +121,24 @@ def hybrid_credit(loss_of_gates: LossOfGates, active: np.ndarray, rng: np.random
         checked = exact_credit(loss_of_gates, active, device, decisions=subset, base_loss=taylor.loss)
         evaluations += checked.evaluations
         exact = checked.exact
-        scale = candidates.size / k
-        for i, value in exact.items():
-            credit[i] = taylor.credit[i] + scale * (value - taylor.credit[i])
+        credit = subset_corrected(taylor.credit, exact, candidates.size)
     return Credit(credit=credit, loss=taylor.loss, evaluations=evaluations,
                   backward_passes=taylor.backward_passes, exact=exact, taylor=taylor.credit)
+
+
+def subset_corrected(taylor: np.ndarray, exact: dict[int, float], n_active: int) -> np.ndarray:
+    """The hybrid estimate: ``T_i + (n_active / |K|) (exact_i - T_i)`` on the checked subset K.
+
+    Args:
+        taylor: Taylor credit per decision.
+        exact: ``{decision: exact credit}`` of the subset K.
+        n_active: number of active decisions K was drawn from.
+    """
+    credit = np.array(taylor, dtype=np.float64)
+    scale = n_active / max(len(exact), 1)
+    for i, value in exact.items():
+        credit[i] = taylor[i] + scale * (value - taylor[i])
+    return credit
 
 
 def compute_credit(mode: str, loss_of_gates: LossOfGates, active: np.ndarray,
@@ -139,3 +152,84 @@ def compute_credit(mode: str, loss_of_gates: LossOfGates, active: np.ndarray,
     if mode == "hybrid":
         return hybrid_credit(loss_of_gates, active, rng, device, subset_size)
     raise ValueError(f"unknown credit mode {mode!r}; expected one of {', '.join(CREDIT_MODES)}")
+
+
+# --- credit quality: the estimators against exact credit -------------------------------------------
+#: Figures of ``agreement``, each reported for ``taylor_`` and ``hybrid_``.
+AGREEMENT_FIGURES = ("corr", "sign_agreement", "bias", "rmse", "below_exact")
+
+
+def agreement(estimate: np.ndarray, exact: np.ndarray) -> dict[str, float]:
+    """How well ``estimate`` matches ``exact`` credit, value by value.
+
+    Returns:
+        ``corr`` (Pearson; nan with fewer than 3 values or a constant side),
+        ``sign_agreement`` (share with the same sign, 0 counting as its own sign),
+        ``bias`` (mean of estimate - exact), ``rmse``, ``below_exact`` (share with
+        estimate <= exact); all nan for no values.
+    """
+    t, a = np.asarray(estimate, dtype=np.float64), np.asarray(exact, dtype=np.float64)
+    if t.size == 0:
+        return {name: float("nan") for name in AGREEMENT_FIGURES}
+    corr = float(np.corrcoef(t, a)[0, 1]) if t.size >= 3 and t.std() > 0 and a.std() > 0 else float("nan")
+    return {"corr": corr, "sign_agreement": float(np.mean(np.sign(t) == np.sign(a))),
+            "bias": float(np.mean(t - a)), "rmse": float(np.sqrt(np.mean((t - a) ** 2))),
+            "below_exact": float(np.mean(t <= a))}
+
+
+@dataclass
+class CreditCheck:
+    """Taylor and hybrid credit against exact credit on one sample, over its active decisions.
+
+    Attributes:
+        taylor, hybrid, exact: the three estimates on the active decisions (in order).
+        hybrid_extra_passes: forward passes the hybrid estimator adds to Taylor's one
+            forward + backward (|K|); exact credit adds one per active decision.
+        loss: loss of the full architecture.
+    """
+
+    taylor: np.ndarray
+    hybrid: np.ndarray
+    exact: np.ndarray
+    hybrid_extra_passes: int
+    loss: float = float("nan")
+
+    def figures(self) -> dict[str, float]:
+        """``taylor_*`` and ``hybrid_*`` agreement figures, the passes and the edge count."""
+        return figures_of(self.taylor, self.hybrid, self.exact, self.hybrid_extra_passes)
+
+
+def figures_of(taylor: np.ndarray, hybrid: np.ndarray, exact: np.ndarray,
+               hybrid_extra_passes: float) -> dict[str, float]:
+    """The flat figure dict of ``CreditCheck.figures`` (also for values pooled over checks)."""
+    out = {f"taylor_{k}": v for k, v in agreement(taylor, exact).items()}
+    out.update({f"hybrid_{k}": v for k, v in agreement(hybrid, exact).items()})
+    out.update(active_edges=float(len(exact)), hybrid_extra_passes=float(hybrid_extra_passes),
+               exact_extra_passes=float(len(exact)))
+    return out
+
+
+def check_credit(loss_of_gates: LossOfGates, active: np.ndarray, rng: np.random.Generator,
+                 device: torch.device | str = "cpu", subset_size: int = 1) -> CreditCheck:
+    """Taylor and hybrid credit against exact credit on one architecture.
+
+    Runs ``taylor_credit``, ``exact_credit`` on every active decision (one
+    forward each), and forms the hybrid estimate from those same values with a subset K of
+    ``subset_size`` decisions drawn from ``rng`` (``subset_corrected``), so all three see the
+    same weights and batch.
+
+    Args:
+        loss_of_gates: loss as a function of the gate vector.
+        active: bool per decision.
+        rng: draws the hybrid subset (pass a generator the search does not use).
+        device: where the gates live.
+        subset_size: |K| of the hybrid estimator.
+    """
+    taylor = taylor_credit(loss_of_gates, active, device)
+    exact = exact_credit(loss_of_gates, active, device, base_loss=taylor.loss)
+    idx = np.flatnonzero(active)
+    k = min(subset_size, idx.size)
+    subset = rng.choice(idx, size=k, replace=False) if k else np.array([], dtype=int)
+    hybrid = subset_corrected(taylor.credit, {int(i): exact.exact[int(i)] for i in subset}, idx.size)
+    return CreditCheck(taylor=taylor.credit[idx].copy(), hybrid=hybrid[idx], exact=exact.credit[idx].copy(),
+                       hybrid_extra_passes=k, loss=taylor.loss)

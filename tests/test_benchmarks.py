@@ -192,3 +192,20 @@ def test_ground_truth_without_a_table_fails_in_one_line(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "no table" in proc.stderr and not (tmp_path / "x.json").exists()
+
+
+def test_credit_theta_and_credit_runs_quick(tmp_path):
+    """credit_theta.py prints one row per setting; credit_runs.py summarises a real run."""
+    proc = run_script("credit_theta.py", "--seeds", "1", "--steps", "30", "--edges", "4", "--ops", "3",
+                      "--settings", "0,3")
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| lr") or line.startswith("| authors")]
+    assert len(rows) == 2 and all(line.count("|") == 6 for line in rows)
+    logdir = tmp_path / "runs"
+    search = subprocess.run([sys.executable, "-m", "nasgen", "search", "--steps", "4", "--no-progress",
+                             "--logdir", str(logdir), "--env-kwargs", "C=4", "n_cells=3", "limit=64",
+                             "batch_size=16", "credit_check_every=2", "--warmup-epochs", "0"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert search.returncode == 0, search.stderr[-2000:]
+    proc = run_script("credit_runs.py", *map(str, logdir.iterdir()))
+    row = proc.stdout.strip().splitlines()[-1]
+    assert row.startswith("| defaults | 0 | 4 |") and row.count("|") == 15

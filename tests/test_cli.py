@@ -16,6 +16,8 @@ from nasgen import envs as nasgen_envs
 from nasgen.cli import main
 
 TINY_ONESHOT = ["--env-kwargs", "C=4", "n_cells=3", "limit=128", "batch_size=32", "--warmup-epochs", "0"]
+#: The same, with a credit-quality check every 4 steps.
+TINY_CHECKED = [*TINY_ONESHOT[:-2], "credit_check_every=4", *TINY_ONESHOT[-2:]]
 
 
 # One torch thread, as in conftest: the same arithmetic in every process of a test.
@@ -71,7 +73,7 @@ def test_list_names_everything():
 
 
 def test_search_on_the_supernet_writes_curves_results_and_diagrams(tmp_path):
-    out = nasgen("search", "--steps", "12", "--logdir", str(tmp_path), "--no-progress", *TINY_ONESHOT).stdout
+    out = nasgen("search", "--steps", "12", "--logdir", str(tmp_path), "--no-progress", *TINY_CHECKED).stdout
     run_dir = only_run(tmp_path)
     assert run_dir.name.startswith("OneShotNAS-v0__credit__s0__")
     assert "derived architecture" in out and str(run_dir) in out
@@ -85,6 +87,12 @@ def test_search_on_the_supernet_writes_curves_results_and_diagrams(tmp_path):
     assert len(tags["charts/reward"]) == 12
     for tag in ("charts/best_reward", "charts/SPS", "search/entropy", "search/zero_op_share", "losses/train"):
         assert tag in tags, sorted(tags)
+    # Credit quality: checks at steps 4, 8, 12, then one on the derived architecture.
+    assert len(tags["credit/taylor_corr"]) == 3 and len(tags["credit/final_taylor_bias"]) == 1
+    quality = result["credit_quality"]
+    assert quality["checks"] == 3 and quality["every"] == 4
+    assert quality["final"]["active_edges"] == 12  # the derived cells: 2 inputs x 3 nodes x 2 cells
+    assert -1.0 <= quality["pooled"]["taylor_corr"] <= 1.0
     assert (run_dir / "checkpoint.pt").is_file()
 
 
@@ -100,7 +108,7 @@ def test_every_controller_runs_from_the_command_line(name, tmp_path):
 
 def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
     common = ["search", "--controller", "credit", "--steps", "40", "--checkpoint-every", "4", "--no-progress",
-              *TINY_ONESHOT]
+              *TINY_CHECKED]
     nasgen(*common, "--logdir", str(tmp_path / "whole"))
     expected = json.loads((only_run(tmp_path / "whole") / "result.json").read_text())
 
@@ -126,6 +134,12 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path):
     assert resumed["score"] == pytest.approx(expected["score"], abs=1e-6)
     assert resumed["best_reward"] == pytest.approx(expected["best_reward"], abs=1e-6)
     assert resumed["evaluations"] == expected["evaluations"] and resumed["steps"] == 40
+    got, want = resumed["credit_quality"], expected["credit_quality"]
+    assert got["checks"] == want["checks"] == 10  # the check history is part of the checkpoint
+    for group in ("pooled", "final"):
+        assert got[group].keys() == want[group].keys()
+        for key, value in want[group].items():
+            assert (got[group][key] is None) if value is None else got[group][key] == pytest.approx(value, abs=1e-6)
 
 
 def test_corrupt_or_mismatched_checkpoint_is_refused_and_kept(tmp_path):

@@ -11,6 +11,7 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from nasgen import controllers
 from nasgen.searchspace import SearchSpace
@@ -386,7 +387,7 @@ def _zero_op_run(**kwargs):
 
 
 def test_credit_zero_op_options():
-    _, plain, _ = _zero_op_run()
+    _, plain, _ = _zero_op_run(zero_op_credit="zero")
     _, pessimistic, ctrl = _zero_op_run(zero_op_credit="pessimistic")
     # Pessimistic: the sampled "off" inherits op 1's bad credit (-1) instead of 0, so it loses
     # probability where plain credit leaves it to Adam's momentum alone.
@@ -398,6 +399,102 @@ def test_credit_zero_op_options():
     assert np.any(after[1:] != before[1:])
     with pytest.raises(ValueError, match="zero_op_credit"):
         controllers.make("credit", SPACES["zero-op"](), zero_op_credit="optimistic")
+
+
+# Decision 0..2 of the "zero-op" space ([4, 3, 4] choices); op 0 is the zero op.
+_HISTORY = [(np.array([1, 1, 1]), np.array([-1.0, 0.5, 0.3])),
+            (np.array([2, 0, 1]), np.array([0.4, 0.0, -0.2])),
+            (np.array([0, 1, 0]), np.array([0.0, -0.6, 0.0]))]
+
+
+def test_credit_authors_zero_op_rule_matches_a_hand_computation():
+    """The authors' rule on a hand-made history: the EMA (coefficient 0.05, first update sets
+    it, unseen ops at 0, zero column included) and the value a sampled zero op gets."""
+    authors = controllers.make("credit", SPACES["zero-op"](), seed=0)
+    assert authors.zero_op_credit == "authors"
+    for arch, credit in _HISTORY:
+        authors.tell([arch], [0.0], [{"credit": credit}])
+    expected = np.zeros((3, 4))
+    expected[0, 1] = -1.0                          # step 1 sets the EMA to its own credit
+    expected[0, 2] = 0.05 * 0.4                    # first seen at step 2: 0.95 * 0 + 0.05 * 0.4
+    expected[1, 1] = 0.95 * 0.5 + 0.05 * -0.6
+    expected[2, 1] = 0.95 * 0.3 + 0.05 * -0.2
+    np.testing.assert_allclose(authors.op_credit, expected, rtol=0, atol=1e-15)
+    # Step 3's zero op on decision 0 gets min(0, -1, 0.02, 0, 0) = -1; on decision 2
+    # min(0, 0.275, 0 (unseen), 0 (unseen)) = 0; on decision 1 at step 2, min(0, 0.5, 0, 0) = 0.
+    # So the authors' run equals plain credit fed exactly those values.
+    hand = controllers.make("credit", SPACES["zero-op"](), seed=0, zero_op_credit="zero")
+    for (arch, credit), value in zip(_HISTORY, ([-1.0, 0.5, 0.3], [0.4, 0.0, -0.2], [-1.0, -0.6, 0.0])):
+        hand.tell([arch], [0.0], [{"credit": np.array(value)}])
+    np.testing.assert_array_equal(authors.policy.theta, hand.policy.theta)
+    plain = controllers.make("credit", SPACES["zero-op"](), seed=0, zero_op_credit="zero")
+    for arch, credit in _HISTORY:
+        plain.tell([arch], [0.0], [{"credit": credit}])
+    assert authors.policy.theta[0, 0] < plain.policy.theta[0, 0]  # "off" punished where op 1 hurt
+
+
+def test_credit_authors_zero_op_never_gets_positive_credit():
+    """Every op helps on every edge (positive credit): a sampled zero op still gets 0 at most,
+    so it loses probability against the ops sampled before it."""
+    space = SPACES["zero-op"]()
+    ctrl = controllers.make("credit", space, seed=1)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        arch = ctrl.ask(1)[0]
+        credit = np.where(arch == 0, 0.0, rng.uniform(0.1, 1.0, 3))
+        ctrl.tell([arch], [0.0], [{"credit": credit}])
+        assert np.all(ctrl._zero_op_value() <= 0.0)
+        assert np.all(ctrl.op_credit[:, 0] == 0.0)  # the zero column: the EMA of the 0 it received
+    probs = ctrl.op_probabilities()
+    assert np.all(probs[:, 0] < 1.0 / np.asarray(space.choices))
+
+
+def test_credit_theta_optimizer_options():
+    """Cosine schedule over total_steps down to 0, then no more movement; clip bounds the
+    gradient; state holds only tensors and plain containers."""
+    space = SPACES["uniform"]()
+    ctrl = controllers.make("credit", space, seed=0, lr=0.1, total_steps=4, grad_clip=1.0, weight_decay=3e-3)
+    lrs = [tell_round(ctrl, 1)[1]["lr"] for _ in range(5)]
+    np.testing.assert_allclose(lrs[:4], [0.1 * (1 + np.cos(np.pi * t / 4)) / 2 for t in range(4)])
+    assert lrs[4] == 0.0
+    theta = ctrl.policy.theta.copy()
+    tell_round(ctrl, 1)
+    np.testing.assert_array_equal(ctrl.policy.theta, theta)
+    constant = controllers.make("credit", space, seed=0, lr=0.1, total_steps=4, lr_schedule="constant")
+    assert [tell_round(constant, 1)[1]["lr"] for _ in range(5)] == [0.1] * 5
+
+    def plain(value):
+        if isinstance(value, dict):
+            return all(isinstance(k, (str, int)) and plain(v) for k, v in value.items())
+        if isinstance(value, (list, tuple)):
+            return all(plain(v) for v in value)
+        return value is None or isinstance(value, (torch.Tensor, str, int, float, bool))
+
+    assert plain(ctrl.state_dict())
+
+
+def test_credit_state_round_trip_through_weights_only_load(tmp_path):
+    """Mid-schedule (cosine, clip, decay, the authors' zero-op EMA) a state saved with
+    torch.save and loaded with weights_only=True continues exactly as the original."""
+    space = SPACES["zero-op"]()
+    kwargs = dict(lr=0.05, total_steps=12, grad_clip=1.0, weight_decay=3e-3, baseline_decay=0.9)
+    original = controllers.make("credit", space, seed=0, **kwargs)
+    drive(original)
+    torch.save(original.state_dict(), tmp_path / "state.pt")
+    expected = [tell_round(original, 1) for _ in range(5)]
+    restored = controllers.make("credit", space, seed=7, **kwargs)
+    restored.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    for archs, metrics in expected:
+        got_archs, got = tell_round(restored, 1)
+        assert as_lists(got_archs) == as_lists(archs) and got == metrics
+    np.testing.assert_array_equal(restored.policy.theta, original.policy.theta)
+    np.testing.assert_array_equal(restored.op_credit, original.op_credit)
+    with pytest.raises(ValueError, match="lr schedule"):
+        controllers.make("credit", space, seed=0, lr=0.05).load_state_dict(original.state_dict())
+    with pytest.raises(ValueError, match="lr_schedule"):
+        controllers.make("credit", space, lr_schedule="linear")
+    with pytest.raises(ValueError, match="grad_clip"):
+        controllers.make("credit", space, grad_clip=0.0)
 
 
 def test_credit_baseline_is_reported_and_learns_the_target():
@@ -426,3 +523,20 @@ def test_credit_skips_nonfinite_credit():
     metrics = ctrl.tell([arch], [0.0], [{"credit": credit}])
     assert metrics["nonfinite_rewards"] == 1.0
     assert np.all(ctrl.policy.theta == 0)
+
+
+def test_credit_derives_as_the_space_does():
+    """Plain argmax per edge on nb201 (the zero op may win an edge, as the authors derive); the
+    DARTS two-inputs rule only on DARTS cell spaces."""
+    from nasgen.searchspace import get
+
+    nb201 = get("nb201")
+    ctrl = controllers.make("credit", nb201, seed=0)
+    ctrl.policy.theta[:, 0] = 1.0          # the zero op strongest everywhere...
+    ctrl.policy.theta[0, 2] = 2.0          # ...but on edge 0
+    assert ctrl.derive().tolist() == [2] + [0] * (nb201.n_decisions - 1)
+    small = get("small")
+    ctrl = controllers.make("credit", small, seed=0)
+    ctrl.policy.theta[:, 0] = 1.0
+    arch = ctrl.derive()
+    assert np.array_equal(arch, small.derive(ctrl.op_probabilities())) and np.count_nonzero(arch) == 12

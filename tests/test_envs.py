@@ -827,3 +827,78 @@ def test_oneshot_env_on_nb201_and_mnist1d_gives_per_edge_credit():
     _, reward, terminated, _, info = env.step(arch)
     assert terminated and reward < 0 and info["credit"].shape == (6,)
     assert (info["credit"][arch == 0] == 0).all() and (info["credit"][arch != 0] != 0).all()
+
+
+# --- credit quality -------------------------------------------------------------------------------
+def _hand_credit(env: ArchitectureEnv, arch: np.ndarray, batch) -> tuple[np.ndarray, np.ndarray]:
+    """Taylor (-dL/dg at g = 1) and exact (L(edge i off) - L) credit of ``arch``, by hand."""
+    x, target = batch
+    n = len(arch)
+
+    def loss(gates):
+        return torch.mean((env.model(x, arch, gates=gates) - target) ** 2)
+
+    gates = torch.ones(n, requires_grad=True)
+    value = loss(gates)
+    value.backward()
+    taylor = -gates.grad.double().numpy()
+    exact = np.array([loss(torch.ones(n).index_fill(0, torch.tensor([i]), 0.0)).item() - value.item()
+                      for i in range(n)])
+    return taylor, exact
+
+
+def test_credit_check_matches_a_hand_computation():
+    env = make("nasgen/TeacherArch-v0", n_edges=5, n_ops=3, credit="taylor", credit_check_every=2,
+               credit_subset=5)
+    u = env.unwrapped
+    env.reset(seed=0)
+    rng = np.random.default_rng(3)
+    first = play(env, rng.integers(0, 3, 5))[4]
+    assert "credit_check" not in first  # every 2nd step only
+    arch = rng.integers(0, 3, 5)
+    env.reset()
+    twin = copy.deepcopy(u)  # same generator state: draws the same reward batch
+    info = env.step(arch)[4]
+    taylor, exact = _hand_credit(twin, arch, twin.next_val_batch())
+    np.testing.assert_allclose(info["credit"], taylor, rtol=1e-5, atol=1e-9)
+    figures = info["credit_check"]
+    dt, da = taylor - taylor.mean(), exact - exact.mean()
+    assert figures["taylor_corr"] == pytest.approx((dt * da).sum() / math.sqrt((dt ** 2).sum() * (da ** 2).sum()),
+                                                   rel=1e-4)
+    assert figures["taylor_sign_agreement"] == pytest.approx(np.mean((taylor > 0) == (exact > 0)))
+    assert figures["taylor_bias"] == pytest.approx(np.mean(taylor - exact), rel=1e-4, abs=1e-9)
+    assert figures["taylor_below_exact"] == pytest.approx(np.mean(taylor <= exact))
+    # Checking every edge (|K| = E) makes the hybrid estimate exact: its error vanishes.
+    assert figures["hybrid_rmse"] == pytest.approx(0.0, abs=1e-12)
+    assert figures["hybrid_corr"] == pytest.approx(1.0)
+    assert figures["hybrid_extra_passes"] == 5 and figures["exact_extra_passes"] == 5
+    assert info["evaluations"] == 1  # the check's passes are not the search's
+    quality = u.credit_quality()
+    assert quality["checks"] == 1 and quality["every"] == 2
+    assert quality["pooled"]["taylor_bias"] == pytest.approx(figures["taylor_bias"])
+    final = u.credit_quality(arch)["final"]
+    assert set(final) == set(figures) and u.credit_quality()["checks"] == 1
+
+
+@pytest.mark.parametrize("credit_batch", ["val", "train"])
+def test_credit_checks_change_nothing_in_the_run(credit_batch):
+    """Same seed with and without checks: the same rewards, credit and shared weights (BatchNorm
+    buffers included), also when reward, credit and weight step share one training pass; with
+    checks off or without credit there is no report."""
+    runs = []
+    for every in (0, 2):
+        env = make("nasgen/OneShotNAS-v0", credit="hybrid", credit_check_every=every, credit_batch=credit_batch)
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+        steps = [play(env, env.unwrapped.space.sample(rng))[4] for _ in range(4)]
+        runs.append((steps, snapshot(env.unwrapped.model), env.unwrapped))
+    (plain, w0, u0), (checked, w1, u1) = runs
+    for a, b in zip(plain, checked):
+        np.testing.assert_array_equal(a["credit"], b["credit"])
+        assert a["loss"] == b["loss"]
+    assert same_tensors(w0, w1)
+    assert [("credit_check" in i) for i in checked] == [False, True, False, True]
+    assert u0.credit_quality() is None and u1.credit_quality()["checks"] == 2
+    assert make("nasgen/TeacherArch-v0").unwrapped.credit_quality() is None
+    with pytest.raises(ValueError, match="credit_check_every"):
+        make("nasgen/TeacherArch-v0", credit="taylor", credit_check_every=-1)
