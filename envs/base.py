@@ -143,7 +143,11 @@ class ArchitectureEnv(gym.Env):
                 # Only finite pairs: one non-finite step must not poison the health signal.
                 self._credit_pairs.extend((result.taylor[i], a) for i, a in result.exact.items()
                                           if math.isfinite(result.taylor[i]) and math.isfinite(a))
-                info["credit_corr"] = self.credit_correlation()
+                correlation = self.credit_correlation()
+                # Reported once it is defined: a NaN in info would make two identical runs
+                # compare unequal (gymnasium's check_env compares infos).
+                if math.isfinite(correlation):
+                    info["credit_corr"] = correlation
         nonfinite = not math.isfinite(loss)
         if nonfinite:
             reward = self.nonfinite_reward
