@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .base import CategoricalPolicy, Controller, register
+from .base import CategoricalPolicy, Controller, clip_signal, register
 from .reinforce import Adam
 
 ZERO_OP_CREDIT = ("zero", "pessimistic")
@@ -117,6 +117,7 @@ class CreditAssignment(Controller):
         credits = np.stack(values)
         # Non-finite credit is as unusable as a non-finite reward: skip and count the sample.
         finite = finite & np.isfinite(credits).all(axis=1)
+        credits = clip_signal(credits)
         extra: dict[str, float] = {}
         if finite.any():
             extra = self._update(archs[finite], credits[finite])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Optional
 
 import gymnasium as gym
@@ -10,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasgen.searchspace import BatchStream, CellSearchSpace, Supernet, load_dataset
+from nasgen.searchspace import BatchStream, CellSearchSpace, Supernet, dataset_names, load_dataset
 from nasgen.searchspace import get as get_space
+from nasgen.searchspace import names as space_names
+from nasgen.searchspace.cells import check_stack_size
 
 from .base import ArchitectureEnv, torch_seed
 
@@ -63,11 +66,11 @@ class OneShotNASEnv(ArchitectureEnv):
                  grad_clip: float = 5.0, progress: bool = False, credit: Optional[str] = None,
                  credit_subset: int = 1, nonfinite_reward: float = -100.0, device: str = "cpu",
                  seed: Optional[int] = None):
-        search_space = get_space(space)
-        if not isinstance(search_space, CellSearchSpace):
-            raise ValueError(f"space {space!r} is not a cell search space")
-        if warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
+        search_space = self.check_arguments(
+            dataset=dataset, limit=limit, space=space, C=C, n_cells=n_cells, batch_size=batch_size,
+            warmup_epochs=warmup_epochs, weight_lr=weight_lr, weight_momentum=weight_momentum,
+            weight_decay=weight_decay, grad_clip=grad_clip, credit=credit, credit_subset=credit_subset,
+            nonfinite_reward=nonfinite_reward, device=device, seed=seed)
         super().__init__(search_space, credit, credit_subset, nonfinite_reward, device, seed)
         self.data = load_dataset(dataset, data_dir, download=download, limit=limit)
         self.supernet_config = dict(C=C, n_cells=n_cells, in_channels=self.data.in_channels,
@@ -87,6 +90,27 @@ class OneShotNASEnv(ArchitectureEnv):
         self.gradient_hook: Optional[Callable[[], None]] = None
         self._train_data = self.data.train.to(self.device)
         self._val_data = self.data.val.to(self.device)
+
+    @classmethod
+    def _checked_space(cls, args: dict[str, Any]) -> CellSearchSpace:
+        if args["dataset"] not in dataset_names():
+            raise ValueError(f"unknown dataset {args['dataset']!r}; choose from: {', '.join(dataset_names())}")
+        if args["space"] not in space_names():
+            raise ValueError(f"unknown search space {args['space']!r}; choose from: {', '.join(space_names())}")
+        search_space = get_space(args["space"])
+        if not isinstance(search_space, CellSearchSpace):
+            raise ValueError(f"space {args['space']!r} is not a cell search space")
+        check_stack_size(args["C"], args["n_cells"])
+        for key in ("batch_size",) + (("limit",) if args["limit"] is not None else ()):
+            if args[key] < 1:
+                raise ValueError(f"{key} must be >= 1, got {args[key]}")
+        for key in ("warmup_epochs", "weight_momentum", "weight_decay"):
+            if not 0 <= args[key] < math.inf:
+                raise ValueError(f"{key} must be a finite number >= 0, got {args[key]}")
+        for key in ("weight_lr", "grad_clip"):
+            if not 0 < args[key] < math.inf:
+                raise ValueError(f"{key} must be a finite number > 0, got {args[key]}")
+        return search_space
 
     # --- what gradient controllers use --------------------------------------------------------
     def loss_fn(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,8 @@ def parse_value(text: str) -> Any:
         return lowered == "true"
     if lowered in ("none", "null"):
         return None
+    if lowered.lstrip("+-") in ("nan", "inf", "infinity"):
+        return float(lowered)  # so that the checks can name it as a number out of range
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -64,7 +66,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # --- search ----------------------------------------------------------------------------------------
-_SEARCH_DEFAULTS = {"controller": "credit", "env": "nasgen/OneShotNAS-v0", "seed": 0, "device": "cpu"}
+_SEARCH_DEFAULTS = {"controller": "credit", "env": "nasgen/OneShotNAS-v0", "seed": 0, "device": "cpu",
+                    "checkpoint_every": 50, "logdir": "runs"}
 
 
 def _search_config(args: argparse.Namespace):
@@ -72,8 +75,8 @@ def _search_config(args: argparse.Namespace):
     from nasgen import controllers, envs, searchspace
     from nasgen.search import SearchConfig, env_parameters
 
-    controller = _choice(args.controller or _SEARCH_DEFAULTS["controller"], controllers.names(), "controller")
-    env_id = _choice(args.env or _SEARCH_DEFAULTS["env"], envs.env_ids(), "env")
+    controller = _choice(_given(args.controller, "controller"), controllers.names(), "controller")
+    env_id = _choice(_given(args.env, "env"), envs.env_ids(), "env")
     env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
     controller_kwargs = parse_key_values(args.controller_kwargs, "--controller-kwargs")
     accepted = env_parameters(env_id)
@@ -100,18 +103,37 @@ def _search_config(args: argparse.Namespace):
         if key not in taken:
             raise UsageError(f"--controller-kwargs: controller {controller!r} takes no {key!r}; "
                              f"it accepts: {', '.join(taken) or 'none'}")
-    if args.device not in (None, "cpu") and not args.device.startswith("cuda"):
-        raise UsageError(f"unknown device {args.device!r}; choose from: cpu, cuda")
     if args.steps is not None and args.epochs is not None:
         raise UsageError("give --steps or --epochs, not both")
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps must be >= 1, got {args.steps}")
-    if args.checkpoint_every < 1:
-        raise UsageError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
-    return SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs,
-                        seed=_SEARCH_DEFAULTS["seed"] if args.seed is None else args.seed,
-                        device=args.device or _SEARCH_DEFAULTS["device"], env_kwargs=env_kwargs,
-                        controller_kwargs=controller_kwargs, checkpoint_every=args.checkpoint_every)
+    config = SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs,
+                          seed=_given(args.seed, "seed"), device=_given(args.device, "device"),
+                          env_kwargs=env_kwargs, controller_kwargs=controller_kwargs,
+                          checkpoint_every=_given(args.checkpoint_every, "checkpoint_every"))
+    check_search(config)
+    return config
+
+
+def _given(value: Any, key: str) -> Any:
+    """A flag's value, or the search default when the flag was not given (None, never "")."""
+    return _SEARCH_DEFAULTS[key] if value is None else value
+
+
+def check_search(config) -> None:
+    """Check everything ``config`` would build -- device, environment arguments, controller
+    hyper-parameters -- without building the supernet or loading data.
+
+    Raises:
+        UsageError: the first bad value, in one line.
+    """
+    from nasgen import validation
+    from nasgen.search import env_kwargs
+
+    try:
+        validation.check_device(config.device)
+        space = validation.check_env(config.env, env_kwargs(config))
+        validation.check_controller(config.controller, space, config.seed, config.controller_kwargs)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
 
 
 def _run_dir(logdir: str, config) -> Path:
@@ -125,7 +147,15 @@ def _run_dir(logdir: str, config) -> Path:
 
 
 def _resume_config(args: argparse.Namespace):
-    """Config and state of ``--resume RUN_DIR``, refusing flags that contradict it."""
+    """Config and state of ``--resume RUN_DIR``, refusing flags that contradict it.
+
+    Only what can change is accepted: more ``--steps`` (extends a step-budget run) and
+    ``--checkpoint-every``; any other flag must repeat the run's value.
+
+    Returns:
+        ``(run_dir, config, state, note)``: ``note`` is the line saying what was taken from
+        the checkpoint and what changed.
+    """
     from nasgen.checkpoint import CheckpointError
     from nasgen.search import SearchConfig, resume_state
 
@@ -137,26 +167,94 @@ def _resume_config(args: argparse.Namespace):
     except CheckpointError as error:
         raise UsageError(f"--resume: {error}; nothing was changed") from None
     config = SearchConfig(**state["config"])
-    given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device}
+    refuse = f"--resume: the checkpoint in {run_dir} is for"
+    if getattr(args, "logdir", None) is not None:
+        raise UsageError(f"--resume continues the run in {run_dir}; --logdir does not apply")
+    given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device,
+             "epochs": args.epochs}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
-            raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {getattr(config, key)!r}, "
-                             f"not {value!r}; nothing was changed")
-    for flag, key, value in (("--dataset", "dataset", args.dataset), ("--space", "space", args.space)):
-        if value is not None and value != config.env_kwargs.get(key, value):
-            raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {config.env_kwargs.get(key)!r}, "
-                             f"not {value!r}; nothing was changed")
-    return run_dir, config, state
+            raise UsageError(f"{refuse} {key} {getattr(config, key)!r}, not {value!r}; nothing was changed")
+    env_given = parse_key_values(args.env_kwargs, "--env-kwargs")
+    for flag, key, value in (("--dataset", "dataset", args.dataset), ("--data-dir", "data_dir", args.data_dir),
+                             ("--space", "space", args.space), ("--warmup-epochs", "warmup_epochs", args.warmup_epochs)):
+        if value is not None:
+            env_given[key] = value
+    for key, value in env_given.items():
+        recorded = _recorded_env_value(config, key)
+        if value != recorded:
+            raise UsageError(f"{refuse} {key} {recorded!r}, not {value!r}; nothing was changed")
+    for key, value in parse_key_values(args.controller_kwargs, "--controller-kwargs").items():
+        recorded = config.controller_kwargs.get(key, "its default")
+        if value != recorded:
+            raise UsageError(f"{refuse} controller {key} {recorded!r}, not {value!r}; nothing was changed")
+    changes = []
+    if args.steps is not None and _check_extension(config, args.steps, state["step"], refuse):
+        changes.append(f"extended to {args.steps} steps")
+        config.steps = args.steps
+    if args.checkpoint_every is not None and args.checkpoint_every != config.checkpoint_every:
+        changes.append(f"checkpoint every {args.checkpoint_every} steps")
+        config.checkpoint_every = args.checkpoint_every
+    check_search(config)
+    budget = f"{config.epochs:g} epochs" if config.epochs is not None else f"{config.steps or 'default'} steps"
+    note = (f"resuming {run_dir} at step {state['step']}: controller {config.controller}, env {config.env}, "
+            f"seed {config.seed}, {budget} and the rest of its settings from its checkpoint"
+            + (f"; {', '.join(changes)}" if changes else ""))
+    return run_dir, config, state, note
+
+
+def _recorded_env_value(config, key: str) -> Any:
+    """The value of env keyword ``key`` in a run: given, or the environment's default."""
+    import inspect
+
+    from nasgen.search import env_class, env_kwargs
+
+    recorded = env_kwargs(config)
+    if key in recorded:
+        return recorded[key]
+    parameter = inspect.signature(env_class(config.env).__init__).parameters.get(key)
+    if parameter is None:
+        raise UsageError(f"--resume: env {config.env} takes no {key!r}")
+    return parameter.default
+
+
+def _check_extension(config, steps: int, done: int, refuse: str) -> bool:
+    """Whether ``--steps`` on resume extends the run; UsageError when it cannot do so cleanly."""
+    import inspect
+
+    from nasgen import controllers
+    from nasgen.search import DEFAULT_STEPS
+
+    if config.epochs is not None:
+        raise UsageError(f"{refuse} a budget of {config.epochs:g} epochs; --steps does not apply "
+                         f"(resume without it)")
+    recorded = DEFAULT_STEPS if config.steps is None else config.steps
+    if steps < recorded:
+        raise UsageError(f"{refuse} {recorded} steps ({done} done); --steps can only extend it, not "
+                         f"shorten it to {steps}")
+    schedule = "total_steps" in inspect.signature(controllers.get(config.controller).__init__).parameters
+    if schedule and "total_steps" not in config.controller_kwargs and steps != recorded:
+        raise UsageError(f"{refuse} {recorded} steps and controller {config.controller!r} anneals its "
+                         f"schedule over them; extending would change the schedule mid-run "
+                         f"(start a new run, or one with --controller-kwargs total_steps=N)")
+    return steps != recorded
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from nasgen import validation
     from nasgen.search import Search, seed_everything
 
-    if args.resume:
-        run_dir, config, state = _resume_config(args)
+    if args.resume is not None:
+        run_dir, config, state, note = _resume_config(args)
+        print(note, flush=True)
     else:
         config, state = _search_config(args), None
-        run_dir = _run_dir(args.logdir, config)
+        logdir = _given(args.logdir, "logdir")
+        try:
+            validation.check_creatable_dir(logdir, "--logdir")
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        run_dir = _run_dir(logdir, config)
     seed_everything(config.seed)
     result = run_logged(Search(config, run_dir, progress=not args.no_progress), state)
     print_result(result, run_dir)
@@ -198,7 +296,6 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
 def _load_architecture(source: str):
     """(space, arch, dataset hint) from a run directory or a genotype JSON file."""
     from nasgen import searchspace
-    from nasgen.searchspace import Genotype
 
     path = Path(source)
     if path.is_dir():
@@ -211,29 +308,58 @@ def _load_architecture(source: str):
         data = json.loads(path.read_text())
     except json.JSONDecodeError as error:
         raise UsageError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {error}") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} must hold a JSON object (a result.json or a genotype)")
-    dataset = data.get("config", {}).get("env_kwargs", {}).get("dataset")
-    if "derived_arch" in data:
-        space = searchspace.from_dict(data["space"])
+    config = data.get("config")
+    dataset = config.get("env_kwargs", {}).get("dataset") if isinstance(config, dict) else None
+    if not isinstance(dataset, str):
+        dataset = None
+    try:
+        if "derived_arch" in data:
+            space = searchspace.from_dict(data.get("space"))
+            if not isinstance(space, searchspace.CellSearchSpace):
+                raise UsageError(f"{path} is a search in space {space.name!r}, which has no network to retrain")
+            return space, space.validate(data["derived_arch"]), dataset
+        genotype = _genotype_from_json(data.get("genotype", data))
+        space_spec = data.get("space", "darts")
+        if isinstance(space_spec, dict):
+            space = searchspace.from_dict(space_spec)
+        elif isinstance(space_spec, str):
+            space = searchspace.get(_choice(space_spec, searchspace.names(), "search space"))
+        else:
+            raise ValueError(f"'space' must be a preset name or a space object, got {space_spec!r}")
         if not isinstance(space, searchspace.CellSearchSpace):
-            raise UsageError(f"{path} is a search in space {space.name!r}, which has no network to retrain")
-        return space, space.validate(data["derived_arch"]), dataset
-    genotype = data.get("genotype", data)
+            raise UsageError(f"{path}: space {space.name!r} has no network to retrain")
+        return space, space.from_genotype(genotype), dataset
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+def _genotype_from_json(genotype: Any):
+    """A ``Genotype`` from its JSON form; ValueError naming the first malformed field."""
+    from nasgen.searchspace import Genotype
+
+    if not isinstance(genotype, dict):
+        raise ValueError(f"'genotype' must be an object with {', '.join(Genotype._fields)}, got {genotype!r}"[:300])
     missing = [f for f in Genotype._fields if f not in genotype]
     if missing:
-        raise UsageError(f"{path} is neither a result.json nor a genotype: missing {', '.join(missing)}")
-    space_name = data.get("space", "darts")
-    if isinstance(space_name, dict):
-        space = searchspace.from_dict(space_name)
-    else:
-        space = searchspace.get(_choice(space_name, searchspace.names(), "search space"))
-    pairs = {k: [tuple(p) for p in genotype[k]] if k in ("normal", "reduce") else list(genotype[k])
-             for k in Genotype._fields}
-    try:
-        return space, space.from_genotype(Genotype(**pairs)), dataset
-    except ValueError as error:
-        raise UsageError(f"{path}: {error}") from None
+        raise ValueError(f"neither a result.json nor a genotype: missing {', '.join(missing)}")
+    fields = {}
+    for key in Genotype._fields:
+        value = genotype[key]
+        if key in ("normal", "reduce"):
+            if not (isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+                                                    and type(p[1]) is int for p in value)):
+                raise ValueError(f"genotype {key!r} must be a list of [op name, input index] pairs, "
+                                 f"got {value!r}"[:300])
+            fields[key] = [tuple(p) for p in value]
+        else:
+            if not (isinstance(value, list) and all(type(v) is int for v in value)):
+                raise ValueError(f"genotype {key!r} must be a list of node indices, got {value!r}"[:300])
+            fields[key] = list(value)
+    return Genotype(**fields)
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
@@ -244,10 +370,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from nasgen.search import seed_everything
     from nasgen.searchspace import Network, TrainConfig, train_network
 
-    for flag, value in (("--epochs", args.epochs), ("--channels", args.channels), ("--cells", args.cells),
-                        ("--batch-size", args.batch_size)):
-        if value < 1:
-            raise UsageError(f"{flag} must be >= 1, got {value}")
+    from nasgen import validation
+
     if args.channels % 2:
         raise UsageError(f"--channels must be even, got {args.channels}")
     for flag, value in (("--crop-padding", args.crop_padding), ("--cutout", args.cutout)):
@@ -255,10 +379,15 @@ def cmd_retrain(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} must be >= 0 (0 = off), got {value}")
     space, arch, dataset_hint = _load_architecture(args.source)
     dataset_name = _choice(args.dataset or dataset_hint or "digits", searchspace.dataset_names(), "dataset")
-    seed_everything(args.seed)
-    data = searchspace.load_dataset(dataset_name, args.data_dir, download=args.download, limit=args.limit)
     source = Path(args.source)
     out_dir = Path(args.out) if args.out else (source / "retrain" if source.is_dir() else source.with_suffix("") .with_name(source.stem + "-retrain"))
+    try:
+        validation.check_device(args.device)
+        validation.check_creatable_dir(out_dir, "--out")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    seed_everything(args.seed)
+    data = searchspace.load_dataset(dataset_name, args.data_dir, download=args.download, limit=args.limit)
     model = Network(space, arch, C=args.channels, n_cells=args.cells, in_channels=data.in_channels,
                     n_classes=data.n_classes)
     writer = SummaryWriter(str(out_dir))
@@ -305,6 +434,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from nasgen import validation as v
+    from nasgen.threads import add_threads_argument
     from nasgen.toy import add_toy_arguments
 
     parser = _Parser(prog="nasgen", description="Neural-architecture-search controllers "
@@ -316,46 +447,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", help="run a controller against an environment",
                             description="Run a search. With no flags: credit assignment on digits.")
-    search.add_argument("--controller", help="controller name (default: credit)")
-    search.add_argument("--env", help="environment id (default: nasgen/OneShotNAS-v0)")
-    search.add_argument("--dataset", help="dataset of the environment (default: digits)")
-    search.add_argument("--data-dir", help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
+    search.add_argument("--controller", type=v.name, help="controller name (default: credit)")
+    search.add_argument("--env", type=v.name, help="environment id (default: nasgen/OneShotNAS-v0)")
+    search.add_argument("--dataset", type=v.name, help="dataset of the environment (default: digits)")
+    search.add_argument("--data-dir", type=v.name, help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
     search.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    search.add_argument("--space", help="search-space preset (default: small)")
+    search.add_argument("--space", type=v.name, help="search-space preset (default: small)")
     budget = search.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="search steps (default: 1000)")
-    budget.add_argument("--epochs", type=float, help="architecture-phase epochs over the validation split")
-    search.add_argument("--warmup-epochs", type=float, help="weight-training epochs before the first reward")
-    search.add_argument("--seed", type=int, help="seed (default: 0)")
-    search.add_argument("--device", help="cpu or cuda (default: cpu)")
-    search.add_argument("--logdir", default="runs", help="parent folder of run directories (default: runs/)")
-    search.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    budget.add_argument("--steps", type=v.positive_int, help="search steps (default: 1000)")
+    budget.add_argument("--epochs", type=v.positive_float, help="architecture-phase epochs over the validation split")
+    search.add_argument("--warmup-epochs", type=v.non_negative_float,
+                        help="weight-training epochs before the first reward")
+    search.add_argument("--seed", type=v.seed, help="seed (default: 0)")
+    search.add_argument("--device", type=v.name, help="cpu or cuda (default: cpu)")
+    search.add_argument("--logdir", type=v.name, help="parent folder of run directories (default: runs/)")
+    search.add_argument("--resume", type=v.name, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR from its last checkpoint (more --steps extend it)")
     search.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", help="environment keyword arguments")
     search.add_argument("--controller-kwargs", nargs="*", metavar="KEY=VALUE", help="controller hyper-parameters")
-    search.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default: 50)")
+    search.add_argument("--checkpoint-every", type=v.positive_int, help="steps between checkpoints (default: 50)")
     search.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_argument(search)
     search.set_defaults(func=cmd_search)
 
     retrain = sub.add_parser("retrain", help="train a found architecture from scratch and report test accuracy")
     retrain.add_argument("source", metavar="RUN_DIR|GENOTYPE.json", help="a search run directory or a genotype JSON file")
-    retrain.add_argument("--dataset", help="dataset (default: the search's, else digits)")
-    retrain.add_argument("--data-dir", help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
+    retrain.add_argument("--dataset", type=v.name, help="dataset (default: the search's, else digits)")
+    retrain.add_argument("--data-dir", type=v.name, help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
     retrain.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    retrain.add_argument("--limit", type=int, help="at most this many examples per split")
-    retrain.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
-    retrain.add_argument("--channels", type=int, default=16, help="channels of the first cells (default: 16)")
-    retrain.add_argument("--cells", type=int, default=8, help="number of cells (default: 8)")
-    retrain.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
-    retrain.add_argument("--lr", type=float, default=0.025, help="initial SGD learning rate (default: 0.025)")
+    retrain.add_argument("--limit", type=v.positive_int, help="at most this many examples per split")
+    retrain.add_argument("--epochs", type=v.positive_int, default=20, help="training epochs (default: 20)")
+    retrain.add_argument("--channels", type=v.positive_int, default=16, help="channels of the first cells (default: 16)")
+    retrain.add_argument("--cells", type=v.positive_int, default=8, help="number of cells (default: 8)")
+    retrain.add_argument("--batch-size", type=v.positive_int, default=64, help="batch size (default: 64)")
+    retrain.add_argument("--lr", type=v.positive_float, default=0.025, help="initial SGD learning rate (default: 0.025)")
     retrain.add_argument("--crop-padding", type=int, default=0,
                          help="random crop after zero padding by N pixels (DARTS on CIFAR-10: 4; default: 0 = off)")
     retrain.add_argument("--flip", action="store_true", help="random horizontal flip (natural images only)")
     retrain.add_argument("--cutout", type=int, default=0,
                          help="zero a random N x N square of each training image (DARTS on CIFAR-10: 16; default: 0 = off)")
-    retrain.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    retrain.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    retrain.add_argument("--out", help="output folder (default: RUN_DIR/retrain)")
+    retrain.add_argument("--seed", type=v.seed, default=0, help="seed (default: 0)")
+    retrain.add_argument("--device", type=v.name, default="cpu", help="cpu or cuda (default: cpu)")
+    retrain.add_argument("--out", type=v.name, help="output folder (default: RUN_DIR/retrain)")
     retrain.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_argument(retrain)
     retrain.set_defaults(func=cmd_retrain)
 
     toy = sub.add_parser("toy", help="the report's RNN toy tasks: map [1,0,1,0] -> [1,1,0,0], or generate it",
@@ -363,6 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "generates one from a random z feeding its outputs back (--task generate).")
     add_toy_arguments(toy)
     toy.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_argument(toy)
     toy.set_defaults(func=cmd_toy)
 
     from nasgen.sweep import add_sweep_parser
@@ -378,7 +514,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.print_help()
         return 0
     from nasgen.searchspace import DataNotFoundError
+    from nasgen.threads import apply_threads
 
+    if getattr(args, "threads", None) is not None:
+        apply_threads(args.threads)
     try:
         return args.func(args)
     except UsageError as error:

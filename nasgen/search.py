@@ -101,6 +101,16 @@ def make_env(config: SearchConfig) -> gym.Env:
         KeyError: unknown env or controller id.
         TypeError: a keyword the environment does not take, naming it and the accepted ones.
     """
+    return gym.make(config.env, **env_kwargs(config))
+
+
+def env_kwargs(config: SearchConfig) -> dict[str, Any]:
+    """The keyword arguments ``make_env`` builds the environment of ``config`` with.
+
+    Raises:
+        KeyError: unknown env or controller id.
+        TypeError: a keyword the environment does not take, naming it and the accepted ones.
+    """
     if config.env not in envs.env_ids():
         raise KeyError(f"unknown env {config.env!r}; known: {', '.join(envs.env_ids())}")
     controller_class = controllers.get(config.controller)
@@ -114,7 +124,7 @@ def make_env(config: SearchConfig) -> gym.Env:
     for key, value in (("seed", config.seed), ("device", config.device)):
         if key in accepted:
             kwargs.setdefault(key, value)
-    return gym.make(config.env, **kwargs)
+    return kwargs
 
 
 class Search:
