@@ -49,6 +49,8 @@ class ArchitectureEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
+    #: whether the env has a validation split (``val_stream``), which a budget in epochs needs
+    has_validation_split: bool = False
 
     def __init__(self, space: SearchSpace, credit: Optional[str] = None, credit_subset: int = 1,
                  nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None):
@@ -69,7 +71,7 @@ class ArchitectureEnv(gym.Env):
 
     # --- argument checks ----------------------------------------------------------------------
     @classmethod
-    def check_arguments(cls, **kwargs: Any) -> SearchSpace:
+    def check_arguments(cls, **kwargs: Any) -> Optional[SearchSpace]:
         """Check constructor arguments without building anything (no model, no data): what the
         CLI runs before it creates a run directory. Every subclass's ``__init__`` runs the
         same checks.
@@ -78,7 +80,8 @@ class ArchitectureEnv(gym.Env):
             **kwargs: keyword arguments of the subclass's ``__init__`` (defaults fill the rest).
 
         Returns:
-            The search space an environment made with ``kwargs`` would have.
+            The search space an environment made with ``kwargs`` would have (None when the
+            class can only tell once built).
 
         Raises:
             TypeError: a keyword the class does not take.
@@ -91,14 +94,16 @@ class ArchitectureEnv(gym.Env):
                             f"{', '.join(p for p in parameters if p != 'self')}")
         args = {key: p.default for key, p in parameters.items() if key != "self"}
         args.update(kwargs)
-        cls._check_common_arguments(args["credit"], args["credit_subset"], args["nonfinite_reward"],
-                                    args.get("device", "cpu"), args.get("seed"))
+        cls._check_common_arguments(args.get("credit"), args.get("credit_subset", 1),
+                                    args.get("nonfinite_reward", -100.0), args.get("device", "cpu"),
+                                    args.get("seed"))
         return cls._checked_space(args)
 
     @classmethod
-    def _checked_space(cls, args: dict[str, Any]) -> SearchSpace:
-        """The subclass's own checks of its complete ``__init__`` arguments; returns its space."""
-        raise NotImplementedError
+    def _checked_space(cls, args: dict[str, Any]) -> Optional[SearchSpace]:
+        """The subclass's own checks of its complete ``__init__`` arguments; returns its space,
+        or None where the space is only known once the env is built."""
+        return None
 
     @staticmethod
     def _check_common_arguments(credit: Optional[str], credit_subset: int, nonfinite_reward: float,

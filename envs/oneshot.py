@@ -59,6 +59,8 @@ class OneShotNASEnv(ArchitectureEnv):
         credit, credit_subset, nonfinite_reward, device, seed: see ``ArchitectureEnv``.
     """
 
+    has_validation_split = True
+
     def __init__(self, dataset: str = "digits", data_dir: Optional[str] = None, download: bool = False,
                  limit: Optional[int] = None, space: str = "small", C: int = 8, n_cells: int = 5,
                  batch_size: int = 64, warmup_epochs: float = 10.0, train_weights: bool = True,
@@ -104,7 +106,9 @@ class OneShotNASEnv(ArchitectureEnv):
         for key in ("batch_size",) + (("limit",) if args["limit"] is not None else ()):
             if args[key] < 1:
                 raise ValueError(f"{key} must be >= 1, got {args[key]}")
-        for key in ("warmup_epochs", "weight_momentum", "weight_decay"):
+        if not 0 <= args["weight_momentum"] < 1:
+            raise ValueError(f"weight_momentum must lie in [0, 1), got {args['weight_momentum']}")
+        for key in ("warmup_epochs", "weight_decay"):
             if not 0 <= args[key] < math.inf:
                 raise ValueError(f"{key} must be a finite number >= 0, got {args[key]}")
         for key in ("weight_lr", "grad_clip"):

@@ -126,8 +126,10 @@ def check_search(config) -> None:
         UsageError: the first bad value, in one line.
     """
     from nasgen import validation
-    from nasgen.search import env_kwargs
+    from nasgen.search import env_class, env_kwargs
 
+    if config.epochs is not None and not getattr(env_class(config.env), "has_validation_split", False):
+        raise UsageError(f"--epochs needs an env with a validation split; {config.env} has none, give --steps")
     try:
         validation.check_device(config.device)
         space = validation.check_env(config.env, env_kwargs(config))
@@ -157,7 +159,7 @@ def _resume_config(args: argparse.Namespace):
         the checkpoint and what changed.
     """
     from nasgen.checkpoint import CheckpointError
-    from nasgen.search import SearchConfig, resume_state
+    from nasgen.search import DEFAULT_STEPS, SearchConfig, resume_state
 
     run_dir = Path(args.resume)
     if not run_dir.is_dir():
@@ -185,7 +187,7 @@ def _resume_config(args: argparse.Namespace):
         if value != recorded:
             raise UsageError(f"{refuse} {key} {recorded!r}, not {value!r}; nothing was changed")
     for key, value in parse_key_values(args.controller_kwargs, "--controller-kwargs").items():
-        recorded = config.controller_kwargs.get(key, "its default")
+        recorded = _recorded_controller_value(config, key)
         if value != recorded:
             raise UsageError(f"{refuse} controller {key} {recorded!r}, not {value!r}; nothing was changed")
     changes = []
@@ -196,7 +198,8 @@ def _resume_config(args: argparse.Namespace):
         changes.append(f"checkpoint every {args.checkpoint_every} steps")
         config.checkpoint_every = args.checkpoint_every
     check_search(config)
-    budget = f"{config.epochs:g} epochs" if config.epochs is not None else f"{config.steps or 'default'} steps"
+    budget = (f"{config.epochs:g} epochs" if config.epochs is not None
+              else f"{DEFAULT_STEPS if config.steps is None else config.steps} steps")
     note = (f"resuming {run_dir} at step {state['step']}: controller {config.controller}, env {config.env}, "
             f"seed {config.seed}, {budget} and the rest of its settings from its checkpoint"
             + (f"; {', '.join(changes)}" if changes else ""))
@@ -215,6 +218,20 @@ def _recorded_env_value(config, key: str) -> Any:
     parameter = inspect.signature(env_class(config.env).__init__).parameters.get(key)
     if parameter is None:
         raise UsageError(f"--resume: env {config.env} takes no {key!r}")
+    return parameter.default
+
+
+def _recorded_controller_value(config, key: str) -> Any:
+    """The value of controller hyper-parameter ``key`` in a run: given, or the default."""
+    import inspect
+
+    from nasgen import controllers
+
+    if key in config.controller_kwargs:
+        return config.controller_kwargs[key]
+    parameter = inspect.signature(controllers.get(config.controller).__init__).parameters.get(key)
+    if parameter is None:
+        raise UsageError(f"--resume: controller {config.controller!r} takes no {key!r}")
     return parameter.default
 
 

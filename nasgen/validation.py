@@ -206,6 +206,9 @@ def check_controller(name_: str, space: Any, seed_: int, kwargs: dict[str, Any])
             controllers.make(name_, space, seed=seed_, **kwargs)
         except (TypeError, ValueError) as error:
             raise type(error)(f"controller {name_!r}: {error}") from None
+        except (RuntimeError, OverflowError) as error:  # torch refusing a value the checks let through
+            raise ValueError(f"controller {name_!r} cannot be built with "
+                             f"{', '.join(f'{k}={v!r}' for k, v in kwargs.items())}: {error}") from None
 
 
 def check_device(device: str) -> str:

@@ -94,6 +94,7 @@ BAD = [
     (["search", "--logdir", "{file}", "--no-progress"], "is a file, not a folder"),
     (["search", "--logdir", "{file}/runs", "--no-progress"], "cannot be created"),
     (S + ["--threads", "0"], "argument --threads: expected an integer >= 1"),
+    (S + ["--env", "nasgen/TeacherArch-v0", "--epochs", "1"], "--epochs needs an env with a validation split"),
     (S + ["--env", "nasgen/TeacherArch-v0", "--env-kwargs", "device=cuda:x"], "device"),
     # retrain
     (R + ["--lr", "-1"], "argument --lr: expected a finite number > 0"),
@@ -189,6 +190,78 @@ def test_bad_value_exits_2_with_one_line_and_creates_nothing(argv, message, work
 
 def test_the_table_covers_every_command():
     assert {argv[0] for argv, _ in BAD} == {"search", "retrain", "toy", "sweep"}
+
+
+# --- --resume: conflicts refused, more --steps extend -----------------------------------------------------
+TINY = ["--env-kwargs", "C=4", "n_cells=3", "limit=128", "batch_size=32", "--warmup-epochs", "0",
+        "--controller", "reinforce", "--no-progress", "--checkpoint-every", "2"]
+
+
+def _search(logdir: Path, *extra: str) -> Path:
+    assert main(["search", "--logdir", str(logdir), *TINY, *extra]) == 0
+    (run_dir,) = [p for p in logdir.iterdir() if p.is_dir()]
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A finished 4-step run of a tiny supernet (copied per test that changes it)."""
+    return _search(tmp_path_factory.mktemp("resume"), "--steps", "4")
+
+
+def _snapshot(run_dir: Path) -> dict:
+    return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+
+
+RESUME_CONFLICTS = [
+    (["--space", "darts"], "is for space 'small', not 'darts'"),
+    (["--dataset", "cifar10"], "is for dataset 'digits', not 'cifar10'"),
+    (["--warmup-epochs", "2"], "is for warmup_epochs 0.0, not 2.0"),
+    (["--env-kwargs", "C=8"], "is for C 4, not 8"),
+    (["--env-kwargs", "credit=taylor"], "is for credit None, not 'taylor'"),
+    (["--controller-kwargs", "lr=0.5"], "is for controller lr 0.05, not 0.5"),
+    (["--controller-kwargs", "warp=1"], "controller 'reinforce' takes no 'warp'"),
+    (["--env-kwargs", "warp=1"], "takes no 'warp'"),
+    (["--controller", "ga"], "is for controller 'reinforce', not 'ga'"),
+    (["--seed", "3"], "is for seed 0, not 3"),
+    (["--epochs", "1"], "is for epochs None, not 1.0"),
+    (["--steps", "3"], "--steps can only extend it, not shorten it to 3"),
+    (["--logdir", "elsewhere"], "--logdir does not apply"),
+]
+
+
+@pytest.mark.parametrize("flags,message", RESUME_CONFLICTS, ids=[" ".join(f) for f, _ in RESUME_CONFLICTS])
+def test_resume_refuses_a_conflicting_flag_and_changes_nothing(finished_run, flags, message, capsys):
+    before = _snapshot(finished_run)
+    capsys.readouterr()
+    assert main(["search", "--resume", str(finished_run), "--no-progress", *flags]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert _snapshot(finished_run) == before
+
+
+def test_resume_with_more_steps_extends_the_run_exactly(finished_run, tmp_path, capsys):
+    import shutil
+
+    run_dir = tmp_path / "extended"
+    shutil.copytree(finished_run, run_dir)
+    capsys.readouterr()
+    repeated = ["--warmup-epochs", "0", "--controller", "reinforce", "--env-kwargs", "C=4", "limit=128",
+                "--controller-kwargs", "lr=0.05"]
+    assert main(["search", "--resume", str(run_dir), "--steps", "6", "--no-progress", *repeated]) == 0
+    out = capsys.readouterr().out
+    assert f"resuming {run_dir} at step 4: controller reinforce" in out and "extended to 6 steps" in out
+    extended = json.loads((run_dir / "result.json").read_text())
+    straight = json.loads((_search(tmp_path / "straight", "--steps", "6") / "result.json").read_text())
+    assert extended["steps"] == 6 and extended["config"]["steps"] == 6
+    for key in ("derived_arch", "best_reward", "best_arch", "evaluations", "score"):
+        assert extended[key] == straight[key], key
+
+
+def test_resume_refuses_to_extend_a_controller_that_anneals_over_the_run(tmp_path, capsys):
+    run_dir = _search(tmp_path, "--steps", "2", "--controller", "darts")
+    assert main(["search", "--resume", str(run_dir), "--steps", "4", "--no-progress"]) == 2
+    assert "anneals its schedule over them" in capsys.readouterr().err
 
 
 # --- huge finite rewards never poison a black-box controller ------------------------------------------
