@@ -134,7 +134,7 @@ def _matches(value: Any, annotation: Any, allow_inf: bool) -> bool:
     return True  # an annotation this checker does not read: the class's own checks decide
 
 
-def check_kwargs(function: Callable, kwargs: dict[str, Any], what: str) -> None:
+def check_kwargs(function: Callable, kwargs: dict[str, Any], what: str, internal: tuple[str, ...] = ("self",)) -> None:
     """Check ``kwargs`` against the annotations of ``function``'s parameters.
 
     Floats must be finite, except where the parameter's default is itself infinite (there
@@ -144,6 +144,7 @@ def check_kwargs(function: Callable, kwargs: dict[str, Any], what: str) -> None:
         function: e.g. an environment's or controller's ``__init__``.
         kwargs: the keyword arguments the user gave.
         what: names the receiver in the message, e.g. ``"env nasgen/OneShotNAS-v0"``.
+        internal: parameters the caller fills in, never the user (refused as unknown).
 
     Raises:
         TypeError: an unknown keyword, or a value of the wrong type, in one line.
@@ -151,14 +152,14 @@ def check_kwargs(function: Callable, kwargs: dict[str, Any], what: str) -> None:
     parameters = inspect.signature(function).parameters
     try:
         hints = typing.get_type_hints(function)
-    except Exception:  # an annotation that does not resolve: check names only
+    except (NameError, TypeError, AttributeError):  # an annotation that does not resolve: names only
         hints = {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     for key, value in kwargs.items():
-        if key not in parameters:
-            if takes_any:
+        if key not in parameters or key in internal:
+            if takes_any and key not in internal:
                 continue
-            accepted = [p for p in parameters if p not in ("self", "space", "seed")]
+            accepted = [p for p in parameters if p not in internal]
             raise TypeError(f"{what} takes no {key!r}; it accepts: {', '.join(accepted) or 'none'}")
         default = parameters[key].default
         allow_inf = isinstance(default, float) and math.isinf(default)
@@ -200,7 +201,7 @@ def check_controller(name_: str, space: Any, seed_: int, kwargs: dict[str, Any])
     from nasgen import controllers
 
     cls = controllers.get(name_)
-    check_kwargs(cls.__init__, kwargs, f"controller {name_!r}")
+    check_kwargs(cls.__init__, kwargs, f"controller {name_!r}", internal=("self", "space", "seed"))
     if space is not None:
         try:
             controllers.make(name_, space, seed=seed_, **kwargs)

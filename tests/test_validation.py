@@ -289,3 +289,25 @@ def test_huge_finite_rewards_and_credit_leave_a_working_controller(name, reward)
     if probs is not None:
         assert np.all(np.isfinite(probs)) and np.allclose(probs.sum(axis=1), 1.0)
     assert math.isfinite(float(np.asarray(controller.state_dict().get("evaluations", 0))))
+
+
+# --- --threads ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["search", "retrain", "toy", "sweep"])
+def test_every_command_takes_threads(command):
+    from nasgen.cli import build_parser
+    from nasgen.threads import DEFAULT_THREADS
+
+    extra = ["x.json"] if command == "retrain" else []
+    assert build_parser().parse_args([command, *extra, "--threads", "3"]).threads == 3
+    default = build_parser().parse_args([command, *extra]).threads
+    assert default == (None if command == "sweep" else DEFAULT_THREADS)  # sweep: --cpus-per-trial
+
+
+def test_threads_are_set_before_the_command_runs(capsys):
+    import torch
+
+    try:
+        assert main(["search", "--threads", "2", "--controller", "nope"]) == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
