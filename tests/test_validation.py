@@ -311,3 +311,35 @@ def test_threads_are_set_before_the_command_runs(capsys):
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(1)
+
+
+# --- the library checks the CLI relies on ------------------------------------------------------------------
+def test_env_argument_checks_build_nothing_and_match_init():
+    from nasgen.envs import OneShotNASEnv, TeacherArchEnv
+
+    assert OneShotNASEnv.check_arguments(space="darts") == searchspace.get("darts")
+    assert TeacherArchEnv.check_arguments(n_edges=4, n_ops=3).choices == (3, 3, 3, 3)
+    for cls, kwargs, message in ((OneShotNASEnv, {"C": 3}, "even C"), (OneShotNASEnv, {"warmup_epochs": -1}, "warmup"),
+                                 (OneShotNASEnv, {"weight_momentum": 1.0}, "weight_momentum"),
+                                 (TeacherArchEnv, {"input_size": 5}, "input_size")):
+        with pytest.raises(ValueError, match=message):
+            cls.check_arguments(**kwargs)
+        with pytest.raises(ValueError, match=message):  # the constructor runs the same checks
+            cls(**kwargs)
+    with pytest.raises(TypeError, match="takes no 'colour'"):
+        OneShotNASEnv.check_arguments(colour="red")
+
+
+@pytest.mark.parametrize("spec,message", [
+    ({"name": "x", "op_names": ["none", "skip_connect"], "n_nodes": 100000}, "n_nodes must be in 1..32"),
+    ({"name": "x", "op_names": ["none", "skip_connect"]}, "misses 'n_nodes'"),
+    ({"name": "x", "op_names": ["none", "skip_connect"], "n_nodes": True}, "'n_nodes' must be int"),
+    ({"name": "x", "choices": [2, "3"]}, "'choices' must be a list of int"),
+    ({"name": "x", "choices": [10**9] * 1000}, "exceed the bound"),
+    ([1, 2], "must be an object"),
+])
+def test_space_from_a_file_is_checked_and_bounded(spec, message):
+    with pytest.raises(ValueError, match=message):
+        searchspace.from_dict(spec)
+    space = searchspace.get("darts")
+    assert searchspace.from_dict(space.to_dict()) == space
