@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import platform
@@ -29,7 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from nasgen import controllers
+from nasgen import controllers, jsonfile
 from nasgen.search import Search, SearchConfig, seed_everything
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -130,7 +129,9 @@ def forward_passes(search: Search) -> int:
     if search.controller.kind == "gradient":
         return int(search.controller.evaluations)
     weight_passes = 0
-    if getattr(search.env.unwrapped, "train_weights", False):
+    env = search.env.unwrapped
+    # credit_batch="train" takes the reward from the training pass: no separate weight pass.
+    if getattr(env, "train_weights", False) and getattr(env, "credit_batch", "val") != "train":
         weight_passes = search.step * search.controller.samples_per_step  # one per env.step
     return int(search.evaluations) + weight_passes
 
@@ -265,23 +266,11 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def _finite(value: Any) -> Any:
-    """NaN/inf -> None, recursively (strict JSON)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def write_outputs(out: str | Path, payload: dict, markdown: str, figure=None) -> list[Path]:
     """Write ``out`` (JSON), ``out.md`` and, with a figure, ``out.png``; returns the paths."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_finite(json.loads(json.dumps(payload, default=_jsonable))), indent=2)
-    out.write_text(text + "\n")
+    jsonfile.write(out, payload, default=_jsonable)
     paths = [out, out.with_suffix(".md")]
     paths[1].write_text(markdown.rstrip() + "\n")
     if figure is not None:

@@ -76,16 +76,20 @@ def measure(env_kwargs: dict, rounds: int, steps_per_round: int, seed: int) -> d
     # Warm-up of every path (first calls allocate and pick kernels).
     for arch in archs[:2]:
         bare_reward(bare_model, x, y, arch)
+        reward_env.reset()
         reward_env.step(arch)
+        full_env.reset()
         full_env.step(arch)
         bare_train(u.model, bare_optimizer, xt, yt, arch, u.grad_clip)
 
     for _ in range(rounds):
         for arch in archs:
             results["bare_reward"].append(timed(lambda: bare_reward(bare_model, x, y, arch)))
+            reward_env.reset()  # one architecture per episode; the (cheap) reset is not timed
             results["env_reward"].append(timed(lambda: reward_env.step(arch)))
             results["bare_full"].append(timed(lambda: (bare_reward(u.model, x, y, arch),
                                                        bare_train(u.model, bare_optimizer, xt, yt, arch, u.grad_clip))))
+            full_env.reset()
             results["env_full"].append(timed(lambda: full_env.step(arch)))
     return {**{k: statistics.median(v) for k, v in results.items()},
             **{f"{k}_min": min(v) for k, v in results.items()}}

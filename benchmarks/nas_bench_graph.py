@@ -1,6 +1,6 @@
 """Black-box controllers on NAS-Bench-Graph: regret of the best architecture found at a fixed budget.
 
-DESIGN.md section 8.3. ``nasgen/NASBenchGraph-v0`` looks each architecture up in the
+docs/design.md section 8.3. ``nasgen/NASBenchGraph-v0`` looks each architecture up in the
 NAS-Bench-Graph table (Qin et al. 2022; 26,206 GNN architectures per dataset, 2,021 for
 ``proteins``). On each of the 9 datasets every black-box controller that needs no per-edge
 credit runs with its default hyper-parameters for a query budget of ``--budget-frac`` of that

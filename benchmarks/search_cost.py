@@ -1,20 +1,26 @@
 """The report's headline: architecture-phase time and retrained accuracy of every controller.
 
-DESIGN.md section 8.1. Per seed:
+docs/design.md section 8.1. Per seed:
 
-1. **One shared warm-up.** ``nasgen/OneShotNAS-v0`` (digits, CPU preset ``small``: 3 nodes, 9
-   edges per cell, 5 ops, 18 decisions; supernet C=8, 5 cells, batch 64) is built once and
-   its shared weights trained ``--warmup-epochs`` epochs on uniformly sampled paths; its
-   ``env.unwrapped.state_dict()`` (weights, optimiser, batch streams, generator) is the
-   starting point of every controller of that seed.
-2. **The architecture phase** of each controller through the project's own loop,
-   ``nasgen.search.Search(SearchConfig(controller, epochs=--epochs)).run(env_state=...)``,
-   every controller with its default hyper-parameters. ``--epochs`` counts passes over the
-   validation split, so every controller makes the same number of shared-weight steps and
-   sees the same number of validation batches (ASNG asks 2 architectures per step and takes
-   half the steps). Time = ``Search.wall_time`` (the steps only: no set-up, logging,
-   checkpoints or plots).
-3. **Retraining** of each derived architecture from scratch with one fixed recipe
+1. **The budget and each method's protocol.** ``nasgen/OneShotNAS-v0`` (digits, CPU preset
+   ``small``: 3 nodes, 9 edges per cell, 5 ops, 18 decisions; supernet C=8, 5 cells, batch
+   64). Every controller gets the same budget of supernet training: ``--warmup-epochs``
+   epochs over the training split plus ``--epochs`` passes over the validation split of
+   search (one weight step per validation batch), and the preset ``--protocol`` (default
+   ``paper``, see ``nasgen.protocols``) splits it per method: under ``paper`` DARTS, SNAS and
+   GDAS train on their relaxation from the first step, ProxylessNAS warms up a quarter,
+   credit and the black-box controllers 50/90 (AdvantageNAS's NAS-Bench-201 script); one
+   cosine weight lr spans warm-up and search for every method.
+2. **Warm-ups, shared where equal.** Each distinct warm-up length of the seed is run once
+   (uniform single-path training under the same cosine); its ``env.unwrapped.state_dict()``
+   is the starting point of every controller with that warm-up.
+3. **The architecture phase** of each controller through the project's own loop,
+   ``nasgen.search.Search(SearchConfig(controller, epochs=--epochs, protocol=--protocol))
+   .run(env_state=...)``, every controller with its default hyper-parameters. Time =
+   ``Search.wall_time`` (the steps only: no set-up, logging, checkpoints or plots); the
+   table also gives the seconds of the method's warm-up, and their sum, since under
+   ``paper`` methods put different shares of the same budget into the untimed warm-up.
+4. **Retraining** of each derived architecture from scratch with one fixed recipe
    (``TrainConfig(epochs=--retrain-epochs)``, C=``--retrain-channels``,
    ``--retrain-cells`` cells, the seed's initialisation and batch order), then test accuracy
    on the held-out digits test split. Identical derived architectures of one seed are
@@ -49,6 +55,7 @@ import torch
 
 import _common as C
 import nasgen.envs  # noqa: F401  (registers the env ids)
+from nasgen import protocols
 from nasgen.searchspace import CellSearchSpace, Network, TrainConfig, load_dataset, train_network
 from nasgen.searchspace import get as get_space
 
@@ -57,7 +64,9 @@ LABELS = ("credit", "credit[hybrid]", "darts", "snas", "gdas", "proxyless", "rnn
           "random")
 REFERENCE = "darts"
 
-# The budget of the full run (chosen so 3 seeds fit in about 30-45 minutes on 2 CPU cores).
+# The budget of the full run (3 seeds took about 30-45 minutes on 2 CPU cores before the
+# protocol presets; under --protocol paper DARTS and SNAS now spend the whole budget on the
+# mixture, so expect longer -- not re-measured).
 FULL = {"warmup_epochs": 30.0, "epochs": 50.0, "retrain_epochs": 15}
 QUICK = {"seeds": 1, "warmup_epochs": 1.0, "epochs": 1.0, "retrain_epochs": 1}
 
@@ -73,6 +82,8 @@ def parse_args(argv=None):
                         help=f"epochs of the retraining recipe (default {FULL['retrain_epochs']})")
     parser.add_argument("--retrain-channels", type=int, default=16, help="C of the retrained network (default 16)")
     parser.add_argument("--retrain-cells", type=int, default=5, help="cells of the retrained network (default 5)")
+    parser.add_argument("--protocol", default="paper", choices=protocols.names(),
+                        help="how each method splits the shared budget of supernet training (default paper)")
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--space", default="small", help="search-space preset (default small, the CPU preset)")
     parser.add_argument("--supernet-channels", type=int, default=8)
@@ -95,9 +106,16 @@ def env_kwargs(args) -> dict:
             "n_cells": args.supernet_cells, "batch_size": args.batch_size, "warmup_epochs": args.warmup_epochs}
 
 
-def warm_up(args, seed: int) -> tuple[dict, float]:
-    """The seed's shared warmed-up supernet state, and the seconds the warm-up took."""
+def plan(label: str, args, env) -> protocols.Plan:
+    """The protocol's split of the budget for ``label`` (the same one ``Search`` makes)."""
+    return protocols.plan_search(C.search_config(label, ENV_ID, 0, {}, epochs=args.epochs, protocol=args.protocol),
+                                 env)
+
+
+def warm_up(args, seed: int, plan: protocols.Plan) -> tuple[dict, float]:
+    """The seed's supernet state warmed up as ``plan`` says, and the seconds the warm-up took."""
     env = gym.make(ENV_ID, seed=seed, **env_kwargs(args))
+    protocols.apply_plan(env.unwrapped, plan)
     start = time.perf_counter()
     env.reset(seed=seed)
     seconds = time.perf_counter() - start
@@ -107,8 +125,8 @@ def warm_up(args, seed: int) -> tuple[dict, float]:
 
 
 def search_one(label: str, args, seed: int, state: dict, runs_dir: Path) -> dict:
-    """One architecture phase from the shared state; errors are recorded, not raised."""
-    config = C.search_config(label, ENV_ID, seed, env_kwargs(args), epochs=args.epochs)
+    """One architecture phase from its warmed-up state; errors are recorded, not raised."""
+    config = C.search_config(label, ENV_ID, seed, env_kwargs(args), epochs=args.epochs, protocol=args.protocol)
     row = {"controller": label, "seed": seed, "load_before": C.load_average()[0]}
     try:
         search = C.RecordingSearch(config, runs_dir / f"{label}__s{seed}")
@@ -120,7 +138,9 @@ def search_one(label: str, args, seed: int, state: dict, runs_dir: Path) -> dict
     space = search.space
     arch = np.asarray(result["derived_arch"])
     shares = space.parameter_free_share(arch) if isinstance(space, CellSearchSpace) else {}
+    env = search.env.unwrapped
     return {**row, "wall_time_s": search.wall_time, "steps": result["steps"], "evaluations": result["evaluations"],
+            "protocol_plan": result["protocol_plan"], "weight_steps": env.train_stream.batches_drawn,
             "forward_passes": C.forward_passes(search), "derived_arch": [int(a) for a in arch],
             "architecture": result["architecture"], "genotype": result["genotype"],
             "supernet_val_loss": -result["score"], "param_free_share": shares, "load_after": C.load_average()[0]}
@@ -137,21 +157,30 @@ def retrain(space, arch, data, args, seed: int) -> dict:
             "parameters": result.parameters, "retrain_s": time.perf_counter() - start}
 
 
-def run_seed(seed: int, labels: list[str], args, data, runs_dir: Path) -> tuple[list[dict], float]:
-    state, warmup_s = warm_up(args, seed)
-    print(f"seed {seed}: shared warm-up {args.warmup_epochs:g} epochs in {warmup_s:.1f} s", flush=True)
+def run_seed(seed: int, labels: list[str], args, data, runs_dir: Path) -> tuple[list[dict], dict[float, float]]:
+    probe = gym.make(ENV_ID, **env_kwargs(args)).unwrapped  # batches per epoch, before any reset
+    plans = {label: plan(label, args, probe) for label in labels}
+    warmups: dict[float, tuple[dict, float]] = {}
+    for p in {p.warmup_epochs: p for p in plans.values()}.values():  # one per distinct warm-up
+        warmups[p.warmup_epochs] = warm_up(args, seed, p)
+        print(f"seed {seed}: warm-up {p.warmup_epochs:g} of {p.total_epochs:g} epochs in "
+              f"{warmups[p.warmup_epochs][1]:.1f} s", flush=True)
     shift = seed % len(labels)
     order = labels[shift:] + labels[:shift]
     rows, cache = [], {}
     space = get_space(args.space)
     for label in order:
-        row = search_one(label, args, seed, state, runs_dir)
+        state, warmup_s = warmups[plans[label].warmup_epochs]
+        row = {**search_one(label, args, seed, state, runs_dir), "warmup_epochs": plans[label].warmup_epochs,
+               "warmup_s": warmup_s}
         if "error" not in row:
+            row["total_s"] = warmup_s + row["wall_time_s"]
             key = tuple(row["derived_arch"])
             if key not in cache:
                 cache[key] = retrain(space, np.array(key), data, args, seed)
             row.update(cache[key])
-            print(f"  {label:<15} search {row['wall_time_s']:7.1f} s  {row['forward_passes']:6d} passes  "
+            print(f"  {label:<15} warm-up {row['warmup_epochs']:5.3g} ep  search {row['wall_time_s']:7.1f} s  "
+                  f"{row['steps']:5d} steps  {row['forward_passes']:6d} passes  "
                   f"test acc {row['test_accuracy']:.4f}", flush=True)
         else:
             print(f"  {label:<15} FAILED: {row['error']}", flush=True)
@@ -162,7 +191,7 @@ def run_seed(seed: int, labels: list[str], args, data, runs_dir: Path) -> tuple[
             row["time_ratio"] = row["wall_time_s"] / reference["wall_time_s"]
     ratios = "  ".join(f"{r['controller']} {r['time_ratio']:.2f}x" for r in rows if "time_ratio" in r)
     print(f"seed {seed}: search time / {REFERENCE}: {ratios}", flush=True)
-    return rows, warmup_s
+    return rows, {epochs: seconds for epochs, (_, seconds) in warmups.items()}
 
 
 def summarise(labels: list[str], rows: list[dict]) -> list[dict]:
@@ -174,6 +203,10 @@ def summarise(labels: list[str], rows: list[dict]) -> list[dict]:
             "controller": label, "kind": C.kind(label), "seeds": len(ok), "failed": len(mine) - len(ok),
             "errors": sorted({r["error"] for r in mine if "error" in r}),
             "wall_time_s": C.stats([r["wall_time_s"] for r in ok]),
+            "warmup_epochs": C.stats([r["warmup_epochs"] for r in ok]),
+            "warmup_s": C.stats([r["warmup_s"] for r in ok]),
+            "total_s": C.stats([r["total_s"] for r in ok]),
+            "weight_steps": C.stats([r["weight_steps"] for r in ok]),
             "time_ratio": C.stats([r.get("time_ratio", math.nan) for r in ok]),
             "evaluations": C.stats([r["evaluations"] for r in ok]),
             "forward_passes": C.stats([r["forward_passes"] for r in ok]),
@@ -191,15 +224,17 @@ def table(summary: list[dict]) -> str:
     rows = []
     for s in summary:
         if not s["seeds"]:
-            rows.append([s["controller"], s["kind"], "failed: " + "; ".join(s["errors"])[:80]] + [""] * 7)
+            rows.append([s["controller"], s["kind"], "failed: " + "; ".join(s["errors"])[:80]] + [""] * 10)
             continue
-        rows.append([s["controller"], s["kind"], C.pm(s["wall_time_s"], ".1f"), C.pm(s["time_ratio"], ".2f"),
+        rows.append([s["controller"], s["kind"], f"{s['warmup_epochs']['mean']:.3g}", C.pm(s["warmup_s"], ".1f"),
+                     C.pm(s["wall_time_s"], ".1f"), C.pm(s["total_s"], ".1f"), C.pm(s["time_ratio"], ".2f"),
                      f"{s['forward_passes']['mean']:.0f}", f"{s['steps']['mean']:.0f}", C.pm(s["supernet_val_loss"], ".3f"),
                      C.pm(s["test_accuracy"], ".2f", scale=100), f"{s['parameters']['mean'] / 1e3:.1f}",
                      f"{s['param_free_share_normal']['mean']:.2f}"])
-    return C.markdown_table(["controller", "kind", "search s", f"time / {REFERENCE}", "forward passes", "steps",
+    return C.markdown_table(["controller", "kind", "warm-up epochs", "warm-up s", "search s", "total s",
+                             f"search time / {REFERENCE}", "forward passes", "steps",
                              "supernet val CE of derived", "retrained test acc %", "params k",
-                             "param-free share (normal)"], rows, "ll" + "r" * 8)
+                             "param-free share (normal)"], rows, "ll" + "r" * 11)
 
 
 def plot(summary: list[dict], title: str):
@@ -238,11 +273,13 @@ def plot(summary: list[dict], title: str):
     return fig
 
 
-def describe(args, warmups: list[float]) -> str:
+def describe(args, rows: list[dict]) -> str:
     """One line: the data, supernet and budgets of the run."""
+    total = next((r["protocol_plan"]["total_epochs"] for r in rows if r.get("protocol_plan")), math.nan)
     return (f"{args.dataset}, space {args.space}, supernet C={args.supernet_channels} x {args.supernet_cells} cells, "
-            f"batch {args.batch_size}; shared warm-up {args.warmup_epochs:g} epochs (mean {np.mean(warmups):.1f} s); "
-            f"search {args.epochs:g} epochs over the validation split; retrain {args.retrain_epochs} epochs, "
+            f"batch {args.batch_size}; protocol {args.protocol}: every method {total:.3g} epochs of supernet "
+            f"training (budget: {args.warmup_epochs:g} warm-up epochs + {args.epochs:g} search epochs over the "
+            f"validation split), split per method, cosine weight lr over all of it; retrain {args.retrain_epochs} epochs, "
             f"C={args.retrain_channels}, {args.retrain_cells} cells; {args.seeds} seed(s)")
 
 
@@ -250,8 +287,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     labels = C.select(list(LABELS), args.controllers)
     machine = C.start(args)
-    print(f"search_cost: {len(labels)} controllers x {args.seeds} seeds; warm-up {args.warmup_epochs:g} epochs, "
-          f"search {args.epochs:g} epochs, retrain {args.retrain_epochs} epochs (C={args.retrain_channels}, "
+    print(f"search_cost: {len(labels)} controllers x {args.seeds} seeds; protocol {args.protocol}, budget "
+          f"{args.warmup_epochs:g} warm-up + {args.epochs:g} search epochs, retrain {args.retrain_epochs} epochs (C={args.retrain_channels}, "
           f"{args.retrain_cells} cells)\n{C.machine_line(machine)}", flush=True)
     data = load_dataset(args.dataset)
     rows, warmups = [], []
@@ -264,7 +301,7 @@ def main(argv=None) -> None:
     machine = C.finish_machine_info(machine)
     summary = summarise(labels, rows)
     text = table(summary)
-    budget = describe(args, warmups)
+    budget = describe(args, rows)
     print(f"\n{budget}\n{C.machine_line(machine)}\n{text}")
     markdown = f"{budget}  \n{C.machine_line(machine)}\n\n{text}\n"
     payload = {"benchmark": "search_cost", "config": vars(args), "reference": REFERENCE, "machine": machine,

@@ -22,7 +22,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import time
@@ -34,7 +33,7 @@ import torch
 
 import nasgen.envs  # noqa: F401  (registers the env ids)
 from _common import VARIANTS  # extra rows: credit on the other estimators, paying for their ablations
-from nasgen import controllers
+from nasgen import controllers, jsonfile
 
 ENV_ID = "nasgen/TeacherArch-v0"
 
@@ -123,8 +122,7 @@ def main() -> None:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        finite = [{k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in row.items()} for row in rows]
-        out.write_text(json.dumps({"config": vars(args), "rows": finite}, indent=2))
+        jsonfile.write(out, {"config": vars(args), "rows": rows})
         out.with_suffix(".md").write_text(table(rows) + "\n")
         print(f"wrote {out} and {out.with_suffix('.md')}")
 

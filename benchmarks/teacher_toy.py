@@ -1,6 +1,6 @@
 """The AdvantageNAS toy figure: loss of the derived architecture vs iterations and vs wall time.
 
-DESIGN.md section 8.2. ``nasgen/TeacherArch-v0`` (10 edges x 10 candidate ops by default,
+docs/design.md section 8.2. ``nasgen/TeacherArch-v0`` (10 edges x 10 candidate ops by default,
 frozen random weights, a hidden one-hot teacher architecture); each trial (seed) draws one
 teacher, and every controller searches that same instance with its default hyper-parameters
 for ``--steps`` iterations (one controller update each) through the project's own loop

@@ -1,4 +1,4 @@
-"""``credit``: AdvantageNAS (Sato, Sakuma, Akimoto, AAAI 2021), DESIGN.md section 2.
+"""``credit``: AdvantageNAS (Sato, Sakuma, Akimoto, AAAI 2021), docs/design.md section 2.
 
 A factorised categorical policy whose every decision gets its *own* advantage: the env
 reports ``info["credit"][i] ~ R(a) - R(a with edge i off)`` (exact, Taylor or hybrid), and

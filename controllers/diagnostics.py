@@ -1,6 +1,6 @@
 """Collapse diagnostics for autoregressive generators (the ``rnn`` controller, ``nasgen toy``).
 
-The failure this module exists for (DESIGN.md section 7, the progress report's section 4.2):
+The failure this module exists for (docs/design.md section 7, the progress report's section 4.2):
 an RNN that feeds its own output back as its next input ends up emitting 0 (the zero op)
 or one fixed sequence, whatever the reward says. The numbers that tell the causes apart:
 
@@ -437,6 +437,25 @@ def detect_collapse(diag: Diagnostics, *, score_function: bool = False,
         causes.append("entropy collapse")
         reasons.append(f"entropy {diag.mean_entropy:.3f} nats = {diag.entropy_ratio:.3f} of its maximum")
     return Verdict(verdict, causes, [CAUSES[c] for c in causes], reasons)
+
+
+def parameter_free_cells(space: Any, arch: Any) -> list[str]:
+    """The cells of ``arch`` whose ops are all parameter-free: the collapse of DARTS-style
+    searches onto skip connections and pooling (docs/design.md section 7), which leaves a
+    cell that cannot learn a feature, whatever controller derived it.
+
+    Args:
+        space: the search space; only cell spaces (``parameter_free_share``) have cells.
+        arch: the derived architecture.
+
+    Returns:
+        The cell types (``"normal"``, ``"reduce"``) with only parameter-free (or zero) ops;
+        empty for a healthy architecture or a space without cells.
+    """
+    share = getattr(space, "parameter_free_share", None)
+    if share is None:
+        return []
+    return [cell for cell, value in share(arch).items() if value >= 1.0]
 
 
 def format_report(diag: Diagnostics, verdict: Verdict, token_names: Optional[Sequence[str]] = None,

@@ -121,8 +121,9 @@ class GradientController(Controller):
             Metrics: ``train_loss`` (nan when no training-batch loss was computed),
             ``val_loss``, ``reward`` (= -val_loss), ``entropy`` (mean over decisions of the
             entropy of softmax(alpha)), ``alpha_grad_norm``, ``evaluations`` (forward passes so
-            far); on cell spaces ``param_free_share`` / ``param_free_share_reduce`` (share of
-            parameter-free ops in the derived normal / reduction cell) and ``zero_op_prob``
+            far); on cell spaces ``param_free_share`` (share of parameter-free ops in the derived
+            first cell: DARTS's normal cell, nb201's cell), ``param_free_share_reduce`` on DARTS
+            spaces (the reduction cell) and ``zero_op_prob``
             (mean softmax weight of the zero op); ``temperature`` for snas and gdas;
             ``weight_lr`` when the weights train.
         """
@@ -141,8 +142,9 @@ class GradientController(Controller):
         out["entropy"] = mean_entropy(probs)
         if hasattr(self.space, "parameter_free_share"):
             shares = self.space.parameter_free_share(self.space.derive(probs))
-            out["param_free_share"] = shares["normal"]
-            out["param_free_share_reduce"] = shares["reduce"]
+            # The first cell type (DARTS's normal cell, nb201's only cell) is the headline.
+            for k, (cell, share) in enumerate(shares.items()):
+                out["param_free_share" if k == 0 else f"param_free_share_{cell}"] = share
         if self.space.zero_op:
             out["zero_op_prob"] = float(probs[:, 0].mean())
         if temperature is not None:
@@ -152,8 +154,8 @@ class GradientController(Controller):
         return out
 
     def derive(self) -> np.ndarray:
-        """``space.derive(softmax(alpha))``: the DARTS rule on cell spaces (argmax non-zero op,
-        two strongest inputs per node), the argmax per decision on flat spaces.
+        """``space.derive(softmax(alpha))``: the DARTS rule on DARTS cell spaces (argmax non-zero
+        op, two strongest inputs per node), the argmax per decision elsewhere (nb201, flat).
 
         Returns:
             An int architecture of the space.

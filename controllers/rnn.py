@@ -215,7 +215,7 @@ class RNNController(Controller):
         temperature: ``T`` (ENAS: 5.0).
         entropy_weight: weight of the entropy bonus, a loss term ``-w * sum_t H_t`` (ENAS:
             1e-4, added to the reward there).
-        baseline_decay: EMA decay of the reward baseline (DESIGN: 0.95-0.99; ENAS 0.99).
+        baseline_decay: EMA decay of the reward baseline (docs/design.md: 0.95-0.99; ENAS 0.99).
         normalize_advantage: divide advantages by a running mean of ``|R - b|`` (not in ENAS;
             off by default: with one sample per update it turns every update into a sign step).
         grad_clip: clip the global gradient norm at this value (None: no clipping).
@@ -324,7 +324,7 @@ class RNNController(Controller):
         extra = {"baseline": used_baseline, "entropy": float(per_step.mean()),
                  "distinct_share": diag.distinct_per_100 / 100.0, "loss": float(loss.detach()),
                  "updates": float(self.updates)}
-        extra.update({f"entropy_step/{t}": float(v) for t, v in enumerate(per_step)})
+        extra.update({f"diagnostics/entropy_step/{t}": float(v) for t, v in enumerate(per_step)})
         extra.update(diag.as_metrics())
         extra["diagnostics/collapsed"] = float(verdict.collapsed)
         return self._metrics(archs, rewards, finite, **extra)

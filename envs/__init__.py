@@ -3,6 +3,7 @@
 - ``nasgen/OneShotNAS-v0``: one step = one architecture, rewarded by the shared-weight supernet.
 - ``nasgen/TeacherArch-v0``: the AdvantageNAS toy with a hidden optimal architecture.
 - ``nasgen/OneShotNASSeq-v0``: OneShotNAS as an autoregressive episode, one decision per step.
+- ``nasgen/SeqTarget-v0``: the report's RNN toy, one token per step against a target sequence.
 - ``nasgen/NASBenchGraph-v0``: rewards from the NAS-Bench-Graph table (extra ``bench``).
 """
 
@@ -22,9 +23,14 @@ ENV_SPECS: list[dict] = [
     {"id": "nasgen/NASBenchGraph-v0", "entry_point": "nasgen.envs.nas_bench_graph:NASBenchGraphEnv"},
 ]
 
+# gymnasium's PassiveEnvChecker marks its first reset as checked before running it, so a
+# first reset that raises (an interrupted warm-up, a bad option) leaves it comparing every
+# later step with data it never got: each step then raises TypeError, even after a good
+# reset. Our envs pass check_env in the tests instead (tests/test_envs.py); a user can still
+# ask for the passive checker with gym.make(..., disable_env_checker=False).
 for _spec in ENV_SPECS:
     if _spec["id"] not in gym.registry:
-        gym.register(**_spec)
+        gym.register(**_spec, disable_env_checker=True)
 
 
 def env_ids() -> list[str]:

@@ -1,9 +1,10 @@
 """Shared machinery of the one-step architecture environments.
 
 One episode is one architecture: ``step(arch)`` returns its reward and ends the episode
-with ``terminated=True``. What persists between episodes (supernet weights, the teacher
-instance) is the *search state*; a seeded ``reset`` rebuilds it from ``self.np_random``,
-an unseeded one only starts the next episode.
+with ``terminated=True``; another ``step`` before ``reset`` raises RuntimeError. What
+persists between episodes (supernet weights, the teacher instance) is the *search state*;
+a seeded ``reset`` rebuilds it from ``self.np_random``, an unseeded one only starts the
+next episode.
 """
 
 from __future__ import annotations
@@ -11,13 +12,13 @@ from __future__ import annotations
 import inspect
 import math
 from collections import deque
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import gymnasium as gym
 import numpy as np
 import torch
 
-from nasgen.searchspace import CREDIT_MODES, SearchSpace, compute_credit
+from nasgen.searchspace import CREDIT_MODES, Credit, SearchSpace, compute_credit
 
 #: Observations report the last reward clipped to ``reward_obs_bounds`` (at least
 #: ``[-REWARD_OBS_LIMIT, 0]``), so their Box spaces have finite bounds.
@@ -51,6 +52,8 @@ class ArchitectureEnv(gym.Env):
     metadata = {"render_modes": []}
     #: whether the env has a validation split (``val_stream``), which a budget in epochs needs
     has_validation_split: bool = False
+    #: the values ``credit=`` accepts besides None
+    credit_modes: tuple[str, ...] = tuple(CREDIT_MODES)
 
     def __init__(self, space: SearchSpace, credit: Optional[str] = None, credit_subset: int = 1,
                  nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None):
@@ -66,6 +69,7 @@ class ArchitectureEnv(gym.Env):
         self.evaluations = 0
         self.last_reward = 0.0
         self._built = False
+        self._episode_over = False
         # (Taylor, exact) pairs of the hybrid estimator, for the corr(T, A) health signal.
         self._credit_pairs: deque[tuple[float, float]] = deque(maxlen=512)
 
@@ -137,12 +141,12 @@ class ArchitectureEnv(gym.Env):
             self._credit_pairs.clear()
             self._build()
             self._built = True
+        self._episode_over = False
         return self._observation(), {}
 
     def step(self, action: Any):
         arch = self.space.validate(action)  # raises before any state changes
-        if not self._built:
-            raise RuntimeError("call reset() before step()")
+        self._check_can_step()
         batch = self._reward_batch()
         info: dict[str, Any] = {}
         active = arch != 0 if self.space.zero_op else np.ones(len(arch), dtype=bool)
@@ -154,14 +158,8 @@ class ArchitectureEnv(gym.Env):
                 extras.update(found)
             return loss
 
-        if self.credit_mode is None:
-            with torch.no_grad():
-                loss = loss_of_gates(None).item()
-            evaluations = 1
-        else:
-            result = compute_credit(self.credit_mode, loss_of_gates, active, self.np_random,
-                                    self.device, self.credit_subset)
-            loss, evaluations = result.loss, result.evaluations
+        loss, evaluations, result = self._evaluate(loss_of_gates, active)
+        if result is not None:
             info["credit"] = result.credit
             if self.credit_mode == "hybrid":
                 # Only finite pairs: one non-finite step must not poison the health signal.
@@ -181,9 +179,18 @@ class ArchitectureEnv(gym.Env):
         self.steps += 1
         self.evaluations += evaluations
         self.last_reward = reward
+        self._episode_over = True
         return self._observation(), float(reward), True, False, info
 
     # --- helpers -----------------------------------------------------------------------------
+    def _check_can_step(self) -> None:
+        """RuntimeError unless a ``reset`` started an episode that has not ended yet."""
+        if not self._built:
+            raise RuntimeError("call reset() before step()")
+        if self._episode_over:
+            raise RuntimeError("the episode has ended (one architecture per episode, terminated=True); "
+                               "call reset() before the next step")
+
     @property
     def reward_obs_bounds(self) -> tuple[float, float]:
         """``(low, high)`` of the last-reward entry of the observation: ``[-REWARD_OBS_LIMIT, 0]``
@@ -217,6 +224,17 @@ class ArchitectureEnv(gym.Env):
         self.last_reward = state["last_reward"]
         self._credit_pairs.clear()
         self._credit_pairs.extend(state["credit_pairs"])
+
+    def _evaluate(self, loss_of_gates: Callable[[Optional[torch.Tensor]], torch.Tensor],
+                  active: np.ndarray) -> tuple[float, int, Optional[Credit]]:
+        """Loss of the sampled architecture, forward passes spent, and its credit (``None``
+        without a credit mode). Subclasses may fold the reward into their training pass."""
+        if self.credit_mode is None:
+            with torch.no_grad():
+                return loss_of_gates(None).item(), 1, None
+        result = compute_credit(self.credit_mode, loss_of_gates, active, self.np_random,
+                                self.device, self.credit_subset)
+        return result.loss, result.evaluations, result
 
     # --- subclass hooks ----------------------------------------------------------------------
     def _build(self) -> None:

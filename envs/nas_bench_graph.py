@@ -174,6 +174,13 @@ class NASBenchGraphEnv(ArchitectureEnv):
         ValueError: unknown dataset, non-finite ``invalid_reward`` or a credit mode.
     """
 
+    credit_modes: tuple[str, ...] = ()  # a table has no gates to ablate
+
+    @staticmethod
+    def dataset_names() -> list[str]:
+        """The names ``dataset=`` accepts (the benchmark's; no package needed to ask)."""
+        return list(DATASETS)
+
     def __init__(self, dataset: str = "cora", invalid_reward: Optional[float] = None,
                  credit: Optional[str] = None, seed: Optional[int] = None):
         _, architecture = _bench_module()
@@ -252,8 +259,7 @@ class NASBenchGraphEnv(ArchitectureEnv):
     # --- gymnasium API ------------------------------------------------------------------------
     def step(self, action: Any):
         arch = self.space.validate(action, allow_all_skip=self.invalid_reward is not None)
-        if not self._built:
-            raise RuntimeError("call reset() before step()")
+        self._check_can_step()
         if self.space.is_all_skip(arch):
             nan = float("nan")
             reward = self.invalid_reward
@@ -270,6 +276,7 @@ class NASBenchGraphEnv(ArchitectureEnv):
         self.steps += 1
         self.evaluations += 1
         self.last_reward = float(reward)
+        self._episode_over = True
         return self._observation(), float(reward), True, False, info
 
     # --- hooks ----------------------------------------------------------------------------------

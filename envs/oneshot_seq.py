@@ -24,6 +24,7 @@ The readable state is on ``env.unwrapped``: ``decisions`` (the choices made so f
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Optional
 
 import gymnasium as gym
@@ -182,5 +183,14 @@ class OneShotNASSeqEnv(SequentialArchitectureEnv):
             batch_size, warmup_epochs, train_weights, credit, device, seed, ...).
     """
 
+    #: what the inner env accepts
+    dataset_names = staticmethod(OneShotNASEnv.dataset_names)
+    credit_modes = OneShotNASEnv.credit_modes
+
     def __init__(self, **kwargs: Any):
         super().__init__(OneShotNASEnv(**kwargs))
+
+
+# Its keywords are the inner env's: say so to inspect.signature, so that tools reading the
+# signature (nasgen search's --env-kwargs check) see them and not a bare **kwargs.
+OneShotNASSeqEnv.__init__.__signature__ = inspect.signature(OneShotNASEnv.__init__)

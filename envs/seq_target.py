@@ -28,6 +28,10 @@ Reward (``reward=``):
 The last token ends the episode with ``terminated=True``; its ``info`` holds ``sequence``,
 ``target``, ``wrong`` and ``correct``. An invalid action raises ``ValueError`` naming the
 allowed range and leaves the episode where it was.
+
+For ``nasgen search`` a whole sequence is an architecture: ``env.unwrapped.space`` has one
+decision per token and ``score(sequence)`` is the episode return it earns (the controllers
+are open-loop: they choose every token before seeing an observation).
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from typing import Any, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
+
+from nasgen.searchspace import SearchSpace
 
 MODES = ("map", "generate")
 REWARDS = ("sequence", "per_token")
@@ -89,6 +95,14 @@ class SeqTargetEnv(gym.Env):
         self.position = 0
         self.emitted: list[int] = []
         self.z = np.zeros(self.z_dim, dtype=np.float32)
+        self.space = SearchSpace(f"seq-target-{self.length}x{self.n_tokens}", [self.n_tokens] * self.length,
+                                 decision_names=[f"token {t}" for t in range(self.length)])
+
+    def score(self, sequence: Any) -> float:
+        """``-(number of wrong tokens)`` of a whole sequence: the return of the episode that
+        emits it (in either reward mode), without stepping."""
+        tokens = self.space.validate(sequence)
+        return float(-int(np.sum(tokens != np.asarray(self.target))))
 
     # --- gymnasium API ---------------------------------------------------------------------------
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):

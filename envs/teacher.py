@@ -71,6 +71,26 @@ class TeacherModel(nn.Module):
         return scalars.mean(dim=1)
 
 
+class TeacherSpace(SearchSpace):
+    """The toy's space: edge k picks one of ``n_ops`` frozen random filters, named
+    ``conv0 .. conv{n_ops-1}`` (channel j of the edge's first convolution).
+
+    Args:
+        n_edges: decisions.
+        n_ops: candidate ops per edge.
+    """
+
+    def __init__(self, n_edges: int, n_ops: int):
+        super().__init__(f"teacher-{n_edges}x{n_ops}", [n_ops] * n_edges,
+                         decision_names=[f"edge {k}" for k in range(n_edges)])
+        self.op_names = tuple(f"conv{j}" for j in range(n_ops))
+
+    def describe(self, arch: Any) -> str:
+        """``edge 0: conv3, edge 1: conv7, ...``: the op chosen on each edge."""
+        arch = self.validate(arch)
+        return ", ".join(f"{self.decision_name(k)}: {self.op_names[a]}" for k, a in enumerate(arch))
+
+
 class TeacherArchEnv(ArchitectureEnv):
     """One step scores one architecture against the hidden teacher.
 
@@ -111,8 +131,7 @@ class TeacherArchEnv(ArchitectureEnv):
             raise ValueError(f"n_edges, n_ops and batch_size must be >= 1, got {n_edges}, {n_ops}, {batch_size}")
         if args["input_size"] < KERNEL:
             raise ValueError(f"input_size must be >= {KERNEL} (the first filter), got {args['input_size']}")
-        return SearchSpace(f"teacher-{n_edges}x{n_ops}", [n_ops] * n_edges,
-                           decision_names=[f"edge {k}" for k in range(n_edges)])
+        return TeacherSpace(n_edges, n_ops)
 
     # --- what gradient controllers and scorers use ------------------------------------------
     def loss_fn(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

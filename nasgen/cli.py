@@ -56,8 +56,19 @@ def _choice(value: str, known: Sequence[str], what: str) -> str:
 # --- list ------------------------------------------------------------------------------------------
 def cmd_list(args: argparse.Namespace) -> int:
     from nasgen import controllers, envs, searchspace
+    from nasgen.compat import differentiable, env_datasets, incompatibility
 
-    for title, items in (("controllers", controllers.names()), ("envs", envs.env_ids()),
+    width = max(len(e) for e in envs.env_ids())
+    env_lines = []
+    for env_id in envs.env_ids():
+        notes = [] if differentiable(env_id) else ["black-box controllers only"]
+        if incompatibility(env_id, "credit"):
+            notes.append("no per-edge credit")
+        datasets = env_datasets(env_id)
+        if datasets is not None and datasets != searchspace.dataset_names():
+            notes.append(f"datasets: {', '.join(datasets)}")
+        env_lines.append(f"{env_id:<{width}}  ({'; '.join(notes)})" if notes else env_id)
+    for title, items in (("controllers", controllers.names()), ("envs (all searchable by nasgen search)", env_lines),
                          ("spaces", searchspace.names()), ("datasets", searchspace.dataset_names())):
         print(f"{title}:")
         for item in items:
@@ -73,6 +84,7 @@ _SEARCH_DEFAULTS = {"controller": "credit", "env": "nasgen/OneShotNAS-v0", "seed
 def _search_config(args: argparse.Namespace):
     """A validated ``SearchConfig`` from the command line."""
     from nasgen import controllers, envs, searchspace
+    from nasgen.compat import env_datasets, incompatibility
     from nasgen.search import SearchConfig, env_parameters
 
     controller = _choice(_given(args.controller, "controller"), controllers.names(), "controller")
@@ -92,7 +104,18 @@ def _search_config(args: argparse.Namespace):
         if key not in accepted:
             raise UsageError(f"--env-kwargs: env {env_id} takes no {key!r}; it accepts: {', '.join(accepted)}")
     if "dataset" in env_kwargs:
-        _choice(env_kwargs["dataset"], searchspace.dataset_names(), "dataset")
+        _choice(env_kwargs["dataset"], env_datasets(env_id), "dataset")
+    reason = incompatibility(env_id, controller, env_kwargs)
+    if reason:
+        raise UsageError(reason)
+    if env_kwargs.get("dataset_options") is not None:
+        if not isinstance(env_kwargs["dataset_options"], dict):
+            raise UsageError(f"--env-kwargs: dataset_options must be a dict, e.g. "
+                             f"dataset_options={{'n_test':10000}}, got {env_kwargs['dataset_options']!r}")
+        try:
+            searchspace.dataset_options(env_kwargs.get("dataset", "digits"), env_kwargs["dataset_options"])
+        except ValueError as error:
+            raise UsageError(f"--env-kwargs: {error}") from None
     if "space" in env_kwargs:
         _choice(env_kwargs["space"], searchspace.names(), "search space")
     import inspect
@@ -105,10 +128,22 @@ def _search_config(args: argparse.Namespace):
                              f"it accepts: {', '.join(taken) or 'none'}")
     if args.steps is not None and args.epochs is not None:
         raise UsageError("give --steps or --epochs, not both")
-    config = SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs,
+    image_every = getattr(args, "image_every", 0)  # nasgen sweep's trials do not set it
+    if image_every < 0:
+        raise UsageError(f"--image-every must be >= 0 (0 = about ten per run), got {image_every}")
+    protocol = getattr(args, "protocol", None)  # the sweep's trial namespaces have none
+    if protocol is not None:
+        from nasgen import protocols
+
+        _choice(protocol, protocols.names(), "protocol")
+        if "schedule_epochs" not in accepted:
+            raise UsageError(f"--protocol needs an env that trains shared weights with a warm-up "
+                             f"(nasgen/OneShotNAS-v0); {env_id} has none")
+    config = SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs, protocol=protocol,
                           seed=_given(args.seed, "seed"), device=_given(args.device, "device"),
                           env_kwargs=env_kwargs, controller_kwargs=controller_kwargs,
-                          checkpoint_every=_given(args.checkpoint_every, "checkpoint_every"))
+                          checkpoint_every=_given(args.checkpoint_every, "checkpoint_every"),
+                          image_every=image_every)
     check_search(config)
     return config
 
@@ -139,13 +174,21 @@ def check_search(config) -> None:
 
 
 def _run_dir(logdir: str, config) -> Path:
+    """Create and return a new run directory under ``logdir``.
+
+    The directory is made with an exclusive ``mkdir``, so runs started in the same second
+    get ``NAME``, ``NAME-2``, ... and never share one.
+    """
     name = f"{config.env.split('/')[-1]}__{config.controller}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-    path = Path(logdir) / name
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = Path(logdir) / f"{name}-{suffix}"
-    return path
+    Path(logdir).mkdir(parents=True, exist_ok=True)
+    for suffix in range(1, 10_000):
+        path = Path(logdir) / (name if suffix == 1 else f"{name}-{suffix}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"{logdir} already holds 9999 runs named {name}-N")
 
 
 def _resume_config(args: argparse.Namespace):
@@ -168,12 +211,16 @@ def _resume_config(args: argparse.Namespace):
         state = resume_state(run_dir)
     except CheckpointError as error:
         raise UsageError(f"--resume: {error}; nothing was changed") from None
-    config = SearchConfig(**state["config"])
+    try:
+        config = SearchConfig(**state["config"])
+    except (KeyError, TypeError) as error:
+        raise UsageError(f"--resume: the checkpoint in {run_dir} holds no valid search config ({error}); "
+                         f"nothing was changed") from None
     refuse = f"--resume: the checkpoint in {run_dir} is for"
     if getattr(args, "logdir", None) is not None:
         raise UsageError(f"--resume continues the run in {run_dir}; --logdir does not apply")
     given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device,
-             "epochs": args.epochs}
+             "epochs": args.epochs, "protocol": getattr(args, "protocol", None)}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
             raise UsageError(f"{refuse} {key} {getattr(config, key)!r}, not {value!r}; nothing was changed")
@@ -265,15 +312,17 @@ def cmd_search(args: argparse.Namespace) -> int:
         run_dir, config, state, note = _resume_config(args)
         print(note, flush=True)
     else:
-        config, state = _search_config(args), None
-        logdir = _given(args.logdir, "logdir")
+        config, state, run_dir = _search_config(args), None, None
         try:
-            validation.check_creatable_dir(logdir, "--logdir")
+            validation.check_creatable_dir(_given(args.logdir, "logdir"), "--logdir")
         except ValueError as error:
             raise UsageError(str(error)) from None
-        run_dir = _run_dir(logdir, config)
     seed_everything(config.seed)
-    result = run_logged(Search(config, run_dir, progress=not args.no_progress), state)
+    logdir = _given(args.logdir, "logdir")
+    search = Search(config, run_dir or logdir, progress=not args.no_progress)
+    if run_dir is None:  # made only once the environment accepted its arguments
+        search.run_dir = run_dir = _run_dir(logdir, config)
+    result = run_logged(search, state)
     print_result(result, run_dir)
     return 0
 
@@ -297,21 +346,30 @@ def run_logged(search: Any, state: Optional[dict]) -> dict:
 
 def print_result(result: dict, run_dir: Any, where: str = "") -> None:
     """The end-of-search summary: derived architecture, score and where the files are."""
-    print(f"derived architecture ({result['controller']} on {result['env']}, {result['steps']} steps{where}, "
-          f"{result['wall_time_s']:.1f} s):")
-    if result["genotype"]:
+    print(f"derived architecture ({result['controller']} on {result['env']}, {result['steps']} steps{where}):")
+    if result["genotype"] and result["genotype"] != result["architecture"]:
         print(f"genotype: {result['genotype']}")
     print(result["architecture"])
     if result["score"] is not None:
         best = result["best_reward"]
         print(f"score of the derived architecture: {result['score']:.4f}   best reward seen: "
               f"{best if best is None else round(best, 4)}")
-    print(f"results: {run_dir}  (result.json, genotype.txt, cell PNGs, TensorBoard: tensorboard --logdir {run_dir})")
+    loop = result.get("loop_time_s", result["wall_time_s"])
+    setup = result.get("setup_time_s")
+    print(f"search time: {loop:.1f} s (the loop its progress bar times: steps, logging, checkpoints; "
+          f"{result['wall_time_s']:.1f} s in the steps themselves)"
+          + (f"; set-up and warm-up before it: {setup:.1f} s" if setup is not None else ""))
+    folder = Path(run_dir)
+    diagrams = sorted(path.name for path in folder.glob("*.png"))  # one per cell type of a cell space
+    written = [name for name in ("result.json", "genotype.txt", *diagrams, "checkpoint.pt")
+               if (folder / name).is_file()]
+    print(f"results: {run_dir}  ({', '.join(written)}; TensorBoard: tensorboard --logdir {run_dir})")
 
 
 # --- retrain ----------------------------------------------------------------------------------------
 def _load_architecture(source: str):
-    """(space, arch, dataset hint) from a run directory or a genotype JSON file."""
+    """(space, arch, dataset hint, dataset options hint) from a run directory, a genotype JSON
+    file, or a text file holding a NAS-Bench-201 architecture string."""
     from nasgen import searchspace
 
     path = Path(source)
@@ -322,34 +380,45 @@ def _load_architecture(source: str):
     elif not path.is_file():
         raise UsageError(f"no run directory or genotype file {source!r}")
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise UsageError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+        text = path.read_text()
     except (OSError, UnicodeDecodeError) as error:
         raise UsageError(f"cannot read {path}: {error}") from None
+    if text.lstrip().startswith("|"):  # a NAS-Bench-201 string (genotype.txt of an nb201 search)
+        data = {"space": "nb201", "genotype": text.strip().splitlines()[0]}
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} must hold a JSON object (a result.json or a genotype)")
     config = data.get("config")
-    dataset = config.get("env_kwargs", {}).get("dataset") if isinstance(config, dict) else None
-    if not isinstance(dataset, str):
-        dataset = None
+    env_kwargs = config.get("env_kwargs") if isinstance(config, dict) else None
+    env_kwargs = env_kwargs if isinstance(env_kwargs, dict) else {}
+    dataset, options = env_kwargs.get("dataset"), env_kwargs.get("dataset_options")
+    dataset = dataset if isinstance(dataset, str) else None
+    options = options if isinstance(options, dict) else None
     try:
         if "derived_arch" in data:
             space = searchspace.from_dict(data.get("space"))
-            if not isinstance(space, searchspace.CellSearchSpace):
+            if not isinstance(space, searchspace.CellSpace):
                 raise UsageError(f"{path} is a search in space {space.name!r}, which has no network to retrain")
-            return space, space.validate(data["derived_arch"]), dataset
-        genotype = _genotype_from_json(data.get("genotype", data))
-        space_spec = data.get("space", "darts")
+            return space, space.validate(data["derived_arch"]), dataset, options
+        genotype = data.get("genotype", data)
+        space_spec = data.get("space", "nb201" if isinstance(genotype, str) else "darts")
         if isinstance(space_spec, dict):
             space = searchspace.from_dict(space_spec)
         elif isinstance(space_spec, str):
             space = searchspace.get(_choice(space_spec, searchspace.names(), "search space"))
         else:
             raise ValueError(f"'space' must be a preset name or a space object, got {space_spec!r}")
-        if not isinstance(space, searchspace.CellSearchSpace):
+        if not isinstance(space, searchspace.CellSpace):
             raise UsageError(f"{path}: space {space.name!r} has no network to retrain")
-        return space, space.from_genotype(genotype), dataset
+        if isinstance(space, searchspace.NB201SearchSpace):
+            if not isinstance(genotype, str):
+                raise ValueError(f"an nb201 genotype is a string like |op~0|+|op~0|op~1|+..., got {genotype!r}"[:300])
+            return space, space.from_genotype(genotype), dataset, options
+        return space, space.from_genotype(_genotype_from_json(genotype)), dataset, options
     except (TypeError, ValueError) as error:
         raise UsageError(f"{path}: {error}") from None
 
@@ -383,19 +452,20 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.tensorboard import SummaryWriter
 
-    from nasgen import searchspace
+    from nasgen import jsonfile, searchspace, validation
     from nasgen.search import seed_everything
     from nasgen.searchspace import Network, TrainConfig, train_network
-
-    from nasgen import validation
+    from nasgen.tblog import hyperparameter_table, write_hparams
 
     if args.channels % 2:
         raise UsageError(f"--channels must be even, got {args.channels}")
     for flag, value in (("--crop-padding", args.crop_padding), ("--cutout", args.cutout)):
         if value < 0:
             raise UsageError(f"{flag} must be >= 0 (0 = off), got {value}")
-    space, arch, dataset_hint = _load_architecture(args.source)
+    space, arch, dataset_hint, options_hint = _load_architecture(args.source)
     dataset_name = _choice(args.dataset or dataset_hint or "digits", searchspace.dataset_names(), "dataset")
+    # The search's dataset settings (mnist1d sizes and seed) hold when retraining on its dataset.
+    options = options_hint if dataset_name == dataset_hint else None
     source = Path(args.source)
     out_dir = Path(args.out) if args.out else (source / "retrain" if source.is_dir() else source.with_suffix("") .with_name(source.stem + "-retrain"))
     try:
@@ -404,18 +474,27 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     seed_everything(args.seed)
-    data = searchspace.load_dataset(dataset_name, args.data_dir, download=args.download, limit=args.limit)
+    try:
+        data = searchspace.load_dataset(dataset_name, args.data_dir, download=args.download, limit=args.limit,
+                                        options=options)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if data.dims != 2 and (args.crop_padding or args.flip or args.cutout):
+        raise UsageError(f"--crop-padding, --flip and --cutout augment images; {dataset_name} holds 1-D signals")
     model = Network(space, arch, C=args.channels, n_cells=args.cells, in_channels=data.in_channels,
-                    n_classes=data.n_classes)
+                    n_classes=data.n_classes, dims=data.dims)
     writer = SummaryWriter(str(out_dir))
-    writer.add_text("hyperparameters", "|param|value|\n|-|-|\n" + "\n".join(
-        f"|{k}|{v}|" for k, v in vars(args).items() if k != "func"), 0)
+    settings = {k: v for k, v in vars(args).items() if k not in ("func", "command", "no_progress")}
+    writer.add_text("retrain/hyperparameters", hyperparameter_table(settings), 0)
     try:
         recipe = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                              crop_padding=args.crop_padding, flip=args.flip, cutout=args.cutout)
         result = train_network(model, data, recipe,
                                torch.Generator().manual_seed(args.seed), args.device, logger=writer,
                                progress=not args.no_progress)
+        write_hparams(writer, settings, {"hparams/test_accuracy": result.test_accuracy,
+                                         "hparams/val_accuracy": result.val_accuracy,
+                                         "hparams/parameters": result.parameters}, args.epochs)
     finally:
         writer.close()
     record = {"source": str(args.source), "dataset": dataset_name, "architecture": space.describe(arch),
@@ -423,7 +502,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
               "seed": args.seed, "crop_padding": args.crop_padding, "flip": args.flip, "cutout": args.cutout,
               **result.to_dict()}
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "retrain.json").write_text(json.dumps(record, indent=2) + "\n")
+    jsonfile.write(out_dir / "retrain.json", record)
     print(f"test accuracy: {result.test_accuracy:.4f}  (val {result.val_accuracy:.4f}, "
           f"{result.parameters} parameters, {args.epochs} epochs on {dataset_name})")
     print(f"results: {out_dir / 'retrain.json'}  (TensorBoard: tensorboard --logdir {out_dir})")
@@ -475,6 +554,9 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--epochs", type=v.positive_float, help="architecture-phase epochs over the validation split")
     search.add_argument("--warmup-epochs", type=v.non_negative_float,
                         help="weight-training epochs before the first reward")
+    search.add_argument("--protocol", type=v.name,
+                        help="paper or shared: each method's split of the supernet-training budget "
+                             "(warm-up + search) and a cosine weight lr over it (default: as configured)")
     search.add_argument("--seed", type=v.seed, help="seed (default: 0)")
     search.add_argument("--device", type=v.name, help="cpu or cuda (default: cpu)")
     search.add_argument("--logdir", type=v.name, help="parent folder of run directories (default: runs/)")
@@ -483,19 +565,24 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", help="environment keyword arguments")
     search.add_argument("--controller-kwargs", nargs="*", metavar="KEY=VALUE", help="controller hyper-parameters")
     search.add_argument("--checkpoint-every", type=v.positive_int, help="steps between checkpoints (default: 50)")
-    search.add_argument("--no-progress", action="store_true", help="no progress bar")
+    search.add_argument("--image-every", type=v.non_negative_int, default=0, metavar="N",
+                        help="steps between op-probability heatmaps in TensorBoard (default: 0 = about ten per run)")
+    search.add_argument("--no-progress", action="store_true", help="no progress bars (warm-up and search)")
     add_threads_argument(search)
     search.set_defaults(func=cmd_search)
 
     retrain = sub.add_parser("retrain", help="train a found architecture from scratch and report test accuracy")
-    retrain.add_argument("source", metavar="RUN_DIR|GENOTYPE.json", help="a search run directory or a genotype JSON file")
+    retrain.add_argument("source", metavar="RUN_DIR|GENOTYPE.json",
+                         help="a search run directory, a genotype JSON file, or a text file holding a "
+                         "NAS-Bench-201 string (|op~0|+|op~0|op~1|+|op~0|op~1|op~2|)")
     retrain.add_argument("--dataset", type=v.name, help="dataset (default: the search's, else digits)")
     retrain.add_argument("--data-dir", type=v.name, help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
     retrain.add_argument("--download", action="store_true", help="let torchvision download the dataset")
     retrain.add_argument("--limit", type=v.positive_int, help="at most this many examples per split")
     retrain.add_argument("--epochs", type=v.positive_int, default=20, help="training epochs (default: 20)")
     retrain.add_argument("--channels", type=v.positive_int, default=16, help="channels of the first cells (default: 16)")
-    retrain.add_argument("--cells", type=v.positive_int, default=8, help="number of cells (default: 8)")
+    retrain.add_argument("--cells", type=v.positive_int, default=8,
+                         help="number of cells; nb201: cells per stage, N (default: 8)")
     retrain.add_argument("--batch-size", type=v.positive_int, default=64, help="batch size (default: 64)")
     retrain.add_argument("--lr", type=v.positive_float, default=0.025, help="initial SGD learning rate (default: 0.025)")
     retrain.add_argument("--crop-padding", type=int, default=0,
@@ -530,7 +617,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from nasgen.searchspace import DataNotFoundError
+    from nasgen.checkpoint import CheckpointWriteError
+    from nasgen.searchspace import DataError, DataNotFoundError
     from nasgen.threads import apply_threads
 
     if getattr(args, "threads", None) is not None:
@@ -540,9 +628,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UsageError as error:
         print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except DataNotFoundError as error:
+    except (DataNotFoundError, DataError) as error:
         print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except CheckpointWriteError as error:
+        print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"nasgen {args.command}: interrupted", file=sys.stderr)
         return 130

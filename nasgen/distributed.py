@@ -60,7 +60,7 @@ import torch
 import torch.distributed as dist
 
 from nasgen import controllers
-from nasgen.checkpoint import CheckpointError, save_checkpoint
+from nasgen.checkpoint import CheckpointError, CheckpointWriteError, save_checkpoint
 from nasgen.search import CHECKPOINT_NAME, Search, SearchConfig
 
 # --- the process group -----------------------------------------------------------------------------
@@ -511,7 +511,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from nasgen.cli import UsageError, _resume_config, _run_dir, _search_config, print_result
     from nasgen.search import env_class, seed_everything
-    from nasgen.searchspace import DataNotFoundError
+    from nasgen.searchspace import DataError, DataNotFoundError
 
     args = build_parser().parse_args(argv)
     from nasgen.threads import apply_threads
@@ -528,6 +528,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(note, flush=True)
         else:
             config, state, run_dir = _search_config(args), None, None
+        if config.protocol is not None:
+            raise UsageError("--protocol is not supported by the data-parallel search yet; use nasgen search")
         if not issubclass(env_class(config.env), OneShotNASEnv):
             raise UsageError(f"data-parallel search needs a supernet environment; {config.env} has none "
                              f"(choose from: nasgen/OneShotNAS-v0)")
@@ -548,6 +550,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 search.logger = writer
             try:
                 result = search.run(resume_state=state)
+            except CheckpointWriteError:
+                raise
             except CheckpointError as error:
                 raise UsageError(f"--resume: {error}; nothing was changed") from None
         finally:
@@ -557,10 +561,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if ctx.is_main:
             print_result(result, run_dir, where=f" on {ctx.world_size} processes ({ctx.backend})")
         return 0
-    except (UsageError, DataNotFoundError) as error:
+    except (UsageError, DataNotFoundError, DataError) as error:
         if _is_rank_zero():
             print(f"nasgen.distributed: error: {error}", file=sys.stderr)
         return 2
+    except CheckpointWriteError as error:
+        print(f"nasgen.distributed: error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if _is_rank_zero():
             print("nasgen.distributed: interrupted", file=sys.stderr)

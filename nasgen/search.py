@@ -8,7 +8,6 @@ Black-box controllers run ``ask -> env.step -> tell``; gradient controllers run 
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import random
 import sys
@@ -21,9 +20,11 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nasgen import controllers, envs
-from nasgen.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from nasgen.searchspace import CellSearchSpace, plot_cell, plot_op_probabilities
+from nasgen import controllers, envs, jsonfile, protocols
+from nasgen.checkpoint import CheckpointError, load_checkpoint, remove_temporaries, save_checkpoint
+from nasgen.controllers.diagnostics import parameter_free_cells
+from nasgen.searchspace import CellSpace, plot_cell, plot_op_probabilities
+from nasgen.tblog import hyperparameter_table, write_hparams
 
 CHECKPOINT_NAME = "checkpoint.pt"
 DEFAULT_STEPS = 1000
@@ -58,6 +59,9 @@ class SearchConfig:
     """steps between checkpoints (and one at the end)"""
     image_every: int = 0
     """steps between op-probability heatmaps and genotype text; 0 = about ten per run"""
+    protocol: Optional[str] = None
+    """``nasgen.protocols`` preset (``paper``, ``shared``) splitting the supernet-training budget
+    into warm-up and search per method, with a cosine weight lr over both; None: as configured"""
 
 
 def seed_everything(seed: int) -> None:
@@ -94,17 +98,20 @@ def env_parameters(env_id: str) -> list[str]:
     return [p for p in inspect.signature(env_class(env_id).__init__).parameters if p != "self"]
 
 
-def make_env(config: SearchConfig) -> gym.Env:
+def make_env(config: SearchConfig, progress: bool = False) -> gym.Env:
     """The environment of ``config``: the controller's requirements, then the user's kwargs.
+
+    ``progress`` turns on the env's own progress bar (the supernet warm-up) where it has one;
+    it is not part of the config, so it never changes a run or its checkpoint.
 
     Raises:
         KeyError: unknown env or controller id.
         TypeError: a keyword the environment does not take, naming it and the accepted ones.
     """
-    return gym.make(config.env, **env_kwargs(config))
+    return gym.make(config.env, **env_kwargs(config, progress))
 
 
-def env_kwargs(config: SearchConfig) -> dict[str, Any]:
+def env_kwargs(config: SearchConfig, progress: bool = False) -> dict[str, Any]:
     """The keyword arguments ``make_env`` builds the environment of ``config`` with.
 
     Raises:
@@ -121,8 +128,8 @@ def env_kwargs(config: SearchConfig) -> dict[str, Any]:
         if key not in accepted:
             raise TypeError(f"env {config.env!r} got an unexpected keyword {key!r}; "
                             f"it accepts: {', '.join(accepted)}")
-    for key, value in (("seed", config.seed), ("device", config.device)):
-        if key in accepted:
+    for key, value in (("seed", config.seed), ("device", config.device), ("progress", progress or None)):
+        if key in accepted and value is not None:
             kwargs.setdefault(key, value)
     return kwargs
 
@@ -138,7 +145,7 @@ class Search:
         run_dir: where results, checkpoints and (through the logger) curves go.
         logger: a ``SummaryWriter``-like object (``add_scalar``, ``add_text``, ``add_figure``),
             or None.
-        progress: show a tqdm bar.
+        progress: show tqdm bars (the env's warm-up, then the search).
     """
 
     def __init__(self, config: SearchConfig, run_dir: str | Path, logger: Any = None, progress: bool = False):
@@ -146,26 +153,37 @@ class Search:
         self.run_dir = Path(run_dir)
         self.logger = logger
         self.progress = progress
-        self.env = make_env(config)
+        self.env = make_env(config, progress=progress)
         self.controller_class = controllers.get(config.controller)
         self.step = 0
         self.best_reward = -math.inf
         self.best_arch: Optional[np.ndarray] = None
         self.wall_time = 0.0
+        self.loop_time = 0.0
+        self.setup_time = 0.0
         self.evaluations = 0
         self.warnings_given: set[str] = set()
+        self.plan: Optional[protocols.Plan] = None  #: set by ``_start`` under a protocol
 
     #: only the main process logs and writes files
     is_main = True
 
     # --- setup ---------------------------------------------------------------------------------
     def _start(self, resume_state: Optional[dict], env_state: Optional[dict]) -> None:
+        self.plan = None
+        if self.config.protocol is not None:
+            self.plan = protocols.plan_search(self.config, self.env.unwrapped)
+            protocols.apply_plan(self.env.unwrapped, self.plan)
         options = {"warmup": False} if (resume_state or env_state) else None
+        start = time.perf_counter()
         self.env.reset(seed=self.config.seed, options=options)
+        self.setup_time = time.perf_counter() - start  # the supernet's build and warm-up
         if env_state:
             self.env.unwrapped.load_state_dict(env_state)
         self.space = self.env.unwrapped.space
         kwargs = dict(self.config.controller_kwargs)
+        if self.plan is not None and "weight_lr_min" in inspect.signature(self.controller_class.__init__).parameters:
+            kwargs["weight_lr_min"] = None  # the env's cosine spans warm-up and search instead
         if "total_steps" in inspect.signature(self.controller_class.__init__).parameters:
             # Schedules (temperature, cosine lr) anneal over the real run length.
             kwargs.setdefault("total_steps", self._resolve_steps(samples_per_step=1))
@@ -175,6 +193,8 @@ class Search:
             self.load_state_dict(resume_state)
 
     def _resolve_steps(self, samples_per_step: int) -> int:
+        if self.plan is not None:
+            return self.plan.steps(samples_per_step)
         if self.config.steps is not None and self.config.epochs is not None:
             raise ValueError("give steps or epochs, not both")
         if self.config.epochs is not None:
@@ -229,8 +249,9 @@ class Search:
     @staticmethod
     def _with_info_metrics(metrics: dict[str, float], infos) -> dict[str, float]:
         """Add the env's training loss, accuracy and credit health to the controller's metrics."""
-        for key in ("train_loss", "val_accuracy", "credit_corr"):
-            values = [info[key] for info in infos if isinstance(info.get(key), (int, float))]
+        for key in ("train_loss", "val_loss", "val_accuracy", "credit_corr"):
+            values = [info[key] for info in infos
+                      if isinstance(info.get(key), (int, float)) and math.isfinite(info[key])]
             if values and key not in metrics:
                 metrics[key] = float(np.nanmean(values)) if key != "credit_corr" else values[-1]
         return metrics
@@ -253,7 +274,7 @@ class Search:
             return
         arch = self.controller.derive()
         self.logger.add_text("search/architecture", f"```\n{self.space.describe(arch)}\n```", self.step)
-        if isinstance(self.space, CellSearchSpace):
+        if isinstance(self.space, CellSpace):
             for cell, share in self.space.parameter_free_share(arch).items():
                 self.logger.add_scalar(f"search/param_free_share_{cell}", share, self.step)
         probs = self.controller.op_probabilities()
@@ -281,6 +302,26 @@ class Search:
         if self.logger is not None:
             self.logger.add_text("diagnostics/warning", line, self.step)
 
+    def _warn_on_parameter_free_cells(self) -> None:
+        """One visible line when the derived architecture has a cell of parameter-free ops only
+        (the DARTS-style collapse to skip connections and pooling), whatever the controller."""
+        if not isinstance(self.space, CellSpace) or self.warnings_given:
+            return  # one warning per run: a collapse already reported explains the cells too
+        cells = parameter_free_cells(self.space, self.controller.derive())
+        if not cells:
+            return
+        self.warnings_given.add("parameter-free cell")
+        which = "" if cells == ["cell"] else " and ".join(cells) + " "  # nb201 has one cell type, "cell"
+        line = (f"WARNING: {self.config.controller} derived a parameter-free {which}cell"
+                f"{'s' if len(cells) > 1 else ''} at step {self.step} (only skip connections, pooling or "
+                f"no op): such a cell learns nothing; likely a collapse to parameter-free ops. Try more "
+                f"--warmup-epochs or --steps, or another controller")
+        from tqdm.auto import tqdm
+
+        tqdm.write(line, file=sys.stderr)
+        if self.logger is not None:
+            self.logger.add_text("diagnostics/warning", line, self.step)
+
     # --- state ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         env_state = getattr(self.env.unwrapped, "state_dict", None)
@@ -289,7 +330,7 @@ class Search:
         return {"config": asdict(self.config), "step": self.step, "controller": self.controller.state_dict(),
                 "env": env_state(), "rng": _global_rng_state(),
                 "loop": {"best_reward": self.best_reward, "best_arch": self.best_arch,
-                         "wall_time": self.wall_time, "evaluations": self.evaluations,
+                         "wall_time": self.wall_time, "loop_time": self.loop_time, "evaluations": self.evaluations,
                          "warnings_given": sorted(self.warnings_given)}}
 
     def load_state_dict(self, state: dict) -> None:
@@ -303,6 +344,7 @@ class Search:
         loop = state["loop"]
         self.best_reward, self.best_arch = loop["best_reward"], loop["best_arch"]
         self.wall_time, self.evaluations = loop["wall_time"], loop["evaluations"]
+        self.loop_time = loop.get("loop_time", self.wall_time)  # checkpoints from before it was kept
         self.warnings_given = set(loop["warnings_given"])
 
     def checkpoint(self) -> Optional[Path]:
@@ -334,17 +376,18 @@ class Search:
         """
         if self.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            if resume_state:  # a write that was killed leaves its temporary file behind
+                remove_temporaries(self.run_dir / CHECKPOINT_NAME)
         self._start(resume_state, env_state)
         can_checkpoint = hasattr(self.env.unwrapped, "state_dict")
         if self.logger is not None and not resume_state:
-            rows = "\n".join(f"|{k}|{v}|" for k, v in self._config_rows().items())
-            self.logger.add_text("hyperparameters", f"|param|value|\n|-|-|\n{rows}", 0)
-        image_every = self.config.image_every or max(1, self.total_steps // 10)
+            self.logger.add_text("hyperparameters", hyperparameter_table(self._effective_config()), 0)
+        image_every = self._image_every()
         bar = None
         if self.progress and self.is_main:
             from tqdm.auto import tqdm
             bar = tqdm(total=self.total_steps, initial=self.step, desc=self.config.controller, unit="step")
-        last_time = time.perf_counter()
+        last_time = mark = time.perf_counter()
         while self.step < self.total_steps:
             start = time.perf_counter()
             metrics = self._one_step()
@@ -356,6 +399,8 @@ class Search:
                 if self.step % image_every == 0 or self.step == self.total_steps:
                     self._log_architecture()
                     self._warn_on_collapse()
+                if self.step == self.total_steps:
+                    self._warn_on_parameter_free_cells()
             last_time = now
             if can_checkpoint and (self.step % self.config.checkpoint_every == 0 or self.step == self.total_steps):
                 self.checkpoint()
@@ -364,6 +409,9 @@ class Search:
                 bar.update(1)
                 bar.set_postfix(reward=f"{metrics.get('reward_mean', metrics.get('reward', math.nan)):.4f}",
                                 best=f"{self.best_reward:.4f}", entropy=f"{metrics.get('entropy', math.nan):.3f}")
+            now = time.perf_counter()
+            self.loop_time += now - mark
+            mark = now
         if bar is not None:
             bar.close()
         return self.finish()
@@ -374,30 +422,52 @@ class Search:
         result: dict[str, Any] = {
             "controller": self.config.controller, "env": self.config.env, "seed": self.config.seed,
             "steps": self.step, "evaluations": self.evaluations, "wall_time_s": self.wall_time,
+            "loop_time_s": self.loop_time, "setup_time_s": self.setup_time,
             "derived_arch": [int(a) for a in arch], "architecture": self.space.describe(arch),
             "genotype": None, "space": self.space.to_dict(),
             "best_reward": self.best_reward if math.isfinite(self.best_reward) else None,
             "best_arch": None if self.best_arch is None else [int(a) for a in self.best_arch],
-            "config": asdict(self.config),
+            "config": asdict(self.config), "protocol_plan": self.plan.to_dict() if self.plan else None,
             **self._result_extras(),
         }
         score = getattr(self.env.unwrapped, "score", None)
         result["score"] = float(score(arch)) if score is not None else None
-        if isinstance(self.space, CellSearchSpace):
+        if isinstance(self.space, CellSpace):
             try:
-                result["genotype"] = self.space.to_genotype(arch)._asdict()
+                genotype = self.space.to_genotype(arch)
+                # DARTS's Genotype as a dict; NAS-Bench-201's is its string.
+                result["genotype"] = genotype._asdict() if hasattr(genotype, "_asdict") else genotype
             except ValueError:  # not in the two-inputs-per-node DARTS form
                 pass
             for cell in self.space.cell_types:
                 plot_cell(self.space, arch, cell, self.run_dir / f"{cell}.png", title=f"{cell} cell ({self.config.controller})")
-        (self.run_dir / "genotype.txt").write_text(
-            (repr(result["genotype"]) + "\n" if result["genotype"] else "") + result["architecture"] + "\n")
-        (self.run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+        genotype_line = (repr(result["genotype"]) + "\n"
+                         if result["genotype"] and result["genotype"] != result["architecture"] else "")
+        (self.run_dir / "genotype.txt").write_text(genotype_line + result["architecture"] + "\n")
+        jsonfile.write(self.run_dir / "result.json", result)
         if self.logger is not None:
             self.logger.add_text("search/genotype", f"```\n{result['architecture']}\n```", self.step)
             if result["score"] is not None:
                 self.logger.add_scalar("charts/derived_score", result["score"], self.step)
+            write_hparams(self.logger, {**self._effective_config(), "steps": self.total_steps,
+                                        "image_every": self._image_every()},
+                          {"hparams/derived_score": result["score"], "hparams/best_reward": result["best_reward"],
+                           "hparams/evaluations": self.evaluations, "hparams/loop_time_s": self.loop_time},
+                          self.step)
         return result
+
+    def _effective_config(self) -> dict:
+        """``_config_rows()`` with the number of steps the run takes (not ``None`` for the default)."""
+        rows = dict(self._config_rows())
+        how = ("from the protocol" if self.plan is not None else "from epochs" if self.config.epochs is not None
+               else "default" if self.config.steps is None else None)
+        rows["steps"] = self.total_steps if how is None else f"{self.total_steps} ({how})"
+        if not self.config.image_every:
+            rows["image_every"] = f"{self._image_every()} (about ten per run)"
+        return rows
+
+    def _image_every(self) -> int:
+        return self.config.image_every or max(1, self.total_steps // 10)
 
 
 def resume_state(run_dir: str | Path) -> dict:

@@ -40,7 +40,6 @@ import logging
 import math
 import os
 import re
-import shutil
 import statistics
 import sys
 import time
@@ -50,6 +49,7 @@ from typing import Any, Optional, Sequence
 
 # Attribute access at call time, so nasgen.cli may import this module at its top (no import cycle).
 import nasgen.cli as _cli
+from nasgen import jsonfile
 
 INSTALL_HINT = 'pip install "nasgen[distributed]"'
 RUNS = "runs"
@@ -269,8 +269,10 @@ def run_trial(spec: dict) -> dict:
     """Run (or continue) one trial's search; this is what each Ray Tune trial executes.
 
     An interrupted trial continues from the checkpoint in its run directory when that
-    checkpoint holds the same config; anything else found there (no checkpoint, a damaged
-    one) is cleared and the search starts afresh, so curves are never logged twice.
+    checkpoint holds the same config. Anything else found there (no checkpoint, a damaged or
+    unsafe one, another config) is moved aside to ``<trial>.damaged-N`` / ``<trial>.stale-N``
+    (one line on stderr says where; nothing is deleted) and the search starts afresh, so
+    curves are never logged twice.
 
     Args:
         spec: ``{"name", "run_dir", "config" (a SearchConfig as dict), "threads"}``.
@@ -288,14 +290,20 @@ def run_trial(spec: dict) -> dict:
     run_dir = Path(spec["run_dir"])
     state = None
     if run_dir.exists():
+        why, kind = None, "stale"
         try:
             state = resume_state(run_dir)
-            if _normalised(state["config"]) != _normalised(asdict(config)):
-                state = None
-        except CheckpointError:
-            state = None
+            if _normalised(state.get("config")) != _normalised(asdict(config)):
+                state, why = None, "its checkpoint is for other settings"
+        except CheckpointError as error:
+            why = str(error)
+            if (run_dir / "checkpoint.pt").exists():
+                kind = "damaged"
         if state is None:
-            shutil.rmtree(run_dir)
+            aside = move_aside(run_dir, kind)
+            if aside is not None:
+                print(f"nasgen sweep: trial {spec['name']} cannot continue ({why}); moved {run_dir} to {aside} "
+                      f"and started it afresh", file=sys.stderr, flush=True)
     seed_everything(config.seed)
     result = _cli.run_logged(Search(config, run_dir), state)
 
@@ -305,6 +313,22 @@ def run_trial(spec: dict) -> dict:
     return {"best_reward": number(result["best_reward"]), "score": number(result["score"]),
             "steps": int(result["steps"]), "wall_time_s": float(result["wall_time_s"]),
             "resumed_from_step": int(state["step"]) if state else 0, "run_dir": str(run_dir)}
+
+
+def move_aside(run_dir: Path, kind: str) -> Optional[Path]:
+    """Rename ``run_dir`` to ``<run_dir>.<kind>-N`` (first free N); an empty one is just removed.
+
+    Returns:
+        The new path, or None when ``run_dir`` was empty.
+    """
+    if not any(run_dir.iterdir()):
+        run_dir.rmdir()
+        return None
+    for n in itertools.count(1):
+        target = run_dir.with_name(f"{run_dir.name}.{kind}-{n}")
+        if not target.exists():
+            run_dir.rename(target)
+            return target
 
 
 def _tune_trainable(config: dict, specs: Optional[dict] = None) -> dict:
@@ -565,10 +589,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     todo = [t for t in trials if t.result is None]
     sweep_dir.mkdir(parents=True, exist_ok=True)
     settings = {k: v for k, v in vars(args).items() if k != "func"}
-    (sweep_dir / "sweep.json").write_text(json.dumps(
-        {"settings": settings, "trials": [{"name": t.name, "controller": t.controller, "seed": t.seed,
-                                           "variant": t.variant, "run_dir": t.run_dir} for t in trials]},
-        indent=2, default=str) + "\n")
+    jsonfile.write(sweep_dir / "sweep.json", {
+        "settings": settings, "trials": [{"name": t.name, "controller": t.controller, "seed": t.seed,
+                                          "variant": t.variant, "run_dir": t.run_dir} for t in trials]},
+        default=str)
     skipped = len(trials) - len(todo)
     continuing = sum((Path(t.run_dir) / "checkpoint.pt").is_file() for t in todo)
     print(f"sweep {name}: {len(trials)} trials ({skipped} finished before and skipped, {len(todo)} to run"
@@ -657,11 +681,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="nasgen")
     add_sweep_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)])
-    from nasgen.searchspace import DataNotFoundError
+    from nasgen.searchspace import DataError, DataNotFoundError
 
     try:
         return args.func(args)
-    except (_cli.UsageError, DataNotFoundError) as error:
+    except (_cli.UsageError, DataNotFoundError, DataError) as error:
         print(f"nasgen sweep: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

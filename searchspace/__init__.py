@@ -1,19 +1,23 @@
 """Search spaces, ops, the shared-weight supernet, data and stand-alone retraining."""
 
 from .credit import CREDIT_MODES, Credit, compute_credit, exact_credit, hybrid_credit, taylor_credit
-from .data import BatchStream, DataNotFoundError, Dataset, Split, dataset_names, load_dataset
+from .data import (BatchStream, DataError, DataNotFoundError, Dataset, MNIST1DOptions, Split, dataset_names,
+                   dataset_options, load_dataset)
 from .network import Network, TrainConfig, TrainResult, augment_batch, evaluate_split, train_network
 from .ops import DARTS_OPS, OPS, ZERO_OP, OpSpec, make_op
 from .plot import plot_cell, plot_genotype, plot_op_probabilities
-from .space import DARTS_V2, CellSearchSpace, Genotype, SearchSpace, from_dict, get, names
+from .space import (DARTS_V2, NB201_OPS, CellSearchSpace, CellSpace, Genotype, NB201SearchSpace, SearchSpace,
+                    from_dict, get, names)
 from .supernet import Evaluation, Supernet, evaluate
 
 __all__ = [
     "CREDIT_MODES", "Credit", "compute_credit", "exact_credit", "hybrid_credit", "taylor_credit",
-    "BatchStream", "DataNotFoundError", "Dataset", "Split", "dataset_names", "load_dataset",
+    "BatchStream", "DataError", "DataNotFoundError", "Dataset", "MNIST1DOptions", "Split", "dataset_names",
+    "dataset_options", "load_dataset",
     "Network", "TrainConfig", "TrainResult", "augment_batch", "evaluate_split", "train_network",
     "DARTS_OPS", "OPS", "ZERO_OP", "OpSpec", "make_op",
     "plot_cell", "plot_genotype", "plot_op_probabilities",
-    "DARTS_V2", "CellSearchSpace", "Genotype", "SearchSpace", "from_dict", "get", "names",
+    "DARTS_V2", "NB201_OPS", "CellSearchSpace", "CellSpace", "Genotype", "NB201SearchSpace", "SearchSpace",
+    "from_dict", "get", "names",
     "Evaluation", "Supernet", "evaluate",
 ]

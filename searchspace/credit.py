@@ -93,7 +93,8 @@ def exact_credit(loss_of_gates: LossOfGates, active: np.ndarray, device: torch.d
 
 
 def hybrid_credit(loss_of_gates: LossOfGates, active: np.ndarray, rng: np.random.Generator,
-                  device: torch.device | str = "cpu", subset_size: int = 1) -> Credit:
+                  device: torch.device | str = "cpu", subset_size: int = 1,
+                  taylor: Optional[Credit] = None) -> Credit:
     """Taylor credit corrected on a random subset K of edges: unbiased, O(|K|) extra passes.
 
     ``A_i = T_i + (E / |K|) * 1[i in K] * (exact_i - T_i)`` with E the number of active
@@ -105,8 +106,11 @@ def hybrid_credit(loss_of_gates: LossOfGates, active: np.ndarray, rng: np.random
         rng: draws the subset K.
         device: where the gates live.
         subset_size: |K|.
+        taylor: the Taylor credit of this architecture when already computed (the env's
+            training pass); otherwise computed here.
     """
-    taylor = taylor_credit(loss_of_gates, active, device)
+    if taylor is None:
+        taylor = taylor_credit(loss_of_gates, active, device)
     candidates = np.flatnonzero(active)
     credit = taylor.credit.copy()
     exact: dict[int, float] = {}

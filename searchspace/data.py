@@ -1,16 +1,23 @@
 """Datasets as in-memory tensors, and a seeded, checkpointable mini-batch stream.
 
 ``digits`` (scikit-learn's 1,797 8x8 handwritten digits, bundled, no download) is the
-default. ``cifar10``, ``mnist`` and ``fashion_mnist`` load through torchvision from a
-local folder and download only when asked.
+default. ``cifar10``, ``mnist`` and ``fashion_mnist`` load from a local folder and download
+(through torchvision) only when asked. CIFAR-10's pickled batches are checked against their
+MD5s and read with a restricted unpickler (``cifar_files``), never with a bare ``pickle.load``.
+``mnist1d`` (1-D signals of length 40) comes from the ``mnist1d`` package's procedural
+generator, offline.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
 import os
+import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -20,9 +27,14 @@ class DataNotFoundError(FileNotFoundError):
     """A dataset's files are not where they should be; the message says what to put where."""
 
 
+class DataError(ValueError):
+    """A dataset's files are there but damaged, foreign or unsafe; the message names the file."""
+
+
 @dataclass
 class Split:
-    """Images ``x`` (float ``[N, C, H, W]``, normalised) and labels ``y`` (long ``[N]``)."""
+    """Images ``x`` (float ``[N, C, H, W]``, normalised) or signals ``x`` (``[N, C, L]``) and
+    labels ``y`` (long ``[N]``)."""
 
     x: torch.Tensor
     y: torch.Tensor
@@ -50,7 +62,13 @@ class Dataset:
 
     @property
     def image_size(self) -> int:
+        """Height (= width) of the images, or the length of 1-D signals."""
         return int(self.train.x.shape[2])
+
+    @property
+    def dims(self) -> int:
+        """Spatial dimensionality: 2 for images ``[N, C, H, W]``, 1 for signals ``[N, C, L]``."""
+        return self.train.x.dim() - 2
 
 
 def _normalise(splits: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -108,34 +126,11 @@ def _require_dir(data_dir: Optional[str], name: str, what: str) -> str:
 
 
 def _cifar10(data_dir: Optional[str], download: bool, split_seed: int, limit: Optional[int]) -> Dataset:
-    from torchvision.datasets import CIFAR10
-
-    class LocalCIFAR10(CIFAR10):
-        """torchvision's CIFAR-10 reader; the archive's checksum is verified when downloading.
-
-        A local folder is accepted when every batch file is present, so a subset written
-        in the same pickle format (our tests, a trimmed copy) loads too.
-        """
-
-        def _check_integrity(self) -> bool:
-            folder = Path(self.root) / self.base_folder
-            return all((folder / name).is_file() for name, _ in self.train_list + self.test_list)
-
-        def _load_meta(self) -> None:
-            import pickle
-
-            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as f:
-                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
-            self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+    from .cifar_files import read_cifar10
 
     root = _require_dir(data_dir, "cifar10", "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta)")
-    try:
-        train = LocalCIFAR10(root, train=True, download=download)
-        test = LocalCIFAR10(root, train=False, download=download)
-    except RuntimeError:
-        raise DataNotFoundError(f"CIFAR-10 not found in {root}: put cifar-10-batches-py/ (data_batch_1..5, "
-                                f"test_batch, batches.meta) there, or download=True (--download)") from None
-    return _from_train_test("cifar10", train.data, train.targets, test.data, test.targets, split_seed, limit)
+    train_x, train_y, test_x, test_y = read_cifar10(root, download)
+    return _from_train_test("cifar10", train_x, train_y, test_x, test_y, split_seed, limit)
 
 
 def _mnist_like(name: str, dataset_class: str, folder: str):
@@ -148,20 +143,119 @@ def _mnist_like(name: str, dataset_class: str, folder: str):
         try:
             train = cls(root, train=True, download=download)
             test = cls(root, train=False, download=download)
-        except RuntimeError:
+        except RuntimeError as error:
+            if not str(error).startswith("Dataset not found"):
+                raise DataError(f"{dataset_class} files in {Path(root) / folder / 'raw'} are not valid idx files "
+                                f"({str(error)[:80]})") from None
             raise DataNotFoundError(f"{dataset_class} not found in {root}: put {files} in "
                                     f"{Path(root) / folder / 'raw'}, or download=True (--download)") from None
+        except Exception as error:  # torchvision's idx reader asserts, or raises Type/ValueError
+            raise DataError(f"{dataset_class} files in {Path(root) / folder / 'raw'} are not valid idx files "
+                            f"({type(error).__name__}{': ' + str(error)[:80] if str(error) else ''})") from None
+        for part, split in (("train", train), ("t10k", test)):
+            if (split.data.dim() != 3 or len(split.data) != len(split.targets)
+                    or (len(split.targets) and not 0 <= int(split.targets.min()) <= int(split.targets.max()) < 10)):
+                raise DataError(f"{dataset_class} {part} files in {Path(root) / folder / 'raw'} do not hold "
+                                f"[N, H, W] images with N labels in 0..9")
         return _from_train_test(name, train.data.numpy(), train.targets.numpy(), test.data.numpy(),
                                 test.targets.numpy(), split_seed, limit)
     return load
 
 
-_LOADERS: dict[str, Callable[[Optional[str], bool, int, Optional[int]], Dataset]] = {
+MNIST1D_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class MNIST1DOptions:
+    """What the ``mnist1d`` generator is asked for; the defaults give the published dataset
+    (4,000 training and 1,000 test signals of length 40, generator seed 42).
+
+    The generator draws ``n_train + n_test`` signals in one pass: the first ``n_train`` are
+    its training part, the rest the test set. Validation is held out of the training part
+    (the hold-out drawn with ``load_dataset``'s ``split_seed``).
+    """
+
+    n_train: int = 4000
+    """signals of the generator's training part, validation included (published: 4,000)"""
+    n_test: int = 1000
+    """test signals (published: 1,000)"""
+    val_fraction: float = 0.2
+    """share of the training part held out as validation, in (0, 1)"""
+    n_val: Optional[int] = None
+    """validation signals held out of the training part, instead of ``val_fraction``'s share
+    (e.g. ``n_train=14000, n_val=10000`` keeps 4,000 to train on)"""
+    seed: int = 42
+    """seed of the generator (published: 42); another seed gives other signals"""
+
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_test", "seed") + (("n_val",) if self.n_val is not None else ()):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"mnist1d option {name} must be an int, got {value!r}")
+        if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
+                or not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"mnist1d option val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        for name, size in (("test", self.n_test), ("validation", self.n_val_signals),
+                           ("training", self.n_train - self.n_val_signals)):
+            if size < MNIST1D_CLASSES:
+                raise ValueError(f"mnist1d {name} split would hold {size} signals (n_train={self.n_train}, "
+                                 f"n_test={self.n_test}, val_fraction={self.val_fraction}, n_val={self.n_val}); "
+                                 f"each split needs at least {MNIST1D_CLASSES}, one per class")
+
+    @property
+    def n_val_signals(self) -> int:
+        """Validation signals held out of the training part."""
+        return self.n_val if self.n_val is not None else int(round(self.val_fraction * self.n_train))
+
+
+@functools.lru_cache(maxsize=4)
+def _generate_mnist1d(total: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``total`` signals ``[total, 40]`` and labels from the generator (cached: the same call
+    gives the same arrays, and a process that loads the data often pays for it once)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    # The generator draws num_samples // 10 signals per class; one pass with the test part
+    # after the training part gives the published arrays for the published sizes.
+    args.num_samples = MNIST1D_CLASSES * math.ceil(total / MNIST1D_CLASSES)
+    args.train_split = 1.0
+    args.seed = seed
+    # make_dataset seeds and draws from the global generators: leave them as they were.
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        generated = make_dataset(args)
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    x, y = generated["x"][:total].astype(np.float32), generated["y"][:total].astype(np.int64)
+    x.flags.writeable = y.flags.writeable = False
+    return x, y
+
+
+def _mnist1d(data_dir: Optional[str], download: bool, split_seed: int, limit: Optional[int],
+             options: MNIST1DOptions) -> Dataset:
+    total = options.n_train + options.n_test
+    signals, labels = _generate_mnist1d(total, options.seed)
+    # The generator standardises the signals over all of them already.
+    x = torch.tensor(signals).unsqueeze(1)
+    y = torch.tensor(labels)
+    n_val = options.n_val_signals
+    order = np.random.default_rng(split_seed).permutation(options.n_train)
+    parts = [order[:options.n_train - n_val], order[options.n_train - n_val:],
+             np.arange(options.n_train, total)]
+    parts = [_limit(p, limit) for p in parts]
+    return Dataset("mnist1d", *(Split(x[p], y[p]) for p in parts), n_classes=MNIST1D_CLASSES)
+
+
+_LOADERS: dict[str, Callable[..., Dataset]] = {
     "digits": _digits,
     "cifar10": _cifar10,
     "mnist": _mnist_like("mnist", "MNIST", "MNIST"),
     "fashion_mnist": _mnist_like("fashion_mnist", "FashionMNIST", "FashionMNIST"),
+    "mnist1d": _mnist1d,
 }
+# Datasets that take options (``load_dataset(..., options=...)``): name -> options dataclass.
+_OPTIONS: dict[str, type] = {"mnist1d": MNIST1DOptions}
 
 
 def dataset_names() -> list[str]:
@@ -169,28 +263,61 @@ def dataset_names() -> list[str]:
     return list(_LOADERS)
 
 
+def dataset_options(name: str, options: Optional[dict[str, Any]] = None) -> Any:
+    """The checked options of dataset ``name`` (``None`` for a dataset without options).
+
+    Args:
+        name: one of ``dataset_names()``.
+        options: keyword values of the dataset's options dataclass (``MNIST1DOptions`` for
+            ``mnist1d``); ``None`` or empty for the defaults.
+
+    Raises:
+        KeyError: unknown dataset, listing the known ones.
+        ValueError: one line naming an unknown option or a bad value.
+    """
+    if name not in _LOADERS:
+        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(_LOADERS)}")
+    options = dict(options or {})
+    if name not in _OPTIONS:
+        if options:
+            raise ValueError(f"dataset {name!r} takes no options, got {', '.join(options)}; "
+                             f"datasets with options: {', '.join(_OPTIONS)}")
+        return None
+    cls = _OPTIONS[name]
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = [key for key in options if key not in known]
+    if unknown:
+        raise ValueError(f"unknown {name} option {unknown[0]!r}; known: {', '.join(known)}")
+    return cls(**options)
+
+
 def load_dataset(name: str = "digits", data_dir: Optional[str] = None, *, download: bool = False,
-                 split_seed: int = 0, limit: Optional[int] = None) -> Dataset:
+                 split_seed: int = 0, limit: Optional[int] = None,
+                 options: Optional[dict[str, Any]] = None) -> Dataset:
     """Load a dataset into memory, normalised, split into train/val/test.
 
     Args:
         name: one of ``dataset_names()``.
-        data_dir: local folder for the torchvision datasets (ignored for digits).
+        data_dir: local folder for the torchvision datasets (ignored for digits and mnist1d).
         download: let torchvision fetch missing files.
         split_seed: fixes the train/val(/test) split; the same seed gives the same split.
         limit: keep at most this many examples per split (CPU-sized runs).
+        options: dataset-specific settings, checked by ``dataset_options`` (``mnist1d``:
+            ``n_train``, ``n_test``, ``val_fraction``, ``n_val``, ``seed``; see ``MNIST1DOptions``).
 
     Raises:
         KeyError: unknown name, listing the known ones.
+        ValueError: a bad limit or option, in one line.
         DataNotFoundError: files missing; the message says what to put where.
+        DataError: files damaged, foreign or unsafe; the message names the file.
     """
-    try:
-        loader = _LOADERS[name]
-    except KeyError:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(_LOADERS)}") from None
+    checked = dataset_options(name, options)
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of examples, got {limit}")
-    return loader(data_dir, download, split_seed, limit)
+    loader = _LOADERS[name]
+    if checked is None:
+        return loader(data_dir, download, split_seed, limit)
+    return loader(data_dir, download, split_seed, limit, checked)
 
 
 class BatchStream:

@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cells import CellStack, single_op_candidates
+from .cells import build_stack, single_op_candidates
 from .data import BatchStream, Dataset, Split
-from .space import CellSearchSpace, Genotype
+from .ops import ZERO_OP
+from .space import CellSpace, Genotype
 
 
 class ScalarLogger(Protocol):
@@ -23,32 +24,37 @@ class ScalarLogger(Protocol):
 
 
 class Network(nn.Module):
-    """A DARTS-style network with only the chosen op on each edge, fresh weights.
+    """A network with only the chosen op on each edge, fresh weights.
 
     Args:
-        space: the cell space ``arch`` belongs to.
+        space: the cell space ``arch`` belongs to (``CellSearchSpace`` or ``NB201SearchSpace``).
         arch: int architecture (any number of active inputs per node).
         C: channels of the first cells.
-        n_cells: number of cells (reductions at 1/3 and 2/3 depth).
-        in_channels: image channels.
+        n_cells: DARTS spaces: number of cells (reductions at 1/3 and 2/3 depth);
+            ``nb201``: cells per stage, N (3N cells in all).
+        in_channels: input channels.
         n_classes: output classes.
-        stem_multiplier: stem width as a multiple of C.
+        stem_multiplier: stem width as a multiple of C (DARTS spaces only).
+        dims: 2 for images ``[N, C, H, W]``, 1 for signals ``[N, C, L]`` (``Dataset.dims``);
+            an architecture found on either retrains on either.
     """
 
-    def __init__(self, space: CellSearchSpace, arch: Any, C: int = 16, n_cells: int = 8,
-                 in_channels: int = 3, n_classes: int = 10, stem_multiplier: int = 3):
+    def __init__(self, space: CellSpace, arch: Any, C: int = 16, n_cells: int = 8,
+                 in_channels: int = 3, n_classes: int = 10, stem_multiplier: int = 3, dims: int = 2):
         super().__init__()
         self.space = space
         self.arch = space.validate(arch)
-        self.net = CellStack(space, single_op_candidates(space, self.arch), C, n_cells, in_channels,
-                             n_classes, affine=True, search=False, stem_multiplier=stem_multiplier)
+        self.net = build_stack(space, single_op_candidates(space, self.arch), C, n_cells, in_channels,
+                               n_classes, affine=True, search=False, stem_multiplier=stem_multiplier,
+                               dims=dims)
         # Each edge holds at most one op: candidate index 0, summed without a coefficient.
-        self._terms = {cell_type: [[(0, None)] if self.arch[space.decision_index(cell_type, e)] else []
+        on = [space.op_names[a] != ZERO_OP for a in self.arch]
+        self._terms = {cell_type: [[(0, None)] if on[space.decision_index(cell_type, e)] else []
                                    for e in range(space.n_edges)]
                        for cell_type in space.cell_types}
 
     @classmethod
-    def from_genotype(cls, space: CellSearchSpace, genotype: Genotype, **kwargs) -> "Network":
+    def from_genotype(cls, space: CellSpace, genotype: Genotype | str, **kwargs) -> "Network":
         return cls(space, space.from_genotype(genotype), **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -98,7 +104,15 @@ def augment_batch(x: torch.Tensor, config: TrainConfig, generator: torch.Generat
 
     Returns:
         The augmented batch (``x`` itself when no augmentation is on).
+
+    Raises:
+        ValueError: an augmentation is on for data that are not images (1-D signals).
     """
+    if not (config.crop_padding or config.flip or config.cutout):
+        return x
+    if x.dim() != 4:
+        raise ValueError(f"crop_padding, flip and cutout augment images [n, channels, height, width]; "
+                         f"got a batch of shape {list(x.shape)}")
     n, channels, height, width = x.shape
     device = x.device
     if config.crop_padding:
@@ -167,7 +181,9 @@ def train_network(model: nn.Module, dataset: Dataset, config: TrainConfig, gener
         config: the recipe.
         generator: shuffles the batches.
         device: where to train.
-        logger: receives ``losses/train``, ``charts/val_accuracy`` and ``charts/lr`` per epoch.
+        logger: receives ``retrain/train_loss``, ``retrain/val_loss``, ``retrain/val_accuracy`` and
+            ``retrain/lr`` per epoch and ``retrain/test_accuracy`` at the end: a family of
+            their own, apart from the search's ``charts/`` and ``losses/``.
         progress: show a tqdm bar.
 
     Returns:
@@ -203,16 +219,16 @@ def train_network(model: nn.Module, dataset: Dataset, config: TrainConfig, gener
                "val_loss": val_loss}
         history.append(row)
         if logger is not None:
-            logger.add_scalar("losses/train", train_loss, epoch + 1)
-            logger.add_scalar("losses/val", val_loss, epoch + 1)
-            logger.add_scalar("charts/val_accuracy", val_accuracy, epoch + 1)
-            logger.add_scalar("charts/lr", scheduler.get_last_lr()[0], epoch + 1)
+            logger.add_scalar("retrain/train_loss", train_loss, epoch + 1)
+            logger.add_scalar("retrain/val_loss", val_loss, epoch + 1)
+            logger.add_scalar("retrain/val_accuracy", val_accuracy, epoch + 1)
+            logger.add_scalar("retrain/lr", scheduler.get_last_lr()[0], epoch + 1)
         if progress:
             epochs.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_accuracy:.3f}")
     val_accuracy, _ = evaluate_split(model, dataset.val, device=device)
     test_accuracy, test_loss = evaluate_split(model, dataset.test, device=device)
     if logger is not None:
-        logger.add_scalar("charts/test_accuracy", test_accuracy, config.epochs)
+        logger.add_scalar("retrain/test_accuracy", test_accuracy, config.epochs)
     return TrainResult(test_accuracy=test_accuracy, test_loss=test_loss, val_accuracy=val_accuracy,
                        train_loss=train_loss, parameters=sum(p.numel() for p in model.parameters()),
                        epochs=config.epochs, history=history)

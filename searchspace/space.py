@@ -2,8 +2,9 @@
 
 An architecture is a numpy int vector with one entry per *decision*; entry ``i`` is a
 choice in ``range(space.choices[i])``. In a cell space every decision is the op of one
-edge of the normal or the reduction cell, and choice 0 is the zero op ("none"), so an
-edge is off when its entry is 0.
+edge: of the normal or the reduction cell in the DARTS ``CellSearchSpace``, of the one cell
+in the ``NB201SearchSpace``. Where the space has the zero op ("none", ``zero_op`` True) it
+is choice 0, so an edge is off when its entry is 0; ``nb201-nozero`` has no zero op.
 """
 
 from __future__ import annotations
@@ -151,44 +152,30 @@ class SearchSpace:
         return f"{type(self).__name__}({self.name!r}, decisions={self.n_decisions})"
 
 
-class CellSearchSpace(SearchSpace):
-    """The DARTS cell space: a normal and a reduction cell, one op per edge.
+class CellSpace(SearchSpace):
+    """A space whose decisions are the ops of cell edges, so it has a network (the common base
+    of the DARTS ``CellSearchSpace`` and the ``NB201SearchSpace``).
 
-    Each cell has two inputs (the outputs of cells k-2 and k-1, states 0 and 1) and
-    ``n_nodes`` intermediate nodes; node ``n`` (state ``n + 2``) may take input from every
-    earlier state, so it has ``n + 2`` incoming edges. The cell output concatenates the
-    intermediate nodes. Decisions are the normal cell's edges, then the reduction cell's.
-
-    Args:
-        name: preset name.
-        op_names: candidate ops, keys of ``ops.OPS``; the first must be ``"none"``.
-        n_nodes: intermediate nodes per cell.
-        inputs_per_node: how many inputs per node ``derive`` keeps (2, as DARTS).
+    Decisions are grouped by cell type (``cell_types``), ``n_edges`` per cell type, in the
+    order of ``edges``; every decision is an index into ``op_names``. ``Supernet`` and
+    ``Network`` build any ``CellSpace``; each subclass sets ``op_names``, ``edges``,
+    ``n_nodes`` and ``cell_types`` before calling ``SearchSpace.__init__``.
     """
 
-    cell_types = ("normal", "reduce")
+    cell_types: tuple[str, ...] = ()
+    op_names: tuple[str, ...]
+    edges: tuple[tuple[int, int], ...]
+    n_nodes: int
 
-    def __init__(self, name: str, op_names: Sequence[str], n_nodes: int = 4,
-                 inputs_per_node: int = 2):
+    @staticmethod
+    def _check_op_names(op_names: Sequence[str]) -> tuple[str, ...]:
         op_names = tuple(op_names)
         unknown = [op for op in op_names if op not in OPS]
         if unknown:
             raise ValueError(f"unknown op {unknown[0]!r}; known ops: {', '.join(OPS)}")
-        if not op_names or op_names[0] != ZERO_OP:
-            raise ValueError(f"op 0 must be the zero op {ZERO_OP!r}, got {op_names[:1]}")
         if len(set(op_names)) != len(op_names):
             raise ValueError(f"op names repeat: {op_names}")
-        if n_nodes < 1:
-            raise ValueError(f"n_nodes must be >= 1, got {n_nodes}")
-        self.op_names = op_names
-        self.n_nodes = n_nodes
-        self.inputs_per_node = inputs_per_node
-        # edges[e] = (node, input state); node n's edges come in input order.
-        self.edges: tuple[tuple[int, int], ...] = tuple(
-            (node, src) for node in range(n_nodes) for src in range(node + 2))
-        names = [f"{cell} edge {node + 2}<-{src}" for cell in self.cell_types
-                 for node, src in self.edges]
-        super().__init__(name, [len(op_names)] * len(names), zero_op=True, decision_names=names)
+        return op_names
 
     @property
     def n_edges(self) -> int:
@@ -207,10 +194,45 @@ class CellSearchSpace(SearchSpace):
         arch = self.validate(arch)
         shares = {}
         for cell in self.cell_types:
-            active = [self.op_names[a] for a in arch[self.cell_slice(cell)] if a != 0]
+            active = [op for op in (self.op_names[a] for a in arch[self.cell_slice(cell)]) if op != ZERO_OP]
             shares[cell] = (sum(OPS[op].parameter_free for op in active) / len(active)
                             if active else 1.0)
         return shares
+
+
+class CellSearchSpace(CellSpace):
+    """The DARTS cell space: a normal and a reduction cell, one op per edge.
+
+    Each cell has two inputs (the outputs of cells k-2 and k-1, states 0 and 1) and
+    ``n_nodes`` intermediate nodes; node ``n`` (state ``n + 2``) may take input from every
+    earlier state, so it has ``n + 2`` incoming edges. The cell output concatenates the
+    intermediate nodes. Decisions are the normal cell's edges, then the reduction cell's.
+
+    Args:
+        name: preset name.
+        op_names: candidate ops, keys of ``ops.OPS``; the first must be ``"none"``.
+        n_nodes: intermediate nodes per cell.
+        inputs_per_node: how many inputs per node ``derive`` keeps (2, as DARTS).
+    """
+
+    cell_types = ("normal", "reduce")
+
+    def __init__(self, name: str, op_names: Sequence[str], n_nodes: int = 4,
+                 inputs_per_node: int = 2):
+        op_names = self._check_op_names(op_names)
+        if not op_names or op_names[0] != ZERO_OP:
+            raise ValueError(f"op 0 must be the zero op {ZERO_OP!r}, got {op_names[:1]}")
+        if n_nodes < 1:
+            raise ValueError(f"n_nodes must be >= 1, got {n_nodes}")
+        self.op_names = op_names
+        self.n_nodes = n_nodes
+        self.inputs_per_node = inputs_per_node
+        # edges[e] = (node, input state); node n's edges come in input order.
+        self.edges: tuple[tuple[int, int], ...] = tuple(
+            (node, src) for node in range(n_nodes) for src in range(node + 2))
+        names = [f"{cell} edge {node + 2}<-{src}" for cell in self.cell_types
+                 for node, src in self.edges]
+        super().__init__(name, [len(op_names)] * len(names), zero_op=True, decision_names=names)
 
     def derive(self, probs: Any) -> np.ndarray:
         """DARTS derivation: per node, the two edges whose best non-zero op is strongest.
@@ -308,12 +330,96 @@ class CellSearchSpace(SearchSpace):
                 "inputs_per_node": self.inputs_per_node}
 
 
+NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+
+
+class NB201SearchSpace(CellSpace):
+    """The NAS-Bench-201 cell: an input node 0 and nodes 1..3, every node summing an op on
+    an edge from each earlier node (6 edges, all active); node 3 is the cell's output.
+
+    An architecture is a length-6 int vector in the edge order of ``edges``,
+    ``(to_node, from_node)`` = 1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2 (the order of
+    NAS-Bench-201's string), each entry an index into ``op_names``. Every cell of the
+    network is the same cell (one cell type, ``"cell"``). ``derive`` is the argmax per edge,
+    the zero op allowed: a cell without a path from input to output is valid and simply
+    passes zeros on. Encodings print and parse in NAS-Bench-201's string form
+    ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (``to_genotype`` / ``from_genotype``).
+
+    Args:
+        name: preset name.
+        op_names: candidate ops, keys of ``ops.OPS``; the zero op ``"none"``, when present,
+            must come first (then index 0 means "no connection" and ``zero_op`` is True).
+    """
+
+    cell_types = ("cell",)
+
+    def __init__(self, name: str, op_names: Sequence[str] = NB201_OPS):
+        op_names = self._check_op_names(op_names)
+        if not op_names:
+            raise ValueError("op_names must name at least one op")
+        if ZERO_OP in op_names[1:]:
+            raise ValueError(f"the zero op {ZERO_OP!r} must be op 0 when present, got {op_names}")
+        self.op_names = op_names
+        self.n_nodes = 3
+        self.edges: tuple[tuple[int, int], ...] = tuple(
+            (to, src) for to in range(1, self.n_nodes + 1) for src in range(to))
+        super().__init__(name, [len(op_names)] * len(self.edges), zero_op=op_names[0] == ZERO_OP,
+                         decision_names=[f"edge {to}<-{src}" for to, src in self.edges])
+
+    def to_genotype(self, arch: Any) -> str:
+        """The NAS-Bench-201 string of ``arch``, e.g. ``|nor_conv_3x3~0|+|none~0|skip_connect~1|+...``."""
+        arch = self.validate(arch)
+        nodes = []
+        for to in range(1, self.n_nodes + 1):
+            nodes.append("|" + "|".join(f"{self.op_names[arch[e]]}~{src}"
+                                        for e, (t, src) in enumerate(self.edges) if t == to) + "|")
+        return "+".join(nodes)
+
+    def from_genotype(self, text: str) -> np.ndarray:
+        """Parse a NAS-Bench-201 string into an architecture of this space.
+
+        Raises:
+            ValueError: one line naming the malformed part, the unknown op or the wrong input.
+        """
+        if not isinstance(text, str):
+            raise ValueError(f"a NAS-Bench-201 architecture string is expected, got {type(text).__name__}")
+        nodes = text.strip().split("+")
+        if len(nodes) != self.n_nodes:
+            raise ValueError(f"NAS-Bench-201 string {text!r} has {len(nodes)} nodes separated by '+'; "
+                             f"expected {self.n_nodes}")
+        arch = np.zeros(self.n_edges, dtype=np.int64)
+        for to, node in enumerate(nodes, start=1):
+            parts = node.split("|")
+            if len(parts) != to + 2 or parts[0] or parts[-1]:
+                raise ValueError(f"node {to} of {text!r} must read |op~0|...|op~{to - 1}|, got {node!r}")
+            for src, part in enumerate(parts[1:-1]):
+                op, sep, source = part.partition("~")
+                if not sep or source != str(src):
+                    raise ValueError(f"node {to} of {text!r}: expected op~{src}, got {part!r}")
+                if op not in self.op_names:
+                    raise ValueError(f"op {op!r} in {text!r} is not an op of space {self.name!r}: "
+                                     f"{', '.join(self.op_names)}")
+                arch[self.edges.index((to, src))] = self.op_names.index(op)
+        return arch
+
+    def describe(self, arch: Any) -> str:
+        """The NAS-Bench-201 string."""
+        return self.to_genotype(arch)
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "cell": "nb201", "op_names": list(self.op_names)}
+
+
 PRESETS: Registry[Callable[[], SearchSpace]] = Registry("search space")
 # The DARTS CIFAR-10 space: 4 nodes, 14 edges per cell, 8 ops -> 28 decisions.
 PRESETS.register("darts")(lambda: CellSearchSpace("darts", DARTS_OPS, n_nodes=4))
 # A CPU-sized space with the same API: 3 nodes, 9 edges per cell, 5 ops -> 18 decisions.
 PRESETS.register("small")(lambda: CellSearchSpace(
     "small", ("none", "skip_connect", "max_pool_3x3", "sep_conv_3x3", "dil_conv_3x3"), n_nodes=3))
+# The NAS-Bench-201 cell: 6 edges, 5 ops -> 15,625 encodings.
+PRESETS.register("nb201")(lambda: NB201SearchSpace("nb201", NB201_OPS))
+# Without the zero op (AdvantageNAS's CIFAR setting): 4 ops -> 4,096 encodings.
+PRESETS.register("nb201-nozero")(lambda: NB201SearchSpace("nb201-nozero", NB201_OPS[1:]))
 
 
 def names() -> list[str]:
@@ -362,6 +468,8 @@ def from_dict(spec: dict) -> SearchSpace:
     if not isinstance(spec, dict):
         raise ValueError(f"a search space must be an object, got {spec!r}"[:300])
     name = _field(spec, "name", str)
+    if spec.get("cell") == "nb201":
+        return NB201SearchSpace(name, _field(spec, "op_names", list, str))
     if "op_names" in spec:
         op_names = _field(spec, "op_names", list, str)
         n_nodes = _field(spec, "n_nodes", int)

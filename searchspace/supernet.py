@@ -1,4 +1,5 @@
-"""The shared-weight one-shot supernet over a cell search space.
+"""The shared-weight one-shot supernet over a cell search space (DARTS cells or the
+NAS-Bench-201 cell, on images or natively on 1-D signals).
 
 Every (cell, edge, op) has its own weights; all normal cells share the normal decisions
 and all reduction cells the reduction decisions, so one architecture vector selects a path
@@ -16,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .cells import CellStack
-from .space import CellSearchSpace
+from .cells import build_stack
+from .ops import SPATIAL_DIMS
+from .space import CellSpace
 
 
 def use_batch_statistics(module: nn.Module) -> None:
@@ -36,31 +38,42 @@ def use_batch_statistics(module: nn.Module) -> None:
 
 
 class Supernet(nn.Module):
-    """DARTS-style search network holding weights for every (edge, op).
+    """Search network holding weights for every (edge, op) of a cell space.
 
     Args:
-        space: the ``CellSearchSpace`` whose decisions select the ops.
+        space: the ``CellSpace`` (``CellSearchSpace`` or ``NB201SearchSpace``) whose decisions
+            select the ops.
         C: channels of the first cells.
-        n_cells: number of cells (reductions at 1/3 and 2/3 depth).
-        in_channels: image channels, 1 or 3.
+        n_cells: DARTS spaces: number of cells (reductions at 1/3 and 2/3 depth);
+            ``nb201``: cells per stage, N (3N cells in all).
+        in_channels: input channels (1 for digits, MNIST and MNIST-1D, 3 for CIFAR-10).
         n_classes: output classes.
-        image_size: input height and width (8 for digits, 28 for MNIST, 32 for CIFAR-10).
-        stem_multiplier: stem width as a multiple of C.
+        image_size: input height and width (8 for digits, 28 for MNIST, 32 for CIFAR-10), or
+            the signal length when ``dims=1`` (40 for MNIST-1D).
+        stem_multiplier: stem width as a multiple of C (DARTS spaces only).
+        dims: 2 for images ``[N, C, H, W]``, 1 for signals ``[N, C, L]`` (every op in its
+            1-D form); ``Dataset.dims`` gives it.
     """
 
-    def __init__(self, space: CellSearchSpace, C: int = 8, n_cells: int = 5, in_channels: int = 1,
-                 n_classes: int = 10, image_size: int = 8, stem_multiplier: int = 3):
+    def __init__(self, space: CellSpace, C: int = 8, n_cells: int = 5, in_channels: int = 1,
+                 n_classes: int = 10, image_size: int = 8, stem_multiplier: int = 3, dims: int = 2):
         super().__init__()
-        if not isinstance(space, CellSearchSpace):
-            raise TypeError(f"Supernet needs a CellSearchSpace, got {type(space).__name__}")
+        if not isinstance(space, CellSpace):
+            raise TypeError(f"Supernet needs a cell space (CellSearchSpace or NB201SearchSpace), "
+                            f"got {type(space).__name__}")
         if image_size < 8:
             raise ValueError(f"image_size must be >= 8, got {image_size}")
+        if dims not in SPATIAL_DIMS:
+            raise ValueError(f"dims must be one of {SPATIAL_DIMS}, got {dims!r}")
         self.space = space
         self.config = dict(C=C, n_cells=n_cells, in_channels=in_channels, n_classes=n_classes,
-                           image_size=image_size, stem_multiplier=stem_multiplier)
-        self.net = CellStack(space, lambda cell_type, edge: space.op_names, C, n_cells,
-                             in_channels, n_classes, affine=False, search=True,
-                             stem_multiplier=stem_multiplier)
+                           image_size=image_size, stem_multiplier=stem_multiplier, dims=dims)
+        self._input_tail = [in_channels] + [image_size] * dims
+        # Decisions whose choice 0 is the zero op skip it; nb201-nozero's op 0 is a real op.
+        self._first_op = 1 if space.zero_op else 0
+        self.net = build_stack(space, lambda cell_type, edge: space.op_names, C, n_cells,
+                               in_channels, n_classes, affine=False, search=True,
+                               stem_multiplier=stem_multiplier, dims=dims)
         use_batch_statistics(self)
         self._op_params = self._count_op_parameters()
         # Counted once: walking every module per call cost the env ~25% of a reward forward.
@@ -72,7 +85,8 @@ class Supernet(nn.Module):
         """Logits of ``x`` under one architecture.
 
         Args:
-            x: images ``[N, in_channels, image_size, image_size]``.
+            x: images ``[N, in_channels, image_size, image_size]``, or signals
+                ``[N, in_channels, image_size]`` when ``dims=1``.
             arch: int architecture; only the chosen op of each edge runs, and edges on the
                 zero op are skipped (not multiplied by 0).
             weights: ``[n_decisions, n_ops]`` op weights instead of ``arch``: each edge
@@ -96,9 +110,9 @@ class Supernet(nn.Module):
         return self.net.run(x, self._path_terms(self.space.validate(arch), gates))
 
     def _check_input(self, x: torch.Tensor) -> None:
-        c, size = self.config["in_channels"], self.config["image_size"]
-        if x.dim() != 4 or x.shape[1] != c or x.shape[2] != size or x.shape[3] != size:
-            raise ValueError(f"supernet input must be [N, {c}, {size}, {size}], got {list(x.shape)}")
+        if list(x.shape[1:]) != self._input_tail:
+            shape = ", ".join(str(n) for n in ["N"] + self._input_tail)
+            raise ValueError(f"supernet input must be [{shape}], got {list(x.shape)}")
 
     def _path_terms(self, arch: np.ndarray, gates: Optional[torch.Tensor]):
         if gates is not None:
@@ -110,7 +124,8 @@ class Supernet(nn.Module):
 
         def terms_for(cell_type: str):
             base = self.space.cell_slice(cell_type).start
-            return [[(int(arch[d]), None if gates is None else gates[d])] if arch[d] and on[d] else []
+            return [[(int(arch[d]), None if gates is None else gates[d])]
+                    if arch[d] >= self._first_op and on[d] else []
                     for d in range(base, base + self.space.n_edges)]
         return terms_for
 
@@ -122,7 +137,7 @@ class Supernet(nn.Module):
 
         def terms_for(cell_type: str):
             base = self.space.cell_slice(cell_type).start
-            return [[(j, weights[d, j]) for j in range(1, shape[1]) if nonzero[d, j]]
+            return [[(j, weights[d, j]) for j in range(self._first_op, shape[1]) if nonzero[d, j]]
                     for d in range(base, base + self.space.n_edges)]
         return terms_for
 

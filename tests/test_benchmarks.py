@@ -43,7 +43,7 @@ def outputs(out: Path) -> dict:
 def test_search_cost_quick(tmp_path):
     out = tmp_path / "search_cost.json"
     proc = run_script("search_cost.py", "--quick", "--out", str(out))
-    assert "search time / darts" in proc.stdout
+    assert "search time / darts" in proc.stdout and "protocol paper" in proc.stdout
     data = outputs(out)
     labels = [s["controller"] for s in data["summary"]]
     assert labels == ["credit", "credit[hybrid]", "darts", "snas", "gdas", "proxyless", "rnn", "reinforce",
@@ -57,16 +57,32 @@ def test_search_cost_quick(tmp_path):
         assert math.isfinite(run["supernet_val_loss"]) and run["time_ratio"] > 0
     darts = next(r for r in ok if r["controller"] == "darts")
     assert darts["time_ratio"] == pytest.approx(1.0)
-    # Same number of search epochs for every controller: ASNG takes half the steps (2 samples each).
+    # The same supernet training for every controller (--protocol paper, the default), split
+    # per method: DARTS none of it in warm-up, credit and the black boxes 50/90 of it.
+    budget = {r["weight_steps"] for r in ok if r["controller"] != "asng"}
+    assert len(budget) == 1 and 0 <= next(r for r in ok if r["controller"] == "asng")["weight_steps"] - min(budget) < 2
+    plans = {r["controller"]: r["protocol_plan"] for r in ok}
+    assert plans["darts"]["warmup_steps"] == 0 and plans["darts"]["search_weight_steps"] == min(budget)
+    assert plans["credit"]["warmup_steps"] == plans["random"]["warmup_steps"] == round(50 / 90 * min(budget))
     steps = {r["controller"]: r["steps"] for r in ok}
-    assert steps["credit"] == steps["darts"] == steps["random"]
+    assert steps["darts"] == min(budget) > steps["credit"] == steps["random"]
     hybrid = next(r for r in ok if r["controller"] == "credit[hybrid]")
     assert hybrid["evaluations"] > steps["credit"]  # its exact ablations are counted
     # Forward passes count alike: a reward pass and the env's weight-training pass per credit
     # step, a weight pass and an alpha pass per first-order DARTS step.
     passes = {r["controller"]: r["forward_passes"] for r in ok}
-    assert passes["credit"] == 2 * steps["credit"] == passes["darts"]
+    assert passes["credit"] == 2 * steps["credit"] and passes["darts"] == 2 * steps["darts"]
     assert passes["credit[hybrid]"] == hybrid["evaluations"] + steps["credit"]
+
+
+def test_credit_batch_quick(tmp_path):
+    out = tmp_path / "credit_batch.json"
+    run_script("credit_batch.py", "--quick", "--out", str(out))
+    assert out.is_file() and out.with_suffix(".md").is_file()
+    data = json.loads(out.read_text())
+    runs = {r["credit_batch"]: r for r in data["runs"]}
+    assert runs["val"]["forward_passes"] == 2 * runs["train"]["forward_passes"] == 2 * runs["train"]["steps"]
+    assert data["median_ratio"] > 0 and all(r["steps_per_s"] > 0 for r in data["runs"])
 
 
 def test_teacher_toy_quick(tmp_path):
@@ -114,6 +130,9 @@ def test_cost_scaling_quick(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["ops"] for r in rows] == [4, 8, 16]
     assert all(r["fixed_path_s"] > 0 and r["mixed_s"] > 0 for r in rows)
+    rows_1d = json.loads(out.with_name("cost_scaling_1d.json").read_text())["rows"]
+    assert [r["case"] for r in rows_1d] == ["nb201 supernet", "nb201 cell", "small cell"]
+    assert all(value > 0 for r in rows_1d for key, value in r.items() if key.endswith("_s"))
 
 
 def test_env_overhead_quick():

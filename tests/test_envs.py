@@ -87,6 +87,12 @@ def finish_episode(env: gym.Env, obs, rng: np.random.Generator) -> tuple[float, 
     pytest.fail(f"no episode end within {MAX_EPISODE_STEPS} steps")
 
 
+def play(env: gym.Env, action):
+    """One more one-step episode: an unseeded reset (the search state stays), then the step."""
+    env.reset()
+    return env.step(action)
+
+
 def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
@@ -146,6 +152,61 @@ def test_same_seed_same_rewards(env_id):
     second = run_episodes(make(env_id), seed=3, episodes=3)
     assert first == second
     assert all(math.isfinite(r) for r in first)
+
+
+@pytest.mark.parametrize("env_id", env_ids())
+def test_step_after_the_episode_ended_raises_until_reset(env_id):
+    env = make(env_id)
+    rng = np.random.default_rng(0)
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    first = valid_action(env, obs, rng)
+    obs, _, terminated, truncated, _ = env.step(first)
+    if not (terminated or truncated):
+        finish_episode(env, obs, rng)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(first)
+    obs, _ = env.reset()
+    reward, _ = finish_episode(env, obs, rng)  # a reset starts the next episode as usual
+    assert math.isfinite(reward)
+
+
+@pytest.mark.parametrize("env_id", env_ids())
+def test_a_failed_first_reset_through_gym_make_leaves_the_env_usable(env_id):
+    env = make(env_id)
+    inner = env.unwrapped
+
+    def failing_reset(**kwargs):
+        del inner.reset  # only the first reset fails
+        raise RuntimeError("interrupted")
+
+    inner.reset = failing_reset  # the wrappers call env.unwrapped's reset
+    with pytest.raises(RuntimeError, match="interrupted"):
+        env.reset(seed=3)
+    rewards = run_episodes(env, seed=3, episodes=3)  # every later step works...
+    assert rewards == run_episodes(make(env_id), seed=3, episodes=3)  # ...as in a fresh env
+
+
+def test_an_interrupted_warm_up_is_redone_by_the_next_reset():
+    env = make("nasgen/OneShotNAS-v0", warmup_epochs=1.0)
+    inner = env.unwrapped
+
+    def interrupted():
+        del inner._warm_up
+        raise KeyboardInterrupt
+
+    inner._warm_up = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        env.reset(seed=2)
+    assert run_episodes(env, seed=2, episodes=2) == run_episodes(make("nasgen/OneShotNAS-v0", warmup_epochs=1.0),
+                                                                seed=2, episodes=2)
+
+
+def test_the_sequential_view_takes_the_inner_env_keywords():
+    from nasgen.search import env_parameters
+
+    assert env_parameters("nasgen/OneShotNASSeq-v0") == env_parameters("nasgen/OneShotNAS-v0")
+    assert "dataset" in env_parameters("nasgen/OneShotNASSeq-v0")
 
 
 def bad_actions(env: gym.Env):
@@ -242,7 +303,7 @@ def test_nonfinite_loss_gives_floor_and_leaves_weights(monkeypatch, credit):
 
     poison_next_val_batch(monkeypatch, u)
     arch = u.space.sample(rng)
-    obs, reward, terminated, _, info = env.step(arch)
+    obs, reward, terminated, _, info = play(env, arch)
     assert reward == -7.5 and info["nonfinite"] is True and terminated
     assert obs in env.observation_space
     assert math.isnan(info["loss"])
@@ -258,7 +319,7 @@ def test_nonfinite_loss_gives_floor_and_leaves_weights(monkeypatch, credit):
         assert all(math.isfinite(t) and math.isfinite(a) for t, a in u._credit_pairs)
 
     monkeypatch.undo()
-    _, reward, _, _, info = env.step(arch)
+    _, reward, _, _, info = play(env, arch)
     assert info["nonfinite"] is False and math.isfinite(reward) and reward <= 0
     assert not same_tensors(snapshot(u.model), weights)  # training resumed
 
@@ -286,7 +347,7 @@ def test_nonfinite_loss_on_teacher_and_sequential_view(monkeypatch):
 def credits(mode: str, archs: list[np.ndarray], **kwargs) -> np.ndarray:
     env = make("nasgen/TeacherArch-v0", credit=mode, **kwargs)
     env.reset(seed=0)
-    return np.stack([env.step(arch)[4]["credit"] for arch in archs])
+    return np.stack([play(env, arch)[4]["credit"] for arch in archs])
 
 
 def test_taylor_credit_correlates_with_exact_on_teacher():
@@ -313,7 +374,7 @@ def test_hybrid_credit_is_unbiased_on_teacher(monkeypatch):
     arch = np.random.default_rng(2).integers(0, 10, 10)
     target = exact.step(arch)[4]["credit"]
     first_order = taylor.step(arch)[4]["credit"]
-    draws = np.stack([hybrid.step(arch)[4]["credit"] for _ in range(800)])
+    draws = np.stack([play(hybrid, arch)[4]["credit"] for _ in range(800)])
     mean, standard_error = draws.mean(0), draws.std(0) / np.sqrt(len(draws))
     assert np.all(np.abs(mean - target) <= 4 * standard_error + 1e-9), (mean, target, standard_error)
     # ...and the correction matters: the Taylor credit alone is off by more than that.
@@ -333,7 +394,7 @@ def test_evaluation_counts(mode, subset):
     info = env.step(arch)[4]
     assert info["evaluations"] == expected
     assert np.all(info["credit"][arch == 0] == 0)
-    info = env.step(np.zeros_like(arch))[4]  # nothing active: nothing to ablate
+    info = play(env, np.zeros_like(arch))[4]  # nothing active: nothing to ablate
     assert info["evaluations"] == 1 and not info["credit"].any()
     assert u.evaluations == expected + 1
 
@@ -380,6 +441,90 @@ def test_warmup_trains_the_shared_weights():
     assert cold.train_stream.batches_drawn == 0 and obs_cold[0] == 0.0
     assert not same_tensors(snapshot(cold.model), snapshot(warm.model))
     assert same_tensors(snapshot(warm.model), snapshot(again.model))  # the warm-up is seeded
+
+
+# --- credit from the training pass (credit_batch="train") and the weight-lr schedule -------------
+@pytest.mark.parametrize("mode", ["taylor", "hybrid"])
+def test_train_batch_credit_is_the_taylor_credit_of_the_training_batch(mode):
+    from nasgen.searchspace import taylor_credit
+
+    env = make("nasgen/OneShotNAS-v0", credit=mode, credit_batch="train")
+    u = env.unwrapped
+    env.reset(seed=0)
+    arch = u.space.sample(np.random.default_rng(1))
+    arch[::4] = 0
+    # The same training batch, and a copy of the weights before the step.
+    position = u.train_stream.state_dict()
+    x, y = u.train_stream.next()
+    u.train_stream.load_state_dict(position)
+    model = copy.deepcopy(u.model).train()
+    separate = taylor_credit(lambda g: u.loss_fn(model(x, arch, gates=g), y), arch != 0)
+    reference = torch.optim.SGD(model.parameters(), **u.weight_hparams)
+    reference.zero_grad()
+    u.loss_fn(model(x, arch), y).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), u.grad_clip)
+    reference.step()
+
+    _, reward, _, _, info = env.step(arch)
+    assert reward == pytest.approx(-separate.loss, abs=1e-6)
+    assert info["train_loss"] == pytest.approx(separate.loss, abs=1e-6) and "val_loss" not in info
+    if mode == "taylor":
+        np.testing.assert_allclose(info["credit"], separate.credit, rtol=1e-5, atol=1e-7)
+    else:  # hybrid: the Taylor part is the same; one checked edge is corrected
+        changed = np.flatnonzero(~np.isclose(info["credit"], separate.credit, rtol=1e-5, atol=1e-7))
+        assert len(changed) <= 1 and info["evaluations"] == 2
+    assert u.train_stream.batches_drawn == 1 and u.val_stream.batches_drawn == 0
+    for mine, theirs in zip(u.model.parameters(), model.parameters()):  # the step the batch gives
+        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_train_batch_credit_halves_the_forward_passes():
+    passes = {}
+    for batch in ("val", "train"):
+        env = make("nasgen/OneShotNAS-v0", credit="taylor", credit_batch=batch)
+        u = env.unwrapped
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+        calls = []
+        hook = u.model.register_forward_hook(lambda *_: calls.append(1))
+        infos = [play(env, u.space.sample(rng))[4] for _ in range(3)]
+        hook.remove()
+        assert sum(i["forward_passes"] for i in infos) == len(calls)  # the counter counts them all
+        passes[batch] = len(calls)
+    assert passes == {"val": 6, "train": 3}
+
+
+def test_cosine_weight_lr_over_warmup_and_search():
+    env = make("nasgen/OneShotNAS-v0", warmup_epochs=1.0, weight_lr_schedule="cosine", schedule_epochs=3.0,
+               weight_lr=0.1, weight_lr_min=0.01)
+    u = env.unwrapped
+    env.reset(seed=0)
+    per_epoch = u.train_batches_per_epoch
+    assert per_epoch == u.train_stream.batches_per_epoch == 4
+
+    def expected(steps):
+        return 0.01 + 0.09 * 0.5 * (1 + math.cos(math.pi * min(steps / per_epoch / 3.0, 1.0)))
+
+    lrs = [u.weight_optimizer.param_groups[0]["lr"]]
+    assert lrs[0] == pytest.approx(expected(per_epoch))  # the warm-up moved it already
+    for _ in range(3 * per_epoch):
+        play(env, u.space.sample(np.random.default_rng(0)))
+        lrs.append(u.weight_optimizer.param_groups[0]["lr"])
+    assert lrs == pytest.approx([expected(per_epoch + k) for k in range(len(lrs))])
+    assert lrs[-1] == pytest.approx(0.01)
+    constant = make("nasgen/OneShotNAS-v0", warmup_epochs=1.0, weight_lr=0.1).unwrapped
+    constant.reset(seed=0)
+    assert constant.weight_optimizer.param_groups[0]["lr"] == 0.1
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(weight_lr_schedule="step"), "weight_lr_schedule"),
+    (dict(weight_lr_schedule="cosine"), "schedule_epochs"),
+    (dict(credit_batch="test"), "credit_batch"),
+])
+def test_bad_schedule_and_credit_batch_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make("nasgen/OneShotNAS-v0", **kwargs)
 
 
 def test_seeding_through_make_kwarg():
@@ -562,7 +707,7 @@ def test_nas_bench_graph_datasets(bench, dataset):
     rng = np.random.default_rng(0)
     for _ in range(20):
         arch = u.space.sample(rng)
-        _, reward, _, _, info = env.step(arch)
+        _, reward, _, _, info = play(env, arch)
         assert 0 < reward <= u.best_valid and 0 < info["test_perf"] <= u.best_test
 
 
@@ -576,6 +721,8 @@ def test_nas_bench_graph_invalid_architectures(bench):
     with pytest.raises(ValueError, match=r"op of node 1: allowed 0\.\.4"):
         env.step([0, 5, 0, 0, 0])
     assert u.steps == 0 and math.isfinite(env.step([3, skip, 0, skip, skip])[1])
+    with pytest.raises(RuntimeError, match="call reset"):  # one architecture per episode
+        env.step([3, skip, 0, skip, skip])
     rng = np.random.default_rng(0)
     assert not any(u.space.is_all_skip(u.space.sample(rng)) for _ in range(2000))
 
@@ -624,8 +771,7 @@ def test_nas_bench_graph_controllers_learn_from_invalid_rewards(bench):
         archs[0] = all_skip
         rewards, infos = [], []
         for arch in archs:
-            env.reset()
-            _, reward, _, _, info = env.step(arch)
+            _, reward, _, _, info = play(env, arch)
             rewards.append(reward)
             infos.append(info)
         ctrl.tell(archs, rewards, infos)
@@ -658,3 +804,16 @@ def test_nas_bench_graph_without_the_package(monkeypatch):
             "import gymnasium as gym, nasgen.envs\n"
             "assert 'nasgen/NASBenchGraph-v0' in gym.registry")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_oneshot_env_on_nb201_and_mnist1d_gives_per_edge_credit():
+    env = gym.make("nasgen/OneShotNAS-v0", space="nb201", dataset="mnist1d", credit="taylor", C=4, n_cells=1,
+                   warmup_epochs=0, batch_size=16, dataset_options={"n_train": 200, "n_test": 50, "seed": 3})
+    check_env(env.unwrapped)
+    unwrapped = env.unwrapped
+    assert unwrapped.data.train.x.shape == (160, 1, 40) and unwrapped.model.config["dims"] == 1
+    env.reset(seed=0)
+    arch = np.array([3, 0, 2, 4, 0, 1])
+    _, reward, terminated, _, info = env.step(arch)
+    assert terminated and reward < 0 and info["credit"].shape == (6,)
+    assert (info["credit"][arch == 0] == 0).all() and (info["credit"][arch != 0] != 0).all()

@@ -220,6 +220,7 @@ def random_best():
         scores = []
         for _ in range(TEACHER_STEPS):
             archs = ctrl.ask(1)
+            env.reset()  # one-step episodes
             _, reward, *_ = env.step(archs[0])
             ctrl.tell(archs, [reward])
             scores.append(env.unwrapped.score(archs[0]))

@@ -79,7 +79,8 @@ def test_tell_metrics():
     ctrl = controllers.make("rnn", searchspace.get("small"), seed=0)
     metrics = drive(ctrl, 3)
     for key in ("reward_mean", "reward_max", "baseline", "entropy", "zero_op_share", "distinct_share",
-                "entropy_step/0", f"entropy_step/{ctrl.space.n_decisions - 1}", "diagnostics/zero_share",
+                "diagnostics/entropy_step/0", f"diagnostics/entropy_step/{ctrl.space.n_decisions - 1}",
+                "diagnostics/zero_share",
                 "diagnostics/distinct_per_100", "diagnostics/h_delta_mean", "diagnostics/saturated_share",
                 "diagnostics/grad_norm_recurrent", "diagnostics/grad_norm_embedding",
                 "diagnostics/state_memory", "diagnostics/collapsed"):
@@ -159,6 +160,7 @@ def search(name: str, env, budget: int, seed: int, batch: int = 1):
         archs = ctrl.ask(batch)
         rewards, infos = [], []
         for arch in archs:
+            env.reset()  # one-step episodes
             _, reward, _, _, info = env.step(arch)
             rewards.append(reward)
             infos.append(info)

@@ -152,3 +152,88 @@ def test_cell_diagrams(tmp_path):
     paths = searchspace.plot_genotype(space, DARTS_V2, tmp_path)
     for path in paths:
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# --- 1-D ops and the NAS-Bench-201 cell --------------------------------------------------------
+@pytest.mark.parametrize("name", list(OPS))
+@pytest.mark.parametrize("stride", [1, 2])
+def test_every_op_builds_its_native_1d_form(name, stride):
+    op = make_op(name, 6, stride, affine=False, search=True, dims=1)
+    assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.MaxPool2d, torch.nn.AvgPool2d))
+                   for m in op.modules()), name
+    for length in (40, 39):
+        out = op(torch.randn(2, 6, length))
+        expected = length if stride == 1 else (length + 1) // 2
+        assert out.shape == (2, 6, expected), name
+    # A k-tap kernel holds k weights per channel pair, not k x k.
+    for conv in (m for m in op.modules() if isinstance(m, torch.nn.Conv1d)):
+        assert conv.weight.dim() == 3
+
+
+def test_one_d_ops_match_their_height_one_image_form():
+    # With the same weights, the 1-D op on a signal equals the 2-D op on it as a 1 x L image
+    # wherever the 2-D kernel meets only one row there. (Not the strided skip_connect: its 2-D
+    # form shifts rows too, so on a height-1 image half its channels see only padding.)
+    torch.manual_seed(0)
+    for name in ("nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3", "max_pool_3x3", "sep_conv_3x3"):
+        for stride in (1, 2):
+            flat, image = make_op(name, 4, stride, True, dims=1), make_op(name, 4, stride, True, dims=2)
+            with torch.no_grad():
+                for p1, p2 in zip(flat.parameters(), image.parameters()):
+                    p1.copy_(p2[..., p2.shape[-2] // 2, :] if p2.dim() == 4 else p2)
+            x = torch.randn(2, 4, 40)
+            torch.testing.assert_close(flat(x), image(x[:, :, None])[:, :, 0], msg=f"{name} stride {stride}")
+    with pytest.raises(ValueError, match="dims must be one of"):
+        make_op("conv_3x3", 4, 1, False, dims=3)
+
+
+def test_nb201_presets():
+    space = searchspace.get("nb201")
+    assert isinstance(space, searchspace.NB201SearchSpace) and isinstance(space, searchspace.CellSpace)
+    assert space.edges == ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
+    assert space.op_names == ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+    assert space.zero_op and space.choices == (5,) * 6 and np.prod(space.choices) == 15_625
+    nozero = searchspace.get("nb201-nozero")
+    assert nozero.op_names == space.op_names[1:] and not nozero.zero_op and np.prod(nozero.choices) == 4_096
+    assert set(space.op_names) <= set(OPS)  # one registry
+    with pytest.raises(KeyError, match="known: darts, small, nb201, nb201-nozero"):
+        searchspace.get("nb202")
+
+
+def test_nb201_string_round_trip_and_errors():
+    space = searchspace.get("nb201")
+    arch = np.array([3, 0, 1, 4, 2, 3])
+    text = "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+    assert space.to_genotype(arch) == text and space.describe(arch) == text
+    np.testing.assert_array_equal(space.from_genotype(text), arch)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = space.sample(rng)
+        np.testing.assert_array_equal(space.from_genotype(space.to_genotype(a)), a)
+    nozero = searchspace.get("nb201-nozero")
+    assert nozero.to_genotype(np.zeros(6, dtype=int)).count("skip_connect") == 6
+    for bad, message in (("|nor_conv_3x3~0|+|none~0|skip_connect~1|", "has 2 nodes"),
+                         ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "op 'conv' .* is not an op of space"),
+                         ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "expected op~0, got 'none~1'"),
+                         ("|none~0|+|none~0|+|none~0|none~1|none~2|", r"node 2 .* must read \|op~0\|...\|op~1\|")):
+        with pytest.raises(ValueError, match=message):
+            space.from_genotype(bad)
+    with pytest.raises(ValueError, match="op 'none' .* is not an op of space 'nb201-nozero'"):
+        nozero.from_genotype(text)
+
+
+def test_nb201_derive_is_argmax_per_edge_zero_op_allowed():
+    space = searchspace.get("nb201")
+    probs = np.full((6, 5), 0.1)
+    probs[np.arange(6), [0, 0, 3, 0, 0, 2]] = 0.6  # no path from input to output: still valid
+    np.testing.assert_array_equal(space.derive(probs), [0, 0, 3, 0, 0, 2])
+    arch = np.array([0, 1, 3, 4, 0, 2])
+    assert space.parameter_free_share(arch) == {"cell": pytest.approx(2 / 4)}
+    with pytest.raises(ValueError, match="must be op 0"):
+        searchspace.NB201SearchSpace("bad", ("skip_connect", "none"))
+
+
+def test_nb201_cell_diagram(tmp_path):
+    space = searchspace.get("nb201")
+    path = searchspace.plot_cell(space, np.array([3, 0, 1, 4, 2, 3]), "cell", tmp_path / "cell.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

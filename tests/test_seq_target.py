@@ -114,3 +114,16 @@ def test_bad_arguments_raise():
                    dict(z_dim=0)):
         with pytest.raises(ValueError):
             SeqTargetEnv(**kwargs)
+
+
+@pytest.mark.parametrize("reward", ["sequence", "per_token"])
+def test_a_sequence_is_an_architecture_for_the_search(reward):
+    env = gym.make(ID, target=(1, 0, 2), input=(0, 1, 1), reward=reward)
+    space = env.unwrapped.space
+    assert space.choices == (3, 3, 3) and space.decision_name(2) == "token 2"
+    for sequence in ([1, 0, 2], [0, 0, 0], [2, 1, 0]):
+        _, rewards, _, _ = play(env, sequence, seed=0)
+        assert env.unwrapped.score(sequence) == sum(rewards)  # the episode's return
+    assert env.unwrapped.score([1, 0, 2]) == 0.0 and env.unwrapped.score([2, 1, 0]) == -3.0
+    with pytest.raises(ValueError, match="token 1: allowed 0..2"):
+        env.unwrapped.score([1, 5, 2])

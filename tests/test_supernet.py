@@ -41,7 +41,7 @@ def test_bad_inputs():
         net(torch.randn(2, 1, 8, 8), weights=torch.ones(18, 4))
     with pytest.raises(ValueError, match=r"arch\[0\] = 9 is out of range"):
         net(torch.randn(2, 1, 8, 8), np.full(18, 9))
-    with pytest.raises(TypeError, match="needs a CellSearchSpace"):
+    with pytest.raises(TypeError, match="needs a cell space"):
         Supernet(searchspace.SearchSpace("flat", [3, 3]))
 
 
@@ -74,31 +74,95 @@ def test_gates_of_one_change_nothing():
     torch.testing.assert_close(net(x, arch), net(x, arch, gates=torch.ones(18)))
 
 
-def test_gate_gradient_matches_finite_differences():
-    net = _supernet("small", C=4, n_cells=3).double()
-    space = net.space
-    arch = space.sample(np.random.default_rng(4))
-    arch[arch == 0] = 3  # every edge on
-    x = torch.randn(16, 1, 8, 8, dtype=torch.float64)
-    y = torch.randint(0, 10, (16,))
+def assert_gate_gradient_matches_finite_differences(net, arch, x, decisions):
+    """d loss / d gate from one backward equals central differences on ``decisions``, and the
+    Taylor credit is minus that gradient (reward = -loss)."""
+    y = torch.randint(0, 10, (x.shape[0],), generator=torch.Generator().manual_seed(0))
 
     def loss_of(gates):
         return F.cross_entropy(net(x, arch, gates=gates), y)
 
-    gates = torch.ones(space.n_decisions, dtype=torch.float64, requires_grad=True)
+    gates = torch.ones(net.space.n_decisions, dtype=torch.float64, requires_grad=True)
     (grad,) = torch.autograd.grad(loss_of(gates), gates)
     eps = 1e-5
-    for i in (0, 5, 9, 17):
+    for i in decisions:
         up, down = torch.ones_like(grad), torch.ones_like(grad)
         up[i] += eps
         down[i] -= eps
         with torch.no_grad():
             numeric = (loss_of(up) - loss_of(down)).item() / (2 * eps)
         assert grad[i].item() == pytest.approx(numeric, rel=1e-4, abs=1e-8)
-    # And the Taylor credit is minus that gradient (reward = -loss).
-    credit = taylor_credit(loss_of, arch != 0)
+    credit = taylor_credit(loss_of, np.ones(len(arch), dtype=bool))
     assert credit.evaluations == 1
     np.testing.assert_allclose(credit.credit, -grad.numpy(), rtol=1e-6)
+
+
+def test_gate_gradient_matches_finite_differences():
+    net = _supernet("small", C=4, n_cells=3).double()
+    arch = net.space.sample(np.random.default_rng(4))
+    arch[arch == 0] = 3  # every edge on
+    x = torch.randn(16, 1, 8, 8, dtype=torch.float64)
+    assert_gate_gradient_matches_finite_differences(net, arch, x, (0, 5, 9, 17))
+
+
+# --- the NAS-Bench-201 cell on 1-D signals ------------------------------------------------------
+def _nb201_supernet(name="nb201", C=4, N=1, length=40, seed=0):
+    torch.manual_seed(seed)
+    return Supernet(searchspace.get(name), C=C, n_cells=N, in_channels=1, image_size=length, dims=1)
+
+
+@pytest.mark.parametrize("name", ["nb201", "nb201-nozero"])
+@pytest.mark.parametrize("seed", range(2))
+def test_nb201_single_path_equals_one_hot_weight_forward(name, seed):
+    net = _nb201_supernet(name, N=2, seed=seed)
+    arch = net.space.sample(np.random.default_rng(seed))
+    x = torch.randn(4, 1, 40)
+    one_hot = F.one_hot(torch.as_tensor(arch), len(net.space.op_names)).float()
+    torch.testing.assert_close(net(x, arch), net(x, weights=one_hot), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(net(x, arch), net(x, arch, gates=torch.ones(6)))
+
+
+def test_nb201_skeleton_and_modes():
+    net = _nb201_supernet(N=2)
+    assert len(net.net.cells) == 6 and net.net.cell_types == ["cell"] * 6
+    assert len(net.net.reductions) == 2 and net.net.classifier.in_features == 16  # 4C after two doublings
+    x = torch.randn(3, 1, 40)
+    # Every op of a cell runs natively in 1-D: no 2-D module anywhere.
+    assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d)) for m in net.modules())
+    weights = torch.softmax(torch.randn(6, 5), 1)
+    assert net(x, weights=weights).shape == (3, 10)
+    with pytest.raises(ValueError, match=r"input must be \[N, 1, 40\], got \[3, 1, 40, 40\]"):
+        net(torch.randn(3, 1, 40, 40), np.zeros(6, dtype=int))
+    # An all-zero cell (no path from input to output) is valid: it passes zeros on.
+    assert torch.isfinite(net(x, np.zeros(6, dtype=int))).all()
+
+
+def test_nb201_zero_op_is_skipped_and_nozero_runs_op_zero():
+    for name, arch, expected in (("nb201", np.array([0, 3, 0, 2, 0, 1]), [3, 2, 1]),
+                                 ("nb201-nozero", np.zeros(6, dtype=int), [0] * 6)):
+        net = _nb201_supernet(name)
+        calls = []
+        for ops in net.net.cells[0].edge_ops:
+            for j, op in enumerate(ops):
+                op.register_forward_hook(lambda m, i, o, j=j: calls.append(j))
+        net(torch.randn(2, 1, 40), arch)
+        assert calls == expected
+
+
+def test_nb201_gate_gradient_matches_finite_differences():
+    net = _nb201_supernet(N=1).double()
+    arch = np.array([3, 1, 2, 4, 3, 2])  # every edge on, every non-zero op used
+    x = torch.randn(8, 1, 40, dtype=torch.float64)
+    assert_gate_gradient_matches_finite_differences(net, arch, x, range(6))
+
+
+def test_nb201_network_is_the_chosen_path():
+    space = searchspace.get("nb201")
+    arch = space.from_genotype("|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|")
+    model = Network(space, arch, C=4, n_cells=2, in_channels=1, dims=1)
+    assert model(torch.randn(2, 1, 40)).shape == (2, 10)
+    convs = [m for m in model.net.cells[0].modules() if isinstance(m, torch.nn.Conv1d)]
+    assert sorted(tuple(c.weight.shape) for c in convs) == [(4, 4, 1), (4, 4, 3)]  # 3 taps, not 3x3
 
 
 def test_parameter_count_matches_a_standalone_path():
@@ -190,3 +254,19 @@ def test_augmented_training_is_repeatable_and_still_learns():
         results.append(train_network(model, data, config, torch.Generator().manual_seed(0)))
     assert results[0].history == results[1].history
     assert results[0].test_accuracy > 0.4  # chance is 0.1
+
+
+@pytest.mark.parametrize("name", ["small", "darts"])
+def test_darts_cells_run_natively_on_1d_signals(name):
+    torch.manual_seed(0)
+    net = Supernet(searchspace.get(name), C=4, n_cells=3, in_channels=1, image_size=40, dims=1)
+    assert not any(isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d)) for m in net.modules())
+    arch = net.space.sample(np.random.default_rng(0))
+    x = torch.randn(4, 1, 40)
+    one_hot = F.one_hot(torch.as_tensor(arch), len(net.space.op_names)).float()
+    torch.testing.assert_close(net(x, arch), net(x, weights=one_hot), rtol=1e-5, atol=1e-5)
+    zero = np.zeros_like(arch)
+    assert net(x, zero).shape == (4, 10)  # every node off: zeros of the reduced length
+    model = Network.from_genotype(net.space if name == "darts" else searchspace.get("darts"), DARTS_V2,
+                                  C=4, n_cells=3, in_channels=1, dims=1)
+    assert model(x).shape == (4, 10)

@@ -132,6 +132,49 @@ def test_trial_continues_from_its_checkpoint_and_finished_trials_are_recognised(
         finished_result(other)
 
 
+class _Evil:
+    """Unpickling this creates ``path``."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_trial_with_a_damaged_or_hostile_checkpoint_is_moved_aside_not_run(tmp_path, capsys):
+    import hashlib
+    import io
+
+    import torch
+
+    from nasgen.checkpoint import FORMAT
+    from nasgen.sweep import plan_trials, run_trial
+
+    trial = plan_trials(sweep_args("--controllers", "random", "--seeds", "1", *TEACHER), tmp_path)[0]
+    spec = {"name": trial.name, "run_dir": trial.run_dir, "config": trial.config, "threads": 1}
+    run_dir = Path(trial.run_dir)
+    run_dir.mkdir(parents=True)
+    marker = tmp_path / "code-ran"
+    buffer = io.BytesIO()
+    torch.save({"config": trial.config, "step": 1, "controller": _Evil(marker)}, buffer)
+    payload = buffer.getvalue()
+    (run_dir / "checkpoint.pt").write_bytes(f"{FORMAT} {hashlib.sha256(payload).hexdigest()}\n".encode() + payload)
+    (run_dir / "notes.txt").write_text("the user's own file")
+    result = run_trial(spec)
+    assert not marker.exists()
+    assert result["resumed_from_step"] == 0 and result["steps"] == 5
+    aside = run_dir.with_name(f"{run_dir.name}.damaged-1")
+    assert (aside / "notes.txt").read_text() == "the user's own file" and (aside / "checkpoint.pt").is_file()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"moved {run_dir} to {aside}" in err[0] and "refused without running it" in err[0]
+    # A second damaged start goes to the next free name.
+    (run_dir / "checkpoint.pt").write_bytes(b"garbage")
+    (run_dir / "result.json").unlink()
+    run_trial(spec)
+    assert (run_dir.with_name(f"{run_dir.name}.damaged-2") / "checkpoint.pt").read_bytes() == b"garbage"
+
+
 # --- with Ray ----------------------------------------------------------------------------------------
 def test_sweep_on_a_local_ray_instance(tmp_path):
     """2 controllers x 2 seeds finish (a third controller fails at run time and is reported);
@@ -181,6 +224,31 @@ def test_sweep_on_a_local_ray_instance(tmp_path):
     assert "4 trials (4 finished before and skipped, 0 to run)" in again.stdout
     assert stamps == {p: p.stat().st_mtime_ns for p in (sweep_dir / "runs").glob("*/result.json")}
     assert {row["status"] for row in read_csv(sweep_dir / "trials.csv")} == {"skipped"}
+
+
+@pytest.mark.slow  # ~30 s: starts Ray; test_a_trial_with_a_damaged_or_hostile_checkpoint... covers the logic
+def test_sweep_over_a_trial_holding_a_hostile_checkpoint_runs_no_code(tmp_path):
+    pytest.importorskip("ray.tune")
+    import hashlib
+    import io
+
+    import torch
+
+    from nasgen.checkpoint import FORMAT
+
+    run_dir = tmp_path / "evil" / "runs" / "random__s0"
+    run_dir.mkdir(parents=True)
+    marker = tmp_path / "code-ran"
+    buffer = io.BytesIO()
+    torch.save({"config": {}, "step": 1, "controller": _Evil(marker)}, buffer)
+    payload = buffer.getvalue()
+    (run_dir / "checkpoint.pt").write_bytes(f"{FORMAT} {hashlib.sha256(payload).hexdigest()}\n".encode() + payload)
+    done = run_sweep("--controllers", "random", "--seeds", "1", *TEACHER, "--num-cpus", "1", "--logdir",
+                     str(tmp_path), "--name", "evil", "--verbose", "0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not marker.exists()
+    assert (run_dir.with_name("random__s0.damaged-1") / "checkpoint.pt").is_file()
+    assert json.loads((run_dir / "result.json").read_text())["steps"] == 5
 
 
 def test_sweep_refuses_impossible_resources(tmp_path):

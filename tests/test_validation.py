@@ -39,7 +39,8 @@ R = ["retrain", "{json:good}", "--out", "{tmp}/out", "--no-progress"]
 
 BAD = [
     # environment keyword values, checked by the env's own argument checks without building it
-    (S + ["--env-kwargs", "credit=bogus"], "credit='bogus'"),
+    (S + ["--controller", "reinforce", "--env-kwargs", "credit=bogus"], "credit=bogus"),
+    (S + ["--env-kwargs", "credit=bogus"], "credit"),
     (S + ["--env-kwargs", "batch_size=0"], "batch_size must be >= 1"),
     (S + ["--env-kwargs", "C=0"], "even C >= 2"),
     (S + ["--env-kwargs", "C=3"], "even C >= 2"),

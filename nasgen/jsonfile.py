@@ -1,0 +1,58 @@
+"""Strict JSON for the files nasgen writes (``result.json``, ``retrain.json``, ``sweep.json``).
+
+``json.dumps`` writes ``NaN`` and ``Infinity`` by default, which are not JSON: other readers
+(``jq``, JavaScript, most languages' parsers) refuse the whole file. Here a non-finite number
+becomes ``null`` and its place is named in a ``"nonfinite"`` list at the top level, so a
+reader can tell "diverged" from "not computed".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+NONFINITE = "nonfinite"
+
+
+def _replace(value: Any, where: str, found: list[str]) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):  # numpy floats are float subclasses
+        found.append(where)
+        return None
+    if isinstance(value, dict):
+        return {k: _replace(v, f"{where}.{k}" if where else str(k), found) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_replace(v, f"{where}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def finite(record: dict) -> dict:
+    """A copy of ``record`` with every NaN/inf replaced by None and listed under ``"nonfinite"``.
+
+    Args:
+        record: the JSON object to write.
+
+    Returns:
+        The copy; ``"nonfinite"`` (e.g. ``["score", "config.env_kwargs.lr"]``) is present only
+        when something was replaced.
+    """
+    found: list[str] = []
+    clean = _replace(record, "", found)
+    if found:
+        clean[NONFINITE] = sorted(set(clean.get(NONFINITE) or []) | set(found))
+    return clean
+
+
+def dumps(record: dict, default: Optional[Callable[[Any], Any]] = None) -> str:
+    """``record`` as strict JSON text (indented, trailing newline); see ``finite``."""
+    if default is not None:  # let ``default`` turn objects into numbers first, then clean them
+        record = json.loads(json.dumps(record, default=default))
+    return json.dumps(finite(record), indent=2, allow_nan=False) + "\n"
+
+
+def write(path: str | Path, record: dict, default: Optional[Callable[[Any], Any]] = None) -> Path:
+    """Write ``dumps(record)`` to ``path``; returns ``path``."""
+    path = Path(path)
+    path.write_text(dumps(record, default))
+    return path
