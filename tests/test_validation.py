@@ -55,6 +55,10 @@ BAD = [
     (S + ["--env-kwargs", "credit_subset=0"], "credit_subset must be >= 1"),
     (S + ["--env-kwargs", "seed=-5"], "seed must be None or in 0..4294967295"),
     (S + ["--env", "nasgen/TeacherArch-v0", "--env-kwargs", "n_ops=0"], "n_ops and batch_size must be >= 1"),
+    (S + ["--env", "nasgen/OneShotNASSeq-v0", "--controller", "rnn", "--env-kwargs", "C=3"], "even C >= 2"),
+    (S + ["--space", "nb201", "--env-kwargs", "C=0"], "even C >= 2"),
+    (S + ["--env-kwargs", "weight_lr_schedule=cosine"], "needs schedule_epochs > 0"),
+    (S + ["--env-kwargs", "credit_batch=x"], "credit_batch='x'"),
     (S + ["--env", "nasgen/TeacherArch-v0", "--env-kwargs", "input_size=3"], "input_size must be >= 7"),
     # controller hyper-parameters: types from the signature, then the controller's own checks
     (S + ["--controller-kwargs", "lr=abc"], "lr='abc' is not a finite number"),
