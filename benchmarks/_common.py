@@ -39,9 +39,16 @@ VARIANTS: dict[str, tuple[str, dict]] = {
     "credit[exact]": ("credit", {"credit": "exact"}),
 }
 
+#: Rows only the supernet env (``nasgen/OneShotNAS-v0``) runs: label -> (controller, env kwargs,
+#: controller kwargs). Kept apart from ``VARIANTS``, which the teacher benchmarks run on every env.
+SUPERNET_VARIANTS: dict[str, tuple[str, dict, dict]] = {
+    "credit[train]": ("credit", {"credit_batch": "train"}, {}),  # credit from the weight-training pass
+    "darts[2nd]": ("darts", {}, {"order": 2}),  # the finite-difference second-order alpha gradient
+}
+
 #: Row order of the tables: the proposed method, the gradient baselines, the other black boxes.
-PREFERRED_ORDER = ("credit", "credit[hybrid]", "credit[exact]", "darts", "snas", "gdas", "proxyless",
-                   "rnn", "reinforce", "asng", "ga", "random")
+PREFERRED_ORDER = ("credit", "credit[hybrid]", "credit[exact]", "credit[train]", "darts", "darts[2nd]", "snas",
+                   "gdas", "proxyless", "rnn", "reinforce", "asng", "ga", "random")
 
 
 def import_shadowed(module: str):
@@ -102,8 +109,15 @@ def resolve(label: str) -> tuple[str, dict]:
     """``(controller name, env kwargs of this variant)`` of a row label."""
     if label in VARIANTS:
         return VARIANTS[label]
+    if label in SUPERNET_VARIANTS:
+        return SUPERNET_VARIANTS[label][:2]
     controllers.get(label)  # KeyError listing the names when unknown
     return label, {}
+
+
+def variant_controller_kwargs(label: str) -> dict:
+    """The controller hyper-parameters a variant sets (``{}`` for a plain controller)."""
+    return dict(SUPERNET_VARIANTS[label][2]) if label in SUPERNET_VARIANTS else {}
 
 
 def ordered(labels: Iterable[str]) -> list[str]:
@@ -158,11 +172,12 @@ def search_config(label: str, env: str, seed: int, env_kwargs: dict, **config) -
     """The ``SearchConfig`` of one row: shared env kwargs, then the variant's.
 
     Checkpoints are written only at the end of the run (``Search`` always writes one there);
-    every controller keeps its default hyper-parameters.
+    every controller keeps its default hyper-parameters (but those a ``SUPERNET_VARIANTS`` row sets).
     """
     name, variant_kwargs = resolve(label)
+    controller_kwargs = {**variant_controller_kwargs(label), **config.pop("controller_kwargs", {})}
     return SearchConfig(controller=name, env=env, seed=seed, env_kwargs={**env_kwargs, **variant_kwargs},
-                        checkpoint_every=10**9, **config)
+                        controller_kwargs=controller_kwargs, checkpoint_every=10**9, **config)
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@
 - ``nasgen/OneShotNASSeq-v0``: OneShotNAS as an autoregressive episode, one decision per step.
 - ``nasgen/SeqTarget-v0``: the report's RNN toy, one token per step against a target sequence.
 - ``nasgen/NASBenchGraph-v0``: rewards from the NAS-Bench-Graph table (extra ``bench``).
+- ``nasgen/Tabular-v0``: rewards from a NAS-Bench-1D table of ``nasgen.bench`` (``table=``).
 """
 
 import gymnasium as gym
@@ -21,6 +22,8 @@ ENV_SPECS: list[dict] = [
     {"id": "nasgen/OneShotNASSeq-v0", "entry_point": "nasgen.envs.oneshot_seq:OneShotNASSeqEnv"},
     # Needs the optional extra: pip install "nasgen[bench]" (make raises ImportError without it).
     {"id": "nasgen/NASBenchGraph-v0", "entry_point": "nasgen.envs.nas_bench_graph:NASBenchGraphEnv"},
+    # A NAS-Bench-1D table (nasgen bench build); table= a shipped name or a path.
+    {"id": "nasgen/Tabular-v0", "entry_point": "nasgen.envs.tabular:TabularEnv"},
 ]
 
 # gymnasium's PassiveEnvChecker marks its first reset as checked before running it, so a

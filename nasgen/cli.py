@@ -140,7 +140,8 @@ def _search_config(args: argparse.Namespace):
             raise UsageError(f"--protocol needs an env that trains shared weights with a warm-up "
                              f"(nasgen/OneShotNAS-v0); {env_id} has none")
     config = SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs, protocol=protocol,
-                          seed=_given(args.seed, "seed"), device=_given(args.device, "device"),
+                          table=getattr(args, "table", None), seed=_given(args.seed, "seed"),
+                          device=_given(args.device, "device"),
                           env_kwargs=env_kwargs, controller_kwargs=controller_kwargs,
                           checkpoint_every=_given(args.checkpoint_every, "checkpoint_every"),
                           image_every=image_every)
@@ -220,7 +221,8 @@ def _resume_config(args: argparse.Namespace):
     if getattr(args, "logdir", None) is not None:
         raise UsageError(f"--resume continues the run in {run_dir}; --logdir does not apply")
     given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device,
-             "epochs": args.epochs, "protocol": getattr(args, "protocol", None)}
+             "epochs": args.epochs, "protocol": getattr(args, "protocol", None),
+             "table": getattr(args, "table", None)}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
             raise UsageError(f"{refuse} {key} {getattr(config, key)!r}, not {value!r}; nothing was changed")
@@ -317,9 +319,14 @@ def cmd_search(args: argparse.Namespace) -> int:
             validation.check_creatable_dir(_given(args.logdir, "logdir"), "--logdir")
         except ValueError as error:
             raise UsageError(str(error)) from None
+    from nasgen.bench.ground_truth import TableError
+
     seed_everything(config.seed)
     logdir = _given(args.logdir, "logdir")
-    search = Search(config, run_dir or logdir, progress=not args.no_progress)
+    try:
+        search = Search(config, run_dir or logdir, progress=not args.no_progress)
+    except TableError as error:
+        raise UsageError(str(error)) from None
     if run_dir is None:  # made only once the environment accepted its arguments
         search.run_dir = run_dir = _run_dir(logdir, config)
     result = run_logged(search, state)
@@ -354,6 +361,10 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
         best = result["best_reward"]
         print(f"score of the derived architecture: {result['score']:.4f}   best reward seen: "
               f"{best if best is None else round(best, 4)}")
+    if result.get("ground_truth"):
+        from nasgen.bench.ground_truth import format_verdict
+
+        print(format_verdict(result["ground_truth"]))
     loop = result.get("loop_time_s", result["wall_time_s"])
     setup = result.get("setup_time_s")
     print(f"search time: {loop:.1f} s (the loop its progress bar times: steps, logging, checkpoints; "
@@ -557,6 +568,9 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--protocol", type=v.name,
                         help="paper or shared: each method's split of the supernet-training budget "
                              "(warm-up + search) and a cosine weight lr over it (default: as configured)")
+    search.add_argument("--table", type=v.name, metavar="NAME|PATH",
+                        help="ground-truth table that judges the derived cell (test accuracy, regret, percentile); "
+                             "default: the shipped table of the space and dataset, if any; none: off")
     search.add_argument("--seed", type=v.seed, help="seed (default: 0)")
     search.add_argument("--device", type=v.name, help="cpu or cuda (default: cpu)")
     search.add_argument("--logdir", type=v.name, help="parent folder of run directories (default: runs/)")
@@ -608,6 +622,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nasgen.sweep import add_sweep_parser
 
     add_sweep_parser(sub)
+    from nasgen.bench.cli import add_bench_parser
+
+    add_bench_parser(sub)
     return parser
 
 

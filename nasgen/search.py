@@ -62,6 +62,9 @@ class SearchConfig:
     protocol: Optional[str] = None
     """``nasgen.protocols`` preset (``paper``, ``shared``) splitting the supernet-training budget
     into warm-up and search per method, with a cosine weight lr over both; None: as configured"""
+    table: Optional[str] = None
+    """ground-truth table (shipped name or path) judging the derived architecture; None: the shipped
+    table of ``nasgen.bench.ground_truth.TABLES`` for the env's space and dataset, if any; "none": off"""
 
 
 def seed_everything(seed: int) -> None:
@@ -164,9 +167,23 @@ class Search:
         self.evaluations = 0
         self.warnings_given: set[str] = set()
         self.plan: Optional[protocols.Plan] = None  #: set by ``_start`` under a protocol
+        self.judge = self._ground_truth()
 
     #: only the main process logs and writes files
     is_main = True
+
+    def _ground_truth(self):
+        """The table that judges this search (``nasgen.bench.ground_truth``), or None.
+
+        Raises:
+            TableError: ``config.table`` names a table that cannot judge this search.
+        """
+        from nasgen.bench import ground_truth
+
+        env = self.env.unwrapped
+        data = getattr(env, "data", None)
+        return ground_truth.for_search(self.config.table, env.space, getattr(data, "name", None),
+                                       self.config.env_kwargs.get("dataset_options"))
 
     # --- setup ---------------------------------------------------------------------------------
     def _start(self, resume_state: Optional[dict], env_state: Optional[dict]) -> None:
@@ -416,6 +433,18 @@ class Search:
             bar.close()
         return self.finish()
 
+    def _judge(self, arch: np.ndarray) -> dict:
+        """The table's verdict on ``arch``, logged under ``ground_truth/``."""
+        try:
+            verdict = self.judge.judge(arch)
+        except ValueError as error:  # e.g. a partial table without this architecture
+            return {"table": self.judge.table.name, "error": str(error)}
+        if self.logger is not None:
+            for key in ("test_accuracy", "test_regret", "percentile"):
+                if math.isfinite(verdict[key]):
+                    self.logger.add_scalar(f"ground_truth/{key}", verdict[key], self.step)
+        return verdict
+
     def finish(self) -> dict:
         """Write ``result.json``, the genotype text and the cell diagrams."""
         arch = self.controller.derive()
@@ -432,6 +461,8 @@ class Search:
         }
         score = getattr(self.env.unwrapped, "score", None)
         result["score"] = float(score(arch)) if score is not None else None
+        if self.judge is not None:
+            result["ground_truth"] = self._judge(arch)
         if isinstance(self.space, CellSpace):
             try:
                 genotype = self.space.to_genotype(arch)

@@ -163,6 +163,8 @@ def _mnist_like(name: str, dataset_class: str, folder: str):
 
 
 MNIST1D_CLASSES = 10
+#: MNIST1DOptions fields handed to the generator as they are (its difficulty settings).
+GENERATOR_SETTINGS = ("iid_noise_scale", "corr_noise_scale", "max_translation", "shear_scale", "scale_coeff")
 
 
 @dataclass(frozen=True)
@@ -186,12 +188,27 @@ class MNIST1DOptions:
     (e.g. ``n_train=14000, n_val=10000`` keeps 4,000 to train on)"""
     seed: int = 42
     """seed of the generator (published: 42); another seed gives other signals"""
+    iid_noise_scale: float = 0.02
+    """scale of the independent per-sample noise the generator adds (published: 0.02)"""
+    corr_noise_scale: float = 0.25
+    """scale of the correlated (smoothed) noise the generator adds (published: 0.25)"""
+    max_translation: int = 48
+    """largest random shift of a template before cropping to 40 samples (published: 48)"""
+    shear_scale: float = 0.75
+    """scale of the random shear applied to each signal (published: 0.75)"""
+    scale_coeff: float = 0.4
+    """scale of the random stretch applied to each template (published: 0.4)"""
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_test", "seed") + (("n_val",) if self.n_val is not None else ()):
+        for name in ("n_train", "n_test", "seed", "max_translation") + (("n_val",) if self.n_val is not None else ()):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"mnist1d option {name} must be an int, got {value!r}")
+        for name in GENERATOR_SETTINGS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value < 0:
+                raise ValueError(f"mnist1d option {name} must be a finite number >= 0, got {value!r}")
         if isinstance(self.val_fraction, bool) or not isinstance(self.val_fraction, (int, float)) \
                 or not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"mnist1d option val_fraction must be in (0, 1), got {self.val_fraction!r}")
@@ -209,9 +226,10 @@ class MNIST1DOptions:
 
 
 @functools.lru_cache(maxsize=4)
-def _generate_mnist1d(total: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _generate_mnist1d(total: int, seed: int, settings: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
     """``total`` signals ``[total, 40]`` and labels from the generator (cached: the same call
-    gives the same arrays, and a process that loads the data often pays for it once)."""
+    gives the same arrays, and a process that loads the data often pays for it once);
+    ``settings`` are ``(name, value)`` pairs of ``GENERATOR_SETTINGS`` overriding its defaults."""
     from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
@@ -220,6 +238,8 @@ def _generate_mnist1d(total: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     args.num_samples = MNIST1D_CLASSES * math.ceil(total / MNIST1D_CLASSES)
     args.train_split = 1.0
     args.seed = seed
+    for name, value in settings:
+        setattr(args, name, value)
     # make_dataset seeds and draws from the global generators: leave them as they were.
     python_state, numpy_state = random.getstate(), np.random.get_state()
     try:
@@ -235,7 +255,8 @@ def _generate_mnist1d(total: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 def _mnist1d(data_dir: Optional[str], download: bool, split_seed: int, limit: Optional[int],
              options: MNIST1DOptions) -> Dataset:
     total = options.n_train + options.n_test
-    signals, labels = _generate_mnist1d(total, options.seed)
+    signals, labels = _generate_mnist1d(total, options.seed,
+                                        tuple((name, getattr(options, name)) for name in GENERATOR_SETTINGS))
     # The generator standardises the signals over all of them already.
     x = torch.tensor(signals).unsqueeze(1)
     y = torch.tensor(labels)

@@ -150,3 +150,45 @@ def test_teacher_recovery_quick(tmp_path):
     assert rows["random"]["recovered"] == 0  # 10^10 architectures: chance cannot hit it in 3,000
     # Exact credit pays 1 + 10 forward passes per sample, so its counts are multiples of 11.
     assert all(r["evaluations"] % 11 == 0 for r in rows["credit[exact]"]["runs"] if r["evaluations"] is not None)
+
+
+def test_ground_truth_quick(tmp_path):
+    """The harness against a complete nb201 table with synthetic rows (a real one takes hours)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _synthetic_table import write_synthetic_nb201_table
+
+    from nasgen.bench import load
+
+    table = write_synthetic_nb201_table(tmp_path / "table")
+    out = tmp_path / "ground_truth.json"
+    proc = run_script("ground_truth.py", "--quick", "--table", str(table), "--out", str(out))
+    assert "every method gets the same" in proc.stdout and "target [credit] regret <= darts: " in proc.stdout
+    data = outputs(out)
+    labels = [s["controller"] for s in data["summary"]]
+    assert labels[:4] == ["credit", "credit[hybrid]", "credit[exact]", "credit[train]"] and "darts[2nd]" in labels
+    assert labels[-1] == "random search" and "reinforce (table)" in labels
+    judge = load(table)
+    ok = [r for r in data["runs"] if "error" not in r]
+    assert {r["controller"] for r in ok} >= {"credit", "darts", "random search", "random (table)"}
+    for run in ok:
+        answer = judge.query(run["derived_arch"])["mean"]["test_accuracy"]
+        assert run["test_accuracy"] == pytest.approx(answer)
+        assert run["test_regret"] == pytest.approx(judge.best()["value"] - answer) and run["test_regret"] >= 0
+        assert 0 < run["percentile"] <= 100
+    supernet = [r for r in ok if r["family"] == "supernet"]
+    assert len({round(r["total_epochs"], 6) for r in supernet}) == 1  # one budget for every method
+    assert next(r for r in ok if r["controller"] == "darts")["time_ratio"] == pytest.approx(1.0)
+    assert all(r["queries"] == data["config"]["queries"] for r in ok if r["controller"] == "random (table)")
+    assert {c["target"] for c in data["targets"] if c["method"] == "credit"} == {
+        "regret <= darts", "regret <= 0.5 x random search", "time <= 0.3 x darts"}
+    assert all(c["status"] in ("met", "not met") for c in data["targets"])
+    assert {t["versus"] for t in data["significance"] if t["method"] == "credit"} >= {"darts", "random search"}
+
+
+def test_ground_truth_without_a_table_fails_in_one_line(tmp_path):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "ground_truth.py"), "--quick", "--table",
+                           str(tmp_path / "missing.json"), "--out", str(tmp_path / "x.json")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "no table" in proc.stderr and not (tmp_path / "x.json").exists()

@@ -247,15 +247,17 @@ SEARCH_ENV_FLAGS = {
     "nasgen/TeacherArch-v0": ["--env-kwargs", "n_edges=4", "n_ops=3", "batch_size=16"],
     "nasgen/SeqTarget-v0": ["--env-kwargs", "mode=generate"],
     "nasgen/NASBenchGraph-v0": ["--dataset", "citeseer"],
+    "nasgen/Tabular-v0": None,  # the tiny_table fixture's table (conftest.py)
 }
 
 
 @pytest.mark.parametrize("env_id", nasgen_envs.env_ids())
-def test_every_listed_env_is_searchable(env_id, tmp_path, capsys):
+def test_every_listed_env_is_searchable(env_id, tmp_path, capsys, request):
     if env_id == "nasgen/NASBenchGraph-v0":
         pytest.importorskip("nas_bench_graph")
+    flags = SEARCH_ENV_FLAGS[env_id] or ["--env-kwargs", f"table={request.getfixturevalue('tiny_table')}"]
     assert main(["search", "--env", env_id, "--controller", "reinforce", "--steps", "4", "--logdir", str(tmp_path),
-                 "--no-progress", *SEARCH_ENV_FLAGS[env_id]]) == 0
+                 "--no-progress", *flags]) == 0
     result = json.loads((only_run(tmp_path) / "result.json").read_text())
     assert result["env"] == env_id and result["steps"] == 4 and result["score"] is not None
 

@@ -28,10 +28,20 @@ TINY_KWARGS: dict[str, dict] = {
     "nasgen/TeacherArch-v0": dict(n_edges=6, n_ops=5, batch_size=32),
     "nasgen/NASBenchGraph-v0": dict(dataset="cora"),
 }
+#: Ids whose tiny kwargs come from a session fixture (the fixture's value is the kwargs' ``table``).
+FIXTURE_TABLE = {"nasgen/Tabular-v0": "tiny_table"}
 #: Ids that need an optional package (skipped cleanly when it is absent).
 OPTIONAL_PACKAGE = {"nasgen/NASBenchGraph-v0": "nas_bench_graph"}
 MAX_EPISODE_STEPS = 1000
 
+
+
+@pytest.fixture(autouse=True)
+def _tables_for_table_envs(request):
+    """Build the tiny table only for the tests that make a table env."""
+    for env_id, fixture in FIXTURE_TABLE.items():
+        if env_id in request.node.name:
+            TINY_KWARGS[env_id] = {"table": str(request.getfixturevalue(fixture))}
 
 
 def make(env_id: str, **overrides) -> gym.Env:
@@ -105,7 +115,7 @@ def same_tensors(a: dict, b: dict) -> bool:
 def test_registration_rows():
     ids = env_ids()
     for wanted in ("nasgen/OneShotNAS-v0", "nasgen/TeacherArch-v0", "nasgen/OneShotNASSeq-v0",
-                   "nasgen/NASBenchGraph-v0"):
+                   "nasgen/NASBenchGraph-v0", "nasgen/Tabular-v0"):
         assert wanted in ids
     assert len(ids) == len(set(ids))
     for spec in ENV_SPECS:

@@ -87,3 +87,22 @@ def test_options_are_a_typed_dataclass_and_only_mnist1d_takes_them():
     assert "mnist1d" in searchspace.dataset_names()
     with pytest.raises(KeyError, match="known: digits, cifar10, mnist, fashion_mnist, mnist1d"):
         load_dataset("mnist2d")
+
+
+def test_generator_settings_reach_the_generator_and_default_to_the_published_ones():
+    published = load_dataset("mnist1d")
+    spelled_out = load_dataset("mnist1d", options={"iid_noise_scale": 0.02, "corr_noise_scale": 0.25,
+                                                   "max_translation": 48, "shear_scale": 0.75,
+                                                   "scale_coeff": 0.4})
+    assert torch.equal(published.test.x, spelled_out.test.x)
+    noisier = load_dataset("mnist1d", options={"iid_noise_scale": 0.3})
+    assert not torch.equal(published.test.x, noisier.test.x)
+    assert torch.equal(published.test.y, noisier.test.y)  # same draws of classes, other signals
+
+
+@pytest.mark.parametrize("name, value", [("iid_noise_scale", -0.1), ("shear_scale", float("nan")),
+                                         ("max_translation", 1.5)])
+def test_bad_generator_settings_are_one_line(name, value):
+    with pytest.raises(ValueError, match=name) as error:
+        load_dataset("mnist1d", options={name: value})
+    assert "\n" not in str(error.value)

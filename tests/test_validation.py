@@ -297,12 +297,12 @@ def test_huge_finite_rewards_and_credit_leave_a_working_controller(name, reward)
 
 
 # --- --threads ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("command", ["search", "retrain", "toy", "sweep"])
+@pytest.mark.parametrize("command", ["search", "retrain", "toy", "sweep", "bench"])
 def test_every_command_takes_threads(command):
     from nasgen.cli import build_parser
     from nasgen.threads import DEFAULT_THREADS
 
-    extra = ["x.json"] if command == "retrain" else []
+    extra = {"retrain": ["x.json"], "bench": ["build"]}.get(command, [])
     assert build_parser().parse_args([command, *extra, "--threads", "3"]).threads == 3
     default = build_parser().parse_args([command, *extra]).threads
     assert default == (None if command == "sweep" else DEFAULT_THREADS)  # sweep: --cpus-per-trial

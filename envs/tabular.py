@@ -1,0 +1,142 @@
+"""``nasgen/Tabular-v0``: rewards looked up in a NAS-Bench-1D table (``nasgen.bench``).
+
+The black-box counterpart of ``OneShotNAS-v0``: one step is one architecture, rewarded by
+its stand-alone training result instead of the supernet, so a controller's search can be
+judged for its true test regret at a given number of queries.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import gymnasium as gym
+import numpy as np
+
+from .base import ArchitectureEnv
+
+REWARDS = ("sample", "mean")
+
+
+class QueryBudgetExhausted(RuntimeError):
+    """``step`` was called after ``budget`` queries since the last seeded reset."""
+
+
+class TabularEnv(ArchitectureEnv):
+    """One step looks one architecture up in a table of stand-alone training results.
+
+    Reward: validation accuracy in [0, 1] (higher is better) at the table's last recorded
+    epoch. With ``reward="sample"`` (the default, as NAS-Bench-201 does) each query draws one
+    of the table's training seeds from ``self.np_random`` and rewards that seed's validation
+    accuracy, so repeated queries of one architecture are noisy like a real training; with
+    ``reward="mean"`` it is the mean over seeds (deterministic). A training that failed in
+    the table gives reward 0 and ``info["failed"] = True``.
+
+    Observation: ``[last reward]`` (float32 in [0, 1], 0 before the first step).
+
+    info: ``val_accuracy`` (= reward), ``seed`` (the drawn seed, -1 for the mean),
+    ``test_accuracy`` (mean over seeds; never used for the reward), ``test_regret`` (the
+    table's best mean test accuracy minus it), ``percentile`` (of the test accuracy among
+    the table's distinct architectures), ``params``, ``flops``, ``queries`` (so far),
+    ``failed``, ``evaluations`` (1), ``nonfinite`` (False).
+
+    Query budget: with ``budget=N``, the (N+1)-th ``step`` after a seeded reset raises
+    ``QueryBudgetExhausted`` (a RuntimeError) instead of answering, so a search cannot
+    quietly look at more of the table than it was allowed; ``None`` (default) is unlimited.
+
+    ``env.unwrapped`` exposes ``table`` (a ``nasgen.bench.Table``), ``best_test``,
+    ``best_arch`` (the best mean test accuracy's architecture), ``lookup(arch)`` and
+    ``score(arch)``.
+
+    Args:
+        table: a shipped table name or a path to a table's ``.json``/``.npz``.
+        reward: ``"sample"`` or ``"mean"`` (see above).
+        budget: queries allowed per seeded reset, or None.
+        credit: only ``None``: a table has no gates to ablate.
+        seed: see ``ArchitectureEnv``.
+
+    Raises:
+        ValueError: unknown table, a table whose checksum fails, one that does not cover
+            every distinct architecture of its space, a bad ``reward``/``budget``, or a
+            credit mode.
+    """
+
+    credit_modes: tuple[str, ...] = ()  # a table has no gates to ablate
+
+    def __init__(self, table: str = "nb201-mnist1d", reward: str = "sample", budget: Optional[int] = None,
+                 credit: Optional[str] = None, seed: Optional[int] = None):
+        from nasgen.bench import load
+
+        if credit is not None:
+            raise ValueError(f"Tabular-v0 cannot give credit={credit!r}: a table has no gates to ablate; "
+                             f"use credit=None (black-box controllers)")
+        if reward not in REWARDS:
+            raise ValueError(f"reward={reward!r}; expected one of {', '.join(REWARDS)}")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
+            raise ValueError(f"budget must be a positive int or None, got {budget!r}")
+        self.table = load(table)
+        if not self.table.covers_space():
+            raise ValueError(f"table {self.table.name!r} holds {len(self.table.archs)} distinct architectures, "
+                             f"not every one of space {self.table.space.name!r}; Tabular-v0 needs a complete table")
+        super().__init__(self.table.space, seed=seed)
+        self.reward_mode = reward
+        self.budget = budget
+        self._val = self.table._values("val_accuracy", None)
+        self._test_mean = self.table.mean("test_accuracy")
+        best = self.table.best("test_accuracy")
+        self.best_test, self.best_arch = best["value"], np.asarray(best["arch"], dtype=np.int64)
+        self.observation_space = gym.spaces.Box(np.float32(0.0), np.float32(1.0), shape=(1,), dtype=np.float32)
+
+    @property
+    def reward_obs_bounds(self) -> tuple[float, float]:
+        return (0.0, 1.0)
+
+    def lookup(self, arch: Any) -> dict:
+        """The table's record of ``arch`` (``Table.query``)."""
+        return self.table.query(arch)
+
+    def score(self, arch: Any) -> float:
+        """Mean validation accuracy of ``arch`` over the table's seeds (no query is counted)."""
+        value = self.table.query(arch)["mean"]["val_accuracy"]
+        return value if math.isfinite(value) else 0.0
+
+    def step(self, action: Any):
+        arch = self.space.validate(action)
+        self._check_can_step()
+        if self.budget is not None and self.steps >= self.budget:
+            raise QueryBudgetExhausted(f"query budget of {self.budget} exhausted; reset with a seed to "
+                                       f"start a new search")
+        row = self.table.row_of(arch)
+        if self.reward_mode == "sample":
+            j = int(self.np_random.integers(len(self.table.seeds)))
+            value, seed = float(self._val[row, j]), int(self.table.seeds[j])
+        else:
+            finite = self._val[row][np.isfinite(self._val[row])]
+            value, seed = (float(finite.mean()) if finite.size else math.nan), -1
+        failed = not math.isfinite(value)
+        reward = 0.0 if failed else value
+        test = float(self._test_mean[row])
+        self.steps += 1
+        self.evaluations += 1
+        self.last_reward = reward
+        self._episode_over = True
+        info = {"val_accuracy": reward, "seed": seed, "test_accuracy": test,
+                "test_regret": self.best_test - test, "percentile": self.table.percentile(arch),
+                "params": int(self.table.params[row]), "flops": int(self.table.flops[row]),
+                "queries": self.steps, "failed": failed, "evaluations": 1, "nonfinite": False}
+        return self._observation(), reward, True, False, info
+
+    def _build(self) -> None:
+        """Nothing to build: the table is fixed."""
+
+    def _observation(self) -> np.ndarray:
+        return np.array([self._clipped_reward()], dtype=np.float32)
+
+    def state_dict(self) -> dict:
+        return {**self._base_state(), "table": self.table.name, "sha256": self.table.manifest["sha256"]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("sha256") != self.table.manifest["sha256"]:
+            raise ValueError(f"environment state is for table {state.get('table')!r} "
+                             f"({state.get('sha256')}), not {self.table.name!r}")
+        self._load_base_state(state)

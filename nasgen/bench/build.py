@@ -1,0 +1,316 @@
+"""Building a table on Ray: the architectures to train, the append-only rows file, packing.
+
+A build directory holds::
+
+    build.json    space, dataset, seeds, recipe, the architecture limit, and one entry per
+                  start of the build (``sessions``: start time); a restart with other
+                  settings is refused
+    rows.jsonl    one JSON row per (architecture, seed), appended as Ray tasks finish
+                  (``recipe.train_architecture`` rows plus ``session`` and ``time``)
+
+A restart reads ``rows.jsonl`` (a torn last line from a kill is cut off), skips the
+(architecture, seed) pairs that have a row without an error, and trains the rest; rows with
+an error are trained again, and packing keeps the last row of each pair.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+
+from .archs import canonicalizer, plan_archs
+from .recipe import METRICS, Recipe, train_items
+from .table import FORMAT, figures, sha256_of
+
+ROWS = "rows.jsonl"
+BUILD = "build.json"
+def versions() -> dict[str, str]:
+    """The versions a table was built with."""
+    import gymnasium
+    import torch
+
+    import nasgen
+
+    out = {"nasgen": nasgen.__version__, "python": platform.python_version(), "torch": torch.__version__,
+           "numpy": np.__version__, "gymnasium": gymnasium.__version__}
+    try:
+        import ray
+        out["ray"] = ray.__version__
+    except ImportError:
+        pass
+    return out
+
+
+# --- the rows file ---------------------------------------------------------------------------------
+def read_rows(path: Path, repair: bool = False) -> list[dict]:
+    """The rows of ``rows.jsonl``; a torn last line (a killed build) is ignored, and cut off
+    the file when ``repair`` (so the next append starts on a fresh line)."""
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    good_end = data.rfind(b"\n") + 1
+    rows = []
+    for line in data[:good_end].splitlines():
+        if line.strip():
+            rows.append(json.loads(line))
+    if repair and good_end < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good_end)
+    return rows
+
+
+def _key(row: dict) -> tuple:
+    return tuple(row["arch"]), int(row["seed"])
+
+
+def _settings(space, dataset: str, seeds: Sequence[int], recipe: Recipe, limit: Optional[int]) -> dict:
+    return {"space": space.to_dict(), "dataset": dataset, "seeds": [int(s) for s in seeds],
+            "recipe": recipe.to_dict(), "limit_archs": limit}
+
+
+def _check_build_dir(out: Path, settings: dict) -> list[dict]:
+    """Refuse a build directory of other settings (writing nothing); returns its sessions."""
+    path = out / BUILD
+    if not path.is_file():
+        return []
+    found = json.loads(path.read_text())
+    differing = sorted(k for k in settings if found.get(k) != settings[k])
+    if differing:
+        raise ValueError(f"build directory {out} holds a build with other {', '.join(differing)}; "
+                         f"use another --out or the same settings")
+    return found.get("sessions", [])
+
+
+def _start_build_dir(out: Path, settings: dict, sessions: list[dict]) -> int:
+    """Write ``build.json`` with one more session; returns its number."""
+    out.mkdir(parents=True, exist_ok=True)
+    sessions = sessions + [{"started": time.time()}]
+    (out / BUILD).write_text(json.dumps({**settings, "sessions": sessions}, indent=2) + "\n")
+    return len(sessions) - 1
+
+
+def build_time(out: Path, rows: list[dict]) -> float:
+    """Wall-clock seconds of the build over all its starts: per start, from its start to its
+    last row (a killed start counts up to its last written row)."""
+    sessions = json.loads((out / BUILD).read_text()).get("sessions", [])
+    total = 0.0
+    for k, session in enumerate(sessions):
+        times = [r["time"] for r in rows if r.get("session") == k]
+        if times:
+            total += max(times) - session["started"]
+    return total
+
+
+def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | Path, *,
+          address: Optional[str] = None, num_cpus: Optional[int] = None, limit_archs: Optional[int] = None,
+          archs_per_task: int = 1, stop_after: Optional[int] = None, progress: bool = True,
+          local: bool = False, archs: Optional[Sequence[Any]] = None, threads: int = 1) -> list[dict]:
+    """Train every (distinct architecture, seed) not yet in ``out/rows.jsonl`` as Ray tasks.
+
+    Rows are appended as tasks finish, so a killed build resumes where it stopped. Ray is
+    joined at ``address``, or a local instance with ``num_cpus`` CPUs is started (and shut
+    down at the end); an already initialised Ray is used as it is.
+
+    Args:
+        space: the search space.
+        dataset: the dataset name.
+        seeds: training seeds.
+        recipe: the training recipe.
+        out: the build directory.
+        address: a Ray cluster address (``auto`` or ``HOST:PORT``).
+        num_cpus: CPUs of a local Ray instance (default: all).
+        threads: torch CPU threads of each training (each Ray task reserves as many CPUs).
+        limit_archs: train only this many distinct architectures (pilots, tests).
+        archs_per_task: (architecture, seed) items per Ray task (amortises task overhead).
+        stop_after: stop after writing this many new rows (tests of the resume; None = all).
+        progress: show a tqdm bar (done/total, ETA).
+        local: train in this process, one item after the other, without Ray (same rows file).
+        archs: train these architectures (each replaced by its class representative)
+            instead of planning them; not together with ``limit_archs``.
+
+    Returns:
+        All rows of the rows file after this run.
+
+    Raises:
+        ValueError: bad settings, or ``out`` holds a build with other settings.
+        ImportError: Ray is not installed (and ``local`` is False).
+    """
+    if archs_per_task < 1:
+        raise ValueError(f"archs_per_task must be >= 1, got {archs_per_task}")
+    if not seeds:
+        raise ValueError("a build needs at least one seed")
+    out = Path(out)
+    settings = _settings(space, dataset, seeds, recipe, limit_archs)
+    if archs is None:
+        archs = plan_archs(space, limit_archs)
+    else:
+        if limit_archs is not None:
+            raise ValueError("give archs or limit_archs, not both")
+        canonical = canonicalizer(space)
+        archs = np.array(sorted({canonical(space.validate(a)) for a in archs}), dtype=np.int64)
+        settings["archs"] = archs.tolist()
+    sessions = _check_build_dir(out, settings)
+    rows_path = out / ROWS
+    done = {_key(r) for r in read_rows(rows_path) if r.get("error") is None}
+    items = [(a, int(s)) for a in archs.tolist() for s in seeds if (tuple(a), int(s)) not in done]
+    batches = [items[i:i + archs_per_task] for i in range(0, len(items), archs_per_task)]
+    total = len(archs) * len(seeds)
+    payload = (space.to_dict(), dataset, recipe.to_dict())
+    if not batches:
+        return read_rows(rows_path)
+    if local:
+        session = _start_build_dir(out, settings, sessions)
+        read_rows(rows_path, repair=True)
+        results = ((batch, train_items(*payload, batch, threads)) for batch in batches)
+        _write_rows(results, recipe, rows_path, session, stop_after, progress, total, len(items))
+        return read_rows(rows_path)
+    import ray
+
+    started_ray = _start_ray(ray, address, num_cpus)  # before anything is written
+    try:
+        session = _start_build_dir(out, settings, sessions)
+        read_rows(rows_path, repair=True)
+        task = ray.remote(num_cpus=threads, max_retries=0)(train_items)
+        pending = {task.remote(*payload, batch, threads): batch for batch in batches}
+        try:
+            _write_rows(_as_completed(ray, pending), recipe, rows_path, session, stop_after, progress,
+                        total, len(items))
+        finally:
+            for ref in pending:  # stopped early: the rest is not wanted (the workers stay up)
+                ray.cancel(ref)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    return read_rows(rows_path)
+
+
+def _start_ray(ray, address: Optional[str], num_cpus: Optional[int]) -> bool:
+    """Join ``address`` or start a local instance unless Ray is up; returns whether it started.
+
+    Raises:
+        ValueError: Ray could not start or the cluster could not be joined (one line).
+    """
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        raise ValueError(f"could not start or join {where}: {lines[-1] if lines else type(error).__name__}") from None
+    return True
+
+
+def _as_completed(ray, pending: dict) -> Iterator[tuple[list, list[dict]]]:
+    """``(batch, rows)`` of each Ray task as it finishes; a task that died gives error rows."""
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            batch = pending.pop(ref)
+            try:
+                rows = ray.get(ref)
+            except Exception as error:  # the worker died: every item of it is a failed row
+                text = str(error).strip()
+                yield batch, [{"arch": list(a), "seed": s, "error": "task failed: " +
+                               (text.splitlines()[-1] if text else type(error).__name__)} for a, s in batch]
+                continue
+            yield batch, rows
+
+
+def _write_rows(results, recipe: Recipe, rows_path: Path, session: int, stop_after: Optional[int],
+                progress: bool, total: int, todo: int) -> None:
+    from tqdm.auto import tqdm
+
+    written = 0
+    bar = tqdm(total=total, initial=total - todo, unit="row", desc="bench build", disable=not progress)
+    try:
+        with open(rows_path, "a") as f:
+            for _, rows in results:
+                for row in rows:
+                    row = {"epochs": list(recipe.record_epochs), **{m: [] for m in METRICS}, "params": None,
+                           "flops": None, "train_time_s": None, "error": None, **row,
+                           "session": session, "time": time.time()}
+                    f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+                written += len(rows)
+                bar.update(len(rows))
+                if stop_after is not None and written >= stop_after:
+                    return
+    finally:
+        bar.close()
+
+
+# --- packing ---------------------------------------------------------------------------------------
+def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
+    """Pack the rows of a build directory into ``dest/NAME.npz`` and ``dest/NAME.json``.
+
+    The last row of each (architecture, seed) counts; architectures and seeds missing a row
+    get nan metrics (a partial table: its manifest says how many rows it has).
+
+    Args:
+        out: the build directory.
+        name: the table's name (file stem).
+        dest: where to write (default: ``out``).
+
+    Returns:
+        The manifest path.
+    """
+    out = Path(out)
+    dest = Path(dest) if dest is not None else out
+    settings = json.loads((out / BUILD).read_text())
+    from nasgen.searchspace import from_dict
+
+    space = from_dict(settings["space"])
+    recipe = Recipe.from_dict(settings["recipe"])
+    seeds = [int(s) for s in settings["seeds"]]
+    rows = read_rows(out / ROWS)
+    last: dict[tuple, dict] = {}
+    for row in rows:
+        last[_key(row)] = row
+    archs = np.array(sorted({k[0] for k in last}), dtype=np.int64).reshape(-1, space.n_decisions)
+    index = {tuple(a): i for i, a in enumerate(archs.tolist())}
+    K, S, E = len(archs), len(seeds), len(recipe.record_epochs)
+    arrays: dict[str, np.ndarray] = {m: np.full((K, S, E), np.nan, dtype=np.float32) for m in METRICS}
+    params = np.full(K, -1, dtype=np.int64)
+    flops = np.full(K, -1, dtype=np.int64)
+    train_time = np.full((K, S), np.nan, dtype=np.float32)
+    errors = []
+    for (arch, seed), row in last.items():
+        if seed not in seeds:
+            continue
+        i, j = index[arch], seeds.index(seed)
+        if row.get("params") is not None:
+            params[i], flops[i] = row["params"], row["flops"]
+        if row.get("error") is not None:
+            errors.append({"arch": list(arch), "seed": seed, "error": row["error"]})
+            continue
+        for m in METRICS:
+            arrays[m][i, j] = row[m]
+        train_time[i, j] = row["train_time_s"]
+    dest.mkdir(parents=True, exist_ok=True)
+    npz = dest / f"{name}.npz"
+    np.savez_compressed(npz, archs=archs.astype(np.int8), seeds=np.asarray(seeds, dtype=np.int64),
+                        epochs=np.asarray(recipe.record_epochs, dtype=np.int64), params=params, flops=flops,
+                        train_time_s=train_time, **arrays)
+    manifest = {
+        "format": FORMAT, "name": name, "space": space.to_dict(), "dataset": settings["dataset"],
+        "seeds": seeds, "recipe": recipe.to_dict(), "versions": versions(),
+        "build_time_s": build_time(out, rows), "train_time_s": float(np.nansum(train_time)),
+        "cpu_time_s": float(sum(r.get("cpu_time_s") or 0.0 for r in last.values())),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_rows": len(last),
+        "errors": errors, "figures": figures(arrays["test_accuracy"][:, :, -1], arrays["val_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
+    }
+    path = dest / f"{name}.json"
+    path.write_text(json.dumps(manifest, indent=1, allow_nan=True) + "\n")
+    return path

@@ -1,0 +1,153 @@
+"""``nasgen bench build`` and ``nasgen bench info``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+import nasgen.cli as _cli
+
+
+def _fail(message: str):
+    raise _cli.UsageError(message)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Validate everything, then build, pack and print the figures."""
+    from nasgen import searchspace
+    from nasgen.sweep import parse_seeds
+
+    from .archs import plan_archs
+    from .build import build, pack
+    from .recipe import Recipe
+    from .table import SHIPPED_DIR, format_summary
+
+    space_name = _cli._choice(args.space, searchspace.names(), "search space")
+    dataset = _cli._choice(args.dataset, searchspace.dataset_names(), "dataset")
+    seeds = parse_seeds(args.seeds)
+    try:
+        recipe = Recipe.from_dict(_cli.parse_key_values(args.recipe, "--recipe"))
+    except (TypeError, ValueError) as error:
+        _fail(f"--recipe: {error}")
+    if args.address and args.num_cpus is not None:
+        _fail("--num-cpus sizes a local Ray instance; it does not apply with --address")
+    for flag, value in (("--num-cpus", args.num_cpus), ("--limit-archs", args.limit_archs),
+                        ("--archs-per-task", args.archs_per_task)):
+        if value is not None and value < 1:
+            _fail(f"{flag} must be >= 1, got {value}")
+    name = args.name or f"{space_name}-{dataset}"
+    if not name or "/" in name or name in (".", ".."):
+        _fail(f"--name must be a plain file name, got {name!r}")
+    try:
+        if not args.local:
+            import ray  # noqa: F401
+    except ImportError:
+        _fail('nasgen bench build needs Ray, which is not installed; pip install "nasgen[distributed]"')
+    space = searchspace.get(space_name)
+    try:
+        plan_archs(space, args.limit_archs)
+    except ValueError as error:
+        _fail(str(error))
+    out = Path(args.out or f"bench-{name}")
+    started = time.perf_counter()
+    try:
+        build(space, dataset, seeds, recipe, out, address=args.address, num_cpus=args.num_cpus,
+              limit_archs=args.limit_archs, archs_per_task=args.archs_per_task, progress=not args.no_progress,
+              local=args.local, threads=getattr(args, "threads", 1))
+    except ValueError as error:
+        _fail(str(error))
+    manifest_path = pack(out, name, SHIPPED_DIR if args.ship else out)
+    manifest = json.loads(manifest_path.read_text())
+    print(format_summary(manifest))
+    f = manifest["figures"]
+    spread = f["spread"]
+    print(f"figures: spread p90-p10 {100 * spread:.2f} pp; Spearman seeds all {f['spearman_all']:.3f}, "
+          f"above median {f['spearman_top_half']:.3f}; build time {manifest['build_time_s'] / 60:.1f} min "
+          f"(this start {(time.perf_counter() - started) / 60:.1f} min)" if math.isfinite(spread)
+          else "figures: no finished row")
+    print(f"table: {manifest_path} and {manifest_path.with_suffix('.npz')}")
+    if manifest["errors"]:
+        print(f"nasgen bench build: {len(manifest['errors'])} (architecture, seed) rows failed; "
+              f"start the same command again to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print a table's summary."""
+    from .table import load
+
+    try:
+        table = load(args.table)
+    except ValueError as error:
+        _fail(str(error))
+    print(table.summary())
+    best = table.best("test_accuracy")
+    print(f"best architecture by test accuracy: {best['arch']} ({100 * best['value']:.2f}%)")
+    return 0
+
+
+def add_bench_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``bench`` with its ``build`` and ``info`` subcommands.
+
+    Args:
+        subparsers: what ``ArgumentParser.add_subparsers()`` returned.
+
+    Returns:
+        The ``bench`` parser.
+    """
+    from nasgen.threads import add_threads_argument
+
+    bench = subparsers.add_parser("bench", help="NAS-Bench-1D: build or inspect a ground-truth table",
+                                  description="Build a table of stand-alone training results of every distinct "
+                                              "architecture on Ray, or print a table's summary.")
+    sub = bench.add_subparsers(dest="bench_command", required=True)
+    b = sub.add_parser("build", help="train every distinct architecture (resumable) and pack the table",
+                       description="Train every distinct architecture of --space on --dataset with one recipe per "
+                                   "seed as Ray tasks. Rows stream to OUT/rows.jsonl; the same command again "
+                                   "resumes. At the end the rows are packed into OUT/NAME.npz + NAME.json "
+                                   "and the figures printed.")
+    b.add_argument("--space", default="nb201", help="search-space preset (default: nb201)")
+    b.add_argument("--dataset", default="mnist1d", help="dataset (default: mnist1d)")
+    b.add_argument("--seeds", default="0,1", help="a count or a list 0,1 (default: 0,1)")
+    b.add_argument("--recipe", nargs="*", metavar="KEY=VALUE", help="recipe fields over the defaults "
+                   "(epochs, train_size, C, cells_per_stage, lr, batch_size, record_epochs, data_options, ...)")
+    b.add_argument("--address", help="join this Ray cluster (auto or HOST:PORT); default: a local instance")
+    b.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    b.add_argument("--out", help="build directory (default: bench-NAME)")
+    b.add_argument("--name", help="table name (default: SPACE-DATASET)")
+    b.add_argument("--limit-archs", type=int, help="train only this many distinct architectures, drawn at random")
+    b.add_argument("--archs-per-task", type=int, default=1, help="(architecture, seed) trainings per Ray task")
+    b.add_argument("--local", action="store_true", help="train in this process, one after the other, without Ray")
+    b.add_argument("--ship", action="store_true", help="write the packed table into the package's tables folder")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_argument(b)
+    b.set_defaults(func=cmd_build)
+    i = sub.add_parser("info", help="print a table's summary")
+    i.add_argument("table", nargs="?", default="nb201-mnist1d", help="shipped table name or path (default: nb201-mnist1d)")
+    i.set_defaults(func=cmd_info)
+    return bench
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m nasgen.bench.cli ...``: the ``nasgen bench`` command on its own."""
+    parser = argparse.ArgumentParser(prog="nasgen")
+    add_bench_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return args.func(args)
+    except _cli.UsageError as error:
+        print(f"nasgen bench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nasgen bench: interrupted; start the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

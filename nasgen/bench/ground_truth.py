@@ -1,0 +1,193 @@
+"""Ground truth for a search: which table judges a (space, dataset), and its judgement.
+
+``TABLES`` maps each shipped table to the search spaces and the dataset it answers for, as
+data. A search on one of those spaces and that dataset (``nasgen search --space nb201
+--dataset mnist1d``) finds the table with ``table_for`` and, at its end, looks the derived
+cell up (``Judge.judge``): table test accuracy (mean over the table's training seeds),
+test regret against the table's best, and percentile among all its distinct architectures.
+
+A search is judged only where the table's training is the task the search ran on: the same
+dataset, and the same dataset options except those in ``FREE_DATA_OPTIONS`` (split sizes and
+the generator's seed change how much of the task is seen, not the task). Architectures of
+another space map into the table's space through their NAS-Bench-201 string, so a table of
+``nb201`` (with the zero op) judges ``nb201-nozero`` searches too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from nasgen.searchspace.registry import Registry
+
+from .table import SHIPPED_DIR, Table, load
+
+
+@dataclass(frozen=True)
+class TableEntry:
+    """A shipped table and the searches it can judge."""
+
+    spaces: tuple[str, ...]
+    """search-space presets whose architectures the table answers (through the NAS-Bench-201 string)"""
+    dataset: str
+    """the dataset the table's architectures were trained on"""
+
+
+#: Shipped table name -> what it judges. A name whose files are not in ``SHIPPED_DIR`` yet is
+#: skipped (the table is built with ``nasgen bench build`` and shipped later).
+TABLES: Registry[TableEntry] = Registry("ground-truth table")
+TABLES.register("nb201-mnist1d")(TableEntry(spaces=("nb201", "nb201-nozero"), dataset="mnist1d"))
+
+#: Per dataset, the options a search may set differently from the table's recipe.
+FREE_DATA_OPTIONS: dict[str, tuple[str, ...]] = {
+    "mnist1d": ("n_train", "n_test", "n_val", "val_fraction", "seed"),
+}
+
+#: ``SearchConfig.table`` value that turns the judgement off.
+OFF = "none"
+
+
+class TableError(ValueError):
+    """A table given for a search cannot judge it (unreadable, or another space or task)."""
+
+
+def table_for(space: str, dataset: Optional[str]) -> Optional[str]:
+    """The shipped table that judges searches on ``space`` and ``dataset``, if one is shipped.
+
+    Args:
+        space: the search-space preset name.
+        dataset: the dataset name (None: no dataset, no table).
+
+    Returns:
+        The table's name, or None.
+    """
+    for name in TABLES:
+        entry = TABLES.get(name)
+        if space in entry.spaces and dataset == entry.dataset and (SHIPPED_DIR / f"{name}.json").is_file():
+            return name
+    return None
+
+
+def to_table_arch(table: Table, space: Any, arch: Any) -> np.ndarray:
+    """``arch`` of ``space`` as an encoding of the table's space.
+
+    Raises:
+        ValueError: ``space`` neither is the table's space nor maps into it by its
+            NAS-Bench-201 string (an op the table's space lacks, or another kind of cell).
+    """
+    if space == table.space:
+        return table.space.validate(arch)
+    if space.to_dict().get("cell") == "nb201" and table.space.to_dict().get("cell") == "nb201":
+        return table.space.from_genotype(space.to_genotype(arch))
+    raise ValueError(f"table {table.name!r} of space {table.space.name!r} cannot judge architectures of "
+                     f"space {space.name!r}")
+
+
+class Judge:
+    """A loaded table and the search space whose architectures it judges.
+
+    Args:
+        table: the table.
+        space: the search's space (the table's, or an NB201 space whose ops it holds).
+    """
+
+    def __init__(self, table: Table, space: Any):
+        self.table = table
+        self.space = space
+        best = table.best("test_accuracy")
+        self.best_test = best["value"]
+        self.best_arch = best["arch"]
+
+    def judge(self, arch: Any) -> dict:
+        """The table's verdict on ``arch``.
+
+        Returns:
+            ``table`` (name), ``sha256``, ``arch`` (the table's representative encoding),
+            ``test_accuracy`` and ``val_accuracy`` (means over the table's seeds),
+            ``test_regret`` (best mean test accuracy of the table minus it), ``best_test_accuracy``,
+            ``percentile`` (share in % of the distinct architectures no better by test
+            accuracy), ``n_archs``, ``epoch`` (the recorded epoch judged).
+
+        Raises:
+            ValueError: the architecture is not in the table (a partial table).
+        """
+        encoded = to_table_arch(self.table, self.space, arch)
+        answer = self.table.query(encoded)
+        test = answer["mean"]["test_accuracy"]
+        return {"table": self.table.name, "sha256": self.table.manifest.get("sha256"), "arch": answer["arch"],
+                "test_accuracy": test, "val_accuracy": answer["mean"]["val_accuracy"],
+                "test_regret": self.best_test - test if math.isfinite(test) else math.nan,
+                "best_test_accuracy": self.best_test, "percentile": self.table.percentile(encoded),
+                "n_archs": int(len(self.table.archs)), "epoch": answer["epoch"]}
+
+
+def _check_task(table: Table, space: Any, dataset: Optional[str], dataset_options: Optional[dict]) -> None:
+    """Raise TableError unless ``table`` judges searches on ``space`` / ``dataset`` / options."""
+    built_on = table.manifest.get("dataset")
+    if dataset is not None and dataset != built_on:
+        raise TableError(f"table {table.name!r} was trained on dataset {built_on!r}, the search runs on {dataset!r}")
+    try:
+        to_table_arch(table, space, space.sample(np.random.default_rng(0)))
+    except ValueError as error:
+        raise TableError(str(error)) from None
+    free = FREE_DATA_OPTIONS.get(built_on, ())
+    recipe_options = table.manifest.get("recipe", {}).get("data_options", {}) or {}
+    for key, value in sorted((dataset_options or {}).items()):
+        if key not in free and recipe_options.get(key) != value:
+            raise TableError(f"table {table.name!r} was trained with dataset option {key}="
+                             f"{recipe_options.get(key)!r}, the search sets {key}={value!r}")
+
+
+def for_search(table: Optional[str], space: Any, dataset: Optional[str],
+               dataset_options: Optional[dict] = None) -> Optional[Judge]:
+    """The judge of a search, or None when no table applies.
+
+    Args:
+        table: ``SearchConfig.table``: a table name or path (must fit the search), ``"none"``
+            (no judgement), or None (the shipped table of ``TABLES`` for the space and
+            dataset, when there is one; a shipped table that fails to load is skipped with
+            a warning line, so a search never fails for want of its ground truth).
+        space: the search's space.
+        dataset: the search's dataset name (None for an env without one).
+        dataset_options: the env's ``dataset_options``.
+
+    Raises:
+        TableError: a given ``table`` is unknown, unreadable, or of another space or task.
+    """
+    if table == OFF:
+        return None
+    if table is None:
+        name = table_for(space.name, dataset)
+        if name is None:
+            return None
+        try:
+            loaded = load(name)
+            _check_task(loaded, space, dataset, dataset_options)
+        except ValueError as error:  # TableError included: the search runs on, unjudged
+            import sys
+
+            print(f"warning: no ground truth for this search: {error}", file=sys.stderr)
+            return None
+        return Judge(loaded, space)
+    try:
+        loaded = load(table)
+    except ValueError as error:
+        raise TableError(f"--table {table}: {error}") from None
+    try:
+        _check_task(loaded, space, dataset, dataset_options)
+    except TableError as error:
+        raise TableError(f"--table {table}: {error}") from None
+    return Judge(loaded, space)
+
+
+def format_verdict(verdict: dict) -> str:
+    """One line for the end of a search."""
+    if "error" in verdict:
+        return f"ground truth ({verdict.get('table')}): {verdict['error']}"
+    return (f"ground truth ({verdict['table']}, {verdict['n_archs']} architectures): test accuracy "
+            f"{100 * verdict['test_accuracy']:.2f}%, regret {100 * verdict['test_regret']:.2f} pp "
+            f"(best {100 * verdict['best_test_accuracy']:.2f}%), percentile {verdict['percentile']:.1f}")
+

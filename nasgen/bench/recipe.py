@@ -1,0 +1,256 @@
+"""The fixed training recipe of a table, and one (architecture, seed) training under it."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: The metrics recorded at each recorded epoch, in this order.
+METRICS = ("train_accuracy", "train_loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss")
+
+
+@dataclass
+class Recipe:
+    """How every architecture of a table is trained (one recipe for the whole table)."""
+
+    train_size: int = 4000
+    """training examples kept (the loader's train split is cut to this many)"""
+    val_size: int = 10000
+    """validation examples kept (the reward split of ``Tabular-v0``)"""
+    test_size: int = 10000
+    """test examples kept (the judgement split)"""
+    data_seed: int = 0
+    """split/generator seed of the dataset: the same data for every architecture and seed"""
+    data_options: dict = field(default_factory=dict)
+    """dataset options (``load_dataset(options=...)``, e.g. mnist1d's generator ``seed``); for
+    mnist1d the split sizes above are passed as ``n_train``/``n_val``/``n_test`` unless given here"""
+    epochs: int = 10
+    """passes over the training split"""
+    record_epochs: tuple = ()
+    """epochs after which all metrics are recorded; empty = half-way and the last epoch"""
+    batch_size: int = 256
+    """examples per SGD step"""
+    lr: float = 0.1
+    """initial learning rate, annealed to 0 by a cosine schedule over all steps"""
+    momentum: float = 0.9
+    """SGD momentum (Nesterov)"""
+    weight_decay: float = 5e-4
+    """L2 penalty"""
+    grad_clip: float = 5.0
+    """gradient-norm clip"""
+    C: int = 8
+    """channels of the first stage"""
+    cells_per_stage: int = 1
+    """cells per stage (NAS-Bench-201's N)"""
+    eval_batch_size: int = 2048
+    """examples per forward when evaluating (memory only, no effect on the figures)"""
+
+    def __post_init__(self) -> None:
+        for name in ("train_size", "val_size", "test_size", "epochs", "batch_size", "C",
+                     "cells_per_stage", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Recipe.{name} must be an int >= 1, got {value!r}")
+        for name in ("lr", "momentum", "weight_decay", "grad_clip"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"Recipe.{name} must be a finite number >= 0, got {value!r}")
+        if not isinstance(self.data_options, dict):
+            raise ValueError(f"Recipe.data_options must be a dict, got {self.data_options!r}")
+        record = tuple(int(e) for e in self.record_epochs) or tuple(sorted({max(1, self.epochs // 2), self.epochs}))
+        if any(e < 1 or e > self.epochs for e in record) or list(record) != sorted(set(record)):
+            raise ValueError(f"Recipe.record_epochs must be increasing epochs in 1..{self.epochs}, "
+                             f"got {self.record_epochs!r}")
+        self.record_epochs = record
+
+    def to_dict(self) -> dict:
+        """JSON-ready form (``record_epochs`` as a list)."""
+        out = asdict(self)
+        out["record_epochs"] = list(self.record_epochs)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Recipe":
+        """The recipe of ``to_dict`` output (or of ``--recipe`` pairs).
+
+        Raises:
+            ValueError: an unknown field, naming the known ones, or a bad value.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown recipe field {unknown[0]!r}; known: {', '.join(sorted(known))}")
+        values = dict(values)
+        if "record_epochs" in values:
+            values["record_epochs"] = tuple(np.atleast_1d(values["record_epochs"]).tolist())
+        return cls(**values)
+
+
+#: Datasets whose generator is asked for the recipe's split sizes: name -> loader options.
+_SIZED_OPTIONS = {
+    # mnist1d holds validation out of its training part: train + val signals, val of them held out.
+    "mnist1d": lambda r: {"n_train": r.train_size + r.val_size, "n_val": r.val_size, "n_test": r.test_size},
+}
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_data(dataset: str, data_seed: int, options_json: str, sizes: tuple[int, int, int]):
+    from nasgen.searchspace import Split, load_dataset
+
+    options = json.loads(options_json)
+    data = load_dataset(dataset, split_seed=data_seed, **({"options": options} if options else {}))
+    for name, size in zip(("train", "val", "test"), sizes):
+        split = getattr(data, name)
+        setattr(data, name, Split(split.x[:size].contiguous(), split.y[:size].contiguous()))
+    return data
+
+
+def load_data(dataset: str, recipe: Recipe):
+    """The dataset of ``recipe`` (loaded once per process): each split cut to its size.
+
+    Args:
+        dataset: a name of ``nasgen.searchspace.dataset_names()``.
+        recipe: gives ``data_seed``, ``data_options`` and the split sizes.
+
+    Returns:
+        A ``nasgen.searchspace.Dataset``.
+    """
+    options = {**(_SIZED_OPTIONS[dataset](recipe) if dataset in _SIZED_OPTIONS else {}), **recipe.data_options}
+    return _cached_data(dataset, recipe.data_seed, json.dumps(options, sort_keys=True),
+                        (recipe.train_size, recipe.val_size, recipe.test_size))
+
+
+def make_network(space, arch: np.ndarray, recipe: Recipe, data) -> nn.Module:
+    """The stand-alone network of ``arch`` under ``recipe``'s width and depth."""
+    from nasgen.searchspace import NB201SearchSpace, Network
+
+    # NAS-Bench-201's skeleton takes N per stage; the DARTS skeleton counts all 3N cells.
+    n_cells = recipe.cells_per_stage if isinstance(space, NB201SearchSpace) else 3 * recipe.cells_per_stage
+    return Network(space, arch, C=recipe.C, n_cells=n_cells, in_channels=data.in_channels,
+                   n_classes=data.n_classes, dims=data.dims)
+
+
+def count_flops(model: nn.Module, example: torch.Tensor) -> int:
+    """Floating-point operations of one forward of one example (multiply-adds count 2).
+
+    Counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix
+    products; element-wise ops such as BatchNorm and pooling are not counted).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(example[:1])
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
+    model.eval()
+    correct, loss = 0, 0.0
+    with torch.no_grad():
+        for start in range(0, len(y), batch_size):
+            logits = model(x[start:start + batch_size])
+            target = y[start:start + batch_size]
+            loss += F.cross_entropy(logits, target, reduction="sum").item()
+            correct += (logits.argmax(1) == target).sum().item()
+    return correct / len(y), loss / len(y)
+
+
+def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe) -> dict:
+    """Train one architecture from scratch with one seed; never raises.
+
+    Args:
+        space: the search space of ``arch``.
+        arch: the architecture (a representative encoding).
+        seed: fixes the initial weights and the batch order.
+        dataset: the dataset name.
+        recipe: the training recipe.
+
+    Returns:
+        One table row: ``arch``, ``seed``, ``epochs`` (the recorded ones), each of
+        ``METRICS`` as a list over those epochs, ``params``, ``flops``, ``train_time_s``
+        (wall clock), ``cpu_time_s`` (this process's CPU time) and ``error`` (None, or
+        the error's last line; then the metrics are empty).
+    """
+    from nasgen.searchspace import BatchStream
+
+    arch = np.asarray(arch, dtype=np.int64)
+    row: dict[str, Any] = {"arch": arch.tolist(), "seed": int(seed), "epochs": list(recipe.record_epochs),
+                           **{m: [] for m in METRICS}, "params": None, "flops": None,
+                           "train_time_s": None, "error": None}
+    try:
+        data = load_data(dataset, recipe)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)  # the initial weights come from the global generator
+            model = make_network(space, arch, recipe, data)
+        generator = torch.Generator().manual_seed(seed)
+        row["params"] = int(sum(p.numel() for p in model.parameters()))
+        row["flops"] = count_flops(model, data.test.x)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        stream = BatchStream(data.train, recipe.batch_size, generator)
+        steps = recipe.epochs * stream.batches_per_epoch
+        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                    weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        for epoch in range(1, recipe.epochs + 1):
+            model.train()
+            for _ in range(stream.batches_per_epoch):
+                x, y = stream.next()
+                loss = F.cross_entropy(model(x), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+                optimizer.step()
+                scheduler.step()
+            if epoch in recipe.record_epochs:
+                for name in ("train", "val", "test"):
+                    split = getattr(data, name)
+                    accuracy, mean_loss = _evaluate(model, split.x, split.y, recipe.eval_batch_size)
+                    row[f"{name}_accuracy"].append(accuracy)
+                    row[f"{name}_loss"].append(mean_loss)
+        row["train_time_s"] = time.perf_counter() - start
+        row["cpu_time_s"] = time.process_time() - cpu_start
+    except Exception as error:  # a failed architecture is a row with its error, never dropped
+        row.update({m: [] for m in METRICS})
+        last = traceback.format_exception_only(type(error), error)[-1].strip()
+        row["error"] = last
+    return row
+
+
+def train_items(space_dict: dict, dataset: str, recipe_dict: dict, items: list, threads: int = 1) -> list[dict]:
+    """Train a batch of ``(arch, seed)`` items: the body of one Ray task.
+
+    Args:
+        space_dict: ``SearchSpace.to_dict()`` of the space.
+        dataset: the dataset name.
+        recipe_dict: ``Recipe.to_dict()``.
+        items: ``[(arch list, seed), ...]``.
+        threads: torch threads inside the task.
+
+    Returns:
+        One row per item, in order.
+    """
+    from nasgen.searchspace import from_dict
+
+    torch.set_num_threads(threads)
+    space = from_dict(space_dict)
+    recipe = Recipe.from_dict(recipe_dict)
+    return [train_architecture(space, arch, seed, dataset, recipe) for arch, seed in items]
+
+
+def recipe_from_pairs(pairs: Optional[dict]) -> Recipe:
+    """A recipe with ``pairs`` (``--recipe key=value``) over the defaults."""
+    return Recipe.from_dict(dict(pairs or {}))

@@ -1,0 +1,310 @@
+"""A packed table: plain arrays (``.npz``) beside a manifest (``.json``) that holds its SHA-256.
+
+Files of a table named ``NAME``::
+
+    NAME.npz    archs [K, D] int8 (one representative encoding per distinct architecture,
+                sorted), seeds [S], epochs [E] (the recorded epochs), and per metric of
+                ``recipe.METRICS`` a float32 [K, S, E] array (nan where a training failed),
+                params [K], flops [K] (int64, -1 when unknown), train_time_s [K, S] float32
+    NAME.json   format, name, space (SearchSpace.to_dict), dataset, recipe, versions,
+                build_time_s, train_time_s and cpu_time_s (summed over rows), created, n_rows, errors
+                ([{arch, seed, error}]), figures (``summary``) and sha256 (of NAME.npz)
+
+Loading checks the SHA-256 first and reads the arrays with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .recipe import METRICS
+
+FORMAT = "nasgen-bench/1"
+#: Where the tables shipped with the package live.
+SHIPPED_DIR = Path(__file__).resolve().parent / "tables"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two vectors (average ranks for ties; nan below 3 pairs
+    or when one side is constant)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    keep = np.isfinite(a) & np.isfinite(b)
+    a, b = a[keep], b[keep]
+    if len(a) < 3:
+        return math.nan
+    ra, rb = _average_ranks(a), _average_ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return math.nan
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 0..n-1 of ``values``, ties sharing their mean rank."""
+    order = np.argsort(values, kind="stable")
+    ranks = np.empty(len(values))
+    ranks[order] = np.arange(len(values))
+    _, group, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.bincount(group, weights=ranks) / counts)[group]
+
+
+def _seed_mean(values: np.ndarray) -> np.ndarray:
+    count = np.isfinite(values).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.where(np.isfinite(values), values, 0.0).sum(axis=1) / np.maximum(count, 1),
+                        np.nan)
+
+
+def figures(test_accuracy: np.ndarray, val_accuracy: Optional[np.ndarray] = None) -> dict[str, float]:
+    """The table's quality figures from final accuracies ``[K, S]`` (nan = failed).
+
+    Args:
+        test_accuracy: test accuracy per architecture and seed.
+        val_accuracy: validation accuracy likewise (for ``val_test_spearman``), optional.
+
+    Returns:
+        ``n_archs`` (with a finite mean), ``best``, ``p10``, ``p50``, ``p90``, ``spread``
+        (p90 - p10, accuracy points in [0, 1]), ``spearman_all`` and ``spearman_top_half``
+        (between the first two seeds, over every architecture / those whose mean is above
+        the median), ``seed_gap`` (mean absolute difference of the first two seeds; these
+        three nan with one seed) and ``val_test_spearman`` (seed-mean validation against
+        seed-mean test accuracy; nan without ``val_accuracy``).
+    """
+    keys = ("best", "p10", "p50", "p90", "spread", "spearman_all", "spearman_top_half", "seed_gap",
+            "val_test_spearman")
+    acc = np.asarray(test_accuracy, dtype=np.float64).reshape(len(test_accuracy), -1)
+    mean = _seed_mean(acc)
+    ok = np.isfinite(mean)
+    values = mean[ok]
+    out: dict[str, float] = {"n_archs": int(ok.sum()), **{k: math.nan for k in keys}}
+    if not values.size:
+        return out
+    p10, p50, p90 = np.percentile(values, [10, 50, 90])
+    out.update(best=float(values.max()), p10=float(p10), p50=float(p50), p90=float(p90),
+               spread=float(p90 - p10))
+    if acc.shape[1] >= 2:
+        out["spearman_all"] = spearman(acc[ok, 0], acc[ok, 1])
+        top = values > p50
+        out["spearman_top_half"] = spearman(acc[ok, 0][top], acc[ok, 1][top])
+        gaps = np.abs(acc[:, 0] - acc[:, 1])
+        gaps = gaps[np.isfinite(gaps)]
+        out["seed_gap"] = float(gaps.mean()) if gaps.size else math.nan
+    if val_accuracy is not None:
+        val = _seed_mean(np.asarray(val_accuracy, dtype=np.float64).reshape(len(val_accuracy), -1))
+        out["val_test_spearman"] = spearman(val, mean)
+    return out
+
+
+def format_summary(manifest: dict) -> str:
+    """The lines ``nasgen bench info`` prints."""
+    f = manifest["figures"]
+    pp = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.2f}%"
+    num = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+    space = manifest["space"]
+    lines = [
+        f"table {manifest['name']}: space {space['name']}, dataset {manifest['dataset']}, "
+        f"{f['n_archs']} distinct architectures x seeds {manifest['seeds']}, {len(manifest['errors'])} failed rows",
+        f"test accuracy (mean over seeds): best {pp(f['best'])}, p10 {pp(f['p10'])}, median {pp(f['p50'])}, "
+        f"p90 {pp(f['p90'])}; spread p90-p10 {100 * f['spread']:.2f} pp" if math.isfinite(f.get("spread", math.nan))
+        else "test accuracy: no finished row",
+        f"seed agreement (Spearman of test accuracy, seeds {manifest['seeds'][:2]}): all {num(f['spearman_all'])}, "
+        f"above the median {num(f['spearman_top_half'])}; mean |seed difference| "
+        f"{pp(f.get('seed_gap', math.nan)).rstrip('%')} pp; validation vs test Spearman "
+        f"{num(f.get('val_test_spearman', math.nan))}",
+        f"build time {manifest['build_time_s'] / 60:.1f} min wall ({manifest['train_time_s'] / 3600:.2f} h of training, "
+        f"{manifest.get('cpu_time_s', math.nan) / max(1, manifest['n_rows']):.1f} CPU s per training), "
+        f"built {manifest['created']}",
+        "recipe: " + " ".join(f"{k}={v}" for k, v in manifest["recipe"].items()),
+        "versions: " + " ".join(f"{k}={v}" for k, v in manifest["versions"].items()),
+    ]
+    return "\n".join(lines)
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """The manifest path of a shipped table name or of a table path (``.json`` or ``.npz``).
+
+    Raises:
+        ValueError: neither a file nor a shipped name; lists the shipped names.
+    """
+    path = Path(name_or_path)
+    if path.suffix in (".json", ".npz") and path.exists():
+        return path.with_suffix(".json")
+    shipped = SHIPPED_DIR / f"{name_or_path}.json"
+    if shipped.is_file():
+        return shipped
+    known = sorted(p.stem for p in SHIPPED_DIR.glob("*.json")) if SHIPPED_DIR.is_dir() else []
+    raise ValueError(f"no table {str(name_or_path)!r}: not a .json/.npz table file nor a shipped table "
+                     f"(shipped: {', '.join(known) or 'none yet; build one with nasgen bench build'})")
+
+
+class Table:
+    """A loaded table: query any encoding of its space through the canonical form.
+
+    Attributes:
+        name: the table's name.
+        manifest: the manifest (recipe, versions, figures, ...).
+        space: the ``SearchSpace`` the table covers.
+        archs: ``[K, D]`` the representative encodings, one per distinct architecture.
+        seeds: ``[S]`` training seeds; epochs: ``[E]`` recorded epochs.
+        metrics: per name of ``METRICS``, ``[K, S, E]`` float arrays (nan = failed).
+        params, flops: ``[K]``; train_time_s: ``[K, S]``.
+    """
+
+    def __init__(self, manifest: dict, arrays: dict[str, np.ndarray]):
+        from nasgen.searchspace import from_dict
+
+        from .archs import canonicalizer
+
+        self.manifest = manifest
+        self.name = manifest["name"]
+        self.space = from_dict(manifest["space"])
+        self.archs = arrays["archs"].astype(np.int64)
+        self.seeds = arrays["seeds"].astype(np.int64)
+        self.epochs = arrays["epochs"].astype(np.int64)
+        self.metrics = {m: arrays[m].astype(np.float64) for m in METRICS}
+        self.params = arrays["params"]
+        self.flops = arrays["flops"]
+        self.train_time_s = arrays["train_time_s"]
+        self._canonical = canonicalizer(self.space)
+        self._row = {tuple(a): i for i, a in enumerate(self.archs.tolist())}
+
+    # --- lookup ---------------------------------------------------------------------------------
+    def row_of(self, arch: Any, space: Any = None) -> int:
+        """The row of ``arch`` (any encoding; equivalent encodings share a row).
+
+        Args:
+            arch: an architecture of the table's space.
+            space: optionally the space ``arch`` comes from; it must be the table's.
+
+        Raises:
+            ValueError: ``space`` is another space, ``arch`` is not an architecture of the
+                table's space, or its class is not in the table (a partial build).
+        """
+        if space is not None and space != self.space:
+            raise ValueError(f"architecture of space {getattr(space, 'name', space)!r}, but table "
+                             f"{self.name!r} is of space {self.space.name!r}")
+        arch = self.space.validate(arch)
+        key = self._canonical(arch)
+        row = self._row.get(key)
+        if row is None:
+            raise ValueError(f"architecture {arch.tolist()} (canonical {list(key)}) is not in table "
+                             f"{self.name!r}, which holds {len(self.archs)} distinct architectures")
+        return row
+
+    def _values(self, metric: str, epoch: Optional[int]) -> np.ndarray:
+        """``[K, S]`` values of ``metric`` at ``epoch`` (default: the last recorded)."""
+        if metric not in self.metrics:
+            raise ValueError(f"unknown metric {metric!r}; known: {', '.join(self.metrics)}")
+        if epoch is None:
+            return self.metrics[metric][:, :, -1]
+        hits = np.flatnonzero(self.epochs == epoch)
+        if not hits.size:
+            raise ValueError(f"epoch {epoch} is not recorded in table {self.name!r}; recorded: "
+                             f"{', '.join(map(str, self.epochs.tolist()))}")
+        return self.metrics[metric][:, :, int(hits[0])]
+
+    def query(self, arch: Any, epoch: Optional[int] = None, space: Any = None) -> dict:
+        """Everything the table knows about ``arch``.
+
+        Args:
+            arch: any encoding of the table's space.
+            epoch: a recorded epoch (default: the last).
+            space: optionally the space of ``arch`` (checked against the table's).
+
+        Returns:
+            ``arch`` (the representative), ``per_seed`` ({seed: {metric: value}}), ``mean``
+            ({metric: mean over seeds, nan-ignoring}), ``params``, ``flops``, ``epoch``.
+        """
+        row = self.row_of(arch, space)
+        per_seed = {int(s): {m: float(self._values(m, epoch)[row, j]) for m in METRICS}
+                    for j, s in enumerate(self.seeds)}
+        mean = {m: _nanmean(self._values(m, epoch)[row]) for m in METRICS}
+        return {"arch": self.archs[row].tolist(), "per_seed": per_seed, "mean": mean,
+                "params": int(self.params[row]), "flops": int(self.flops[row]),
+                "epoch": int(self.epochs[-1] if epoch is None else epoch)}
+
+    def mean(self, metric: str = "test_accuracy", epoch: Optional[int] = None) -> np.ndarray:
+        """``[K]``: ``metric`` averaged over seeds per distinct architecture (nan = all failed)."""
+        values = self._values(metric, epoch)
+        count = np.isfinite(values).sum(axis=1)
+        total = np.where(np.isfinite(values), values, 0.0).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+    def best(self, metric: str = "test_accuracy", epoch: Optional[int] = None) -> dict:
+        """The best distinct architecture by the seed-mean of ``metric`` (highest accuracy,
+        lowest loss).
+
+        Returns:
+            ``{"arch", "value"}``.
+        """
+        values = self.mean(metric, epoch)
+        finite = np.where(np.isfinite(values), values, np.nan)
+        row = int(np.nanargmin(finite) if metric.endswith("loss") else np.nanargmax(finite))
+        return {"arch": self.archs[row].tolist(), "value": float(values[row])}
+
+    def percentile(self, arch: Any, metric: str = "test_accuracy", space: Any = None) -> float:
+        """Share (in %) of the distinct architectures whose seed-mean ``metric`` is no better
+        than ``arch``'s: 100 for the best, about 50 for the median."""
+        value = self.mean(metric)[self.row_of(arch, space)]
+        values = self.mean(metric)
+        values = values[np.isfinite(values)]
+        if not math.isfinite(value) or not values.size:
+            return math.nan
+        no_better = values >= value if metric.endswith("loss") else values <= value
+        return float(100.0 * no_better.mean())
+
+    def covers_space(self) -> bool:
+        """Whether every distinct architecture of the space is in the table."""
+        from .archs import all_distinct
+
+        every = all_distinct(self.space)
+        return every is not None and len(every) == len(self.archs)
+
+    def summary(self) -> str:
+        return format_summary(self.manifest)
+
+
+def _nanmean(values: np.ndarray) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def load(name_or_path: str | Path = "nb201-mnist1d") -> Table:
+    """Load a table: a shipped name (``"nb201-mnist1d"``) or a path to its ``.json``/``.npz``.
+
+    Raises:
+        ValueError: unknown name, a manifest of another format, or an ``.npz`` whose SHA-256
+            does not match its manifest (the message names the file).
+    """
+    manifest_path = resolve(name_or_path)
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"table manifest {manifest_path} is unreadable: {error}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError(f"{manifest_path} is not a {FORMAT} table manifest")
+    npz = manifest_path.with_suffix(".npz")
+    if not npz.is_file():
+        raise ValueError(f"table {manifest_path} has no array file {npz}")
+    found = sha256_of(npz)
+    if found != manifest.get("sha256"):
+        raise ValueError(f"table file {npz} fails its checksum: SHA-256 {found}, manifest says "
+                         f"{manifest.get('sha256')}; rebuild or re-fetch it")
+    with np.load(npz, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    return Table(manifest, arrays)

@@ -1,0 +1,46 @@
+"""A complete ``nb201``/``mnist1d`` NAS-Bench-1D table with SYNTHETIC rows, for tests only.
+
+Training all 6,466 distinct NAS-Bench-201 cells takes far longer than a test may, so this
+writes a build directory in the real formats (``build.json`` + ``rows.jsonl``, one row per
+(architecture, seed) as ``nasgen.bench.build`` writes them) whose accuracies are a made-up
+function of the cell (more convolutions: higher), plus seed noise, and packs it with the
+real ``nasgen.bench.pack``. The result loads, checksums and queries like a built table; its
+numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from nasgen.bench import METRICS, Recipe, all_distinct, pack
+from nasgen.searchspace import get
+
+RECIPE = Recipe(train_size=64, val_size=64, test_size=64, epochs=2, batch_size=32, C=2)
+
+
+def write_synthetic_nb201_table(out: Path, name: str = "synthetic", seeds=(0, 1)) -> Path:
+    """Write and pack the table under ``out``; returns its manifest path."""
+    space = get("nb201")
+    archs = all_distinct(space)
+    rng = np.random.default_rng(0)
+    weight = np.array([0.0, 0.01, 0.03, 0.05, 0.005])  # none, skip, conv1x1, conv3x3, pool
+    base = 0.5 + weight[archs].sum(axis=1) + 0.02 * rng.standard_normal(len(archs))
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    settings = {"space": space.to_dict(), "dataset": "mnist1d", "seeds": list(seeds), "recipe": RECIPE.to_dict(),
+                "limit_archs": None, "sessions": [{"started": started}]}
+    (out / "build.json").write_text(json.dumps(settings))
+    with open(out / "rows.jsonl", "w") as f:
+        for arch, acc in zip(archs.tolist(), base.tolist()):
+            for seed in seeds:
+                noisy = [min(1.0, max(0.0, acc + 0.01 * rng.standard_normal())) for _ in RECIPE.record_epochs]
+                values = {m: (noisy if m.endswith("accuracy") else [1.0 - a for a in noisy]) for m in METRICS}
+                row = {"arch": arch, "seed": seed, "epochs": list(RECIPE.record_epochs), **values,
+                       "params": 1000 + 10 * sum(arch), "flops": 2000 + 20 * sum(arch), "train_time_s": 0.01,
+                       "cpu_time_s": 0.01, "error": None, "session": 0, "time": started + 1.0}
+                f.write(json.dumps(row) + "\n")
+    return pack(out, name)

@@ -1,0 +1,276 @@
+"""NAS-Bench-1D: building a table on Ray (killed and resumed), packing, loading, querying,
+and the ``Tabular-v0`` env on it."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import nasgen.envs  # noqa: F401  (registers the ids)
+from nasgen import bench
+from nasgen.bench import Recipe, build, load, pack
+from nasgen.searchspace import CellSearchSpace, get
+
+TINY_SPACE = CellSearchSpace("tiny", ("none", "skip_connect"), n_nodes=1)
+TINY_RECIPE = Recipe(train_size=64, val_size=64, test_size=64, epochs=2, batch_size=32, C=2)
+#: What must agree between two trainings of one (architecture, seed); times may differ.
+SAME = ("arch", "seed", "epochs", *bench.METRICS, "params", "flops", "error")
+
+
+def comparable(rows):
+    return sorted((json.dumps({k: r[k] for k in SAME}) for r in rows))
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance (1 CPU) for the whole module."""
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # as tests/test_sweep.py runs Ray
+    if not ray.is_initialized():
+        ray.init(num_cpus=1, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()
+
+
+# --- recipe -------------------------------------------------------------------------------------
+def test_recipe_defaults_and_bad_values():
+    recipe = Recipe(epochs=10)
+    assert recipe.record_epochs == (5, 10)  # half-way and full by default
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+    with pytest.raises(ValueError, match="Recipe.epochs must be an int >= 1, got 0"):
+        Recipe(epochs=0)
+    with pytest.raises(ValueError, match=r"record_epochs must be increasing epochs in 1\.\.4"):
+        Recipe(epochs=4, record_epochs=(2, 6))
+    with pytest.raises(ValueError, match="unknown recipe field 'epoch'; known: C, "):
+        Recipe.from_dict({"epoch": 3})
+
+
+def test_plan_archs():
+    every = bench.plan_archs(TINY_SPACE)
+    assert every.shape == (16, 4) and len({tuple(a) for a in every.tolist()}) == 16
+    few = bench.plan_archs(TINY_SPACE, 5)
+    assert len(few) == 5 and {tuple(a) for a in few.tolist()} <= {tuple(a) for a in every.tolist()}
+    assert np.array_equal(few, bench.plan_archs(TINY_SPACE, 5))  # seeded
+    with pytest.raises(ValueError, match="limit_archs"):
+        bench.plan_archs(get("small"))  # 5**18 encodings, no canonical form to enumerate
+    assert len(bench.plan_archs(get("small"), 3)) == 3
+
+
+def test_spearman_matches_scipy_with_ties():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 5, 40).astype(float)
+    b = a + rng.integers(0, 3, 40)
+    assert bench.spearman(a, b) == pytest.approx(stats.spearmanr(a, b)[0])
+    assert bench.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(bench.spearman([1, 2], [1, 2])) and math.isnan(bench.spearman([1, 1, 1], [1, 2, 3]))
+    f = bench.figures(np.array([[0.5, 0.6], [0.7, 0.7], [0.9, 0.8], [np.nan, np.nan]]))
+    assert f["n_archs"] == 3 and f["best"] == pytest.approx(0.85) and f["spearman_all"] == pytest.approx(1.0)
+    assert f["seed_gap"] == pytest.approx(0.2 / 3) and math.isnan(f["val_test_spearman"])
+    val = np.array([[0.9, 0.9], [0.7, 0.7], [0.5, 0.5], [np.nan, np.nan]])
+    assert bench.figures(np.array([[0.5, 0.6], [0.7, 0.7], [0.9, 0.8], [np.nan, np.nan]]), val)[
+        "val_test_spearman"] == pytest.approx(-1.0)
+
+
+# --- build ----------------------------------------------------------------------------------------
+def test_ray_build_killed_midway_resumes_to_the_same_rows(tmp_path, local_ray):
+    seeds = [0, 1]
+    reference = build(TINY_SPACE, "digits", seeds, TINY_RECIPE, tmp_path / "ref", limit_archs=3,
+                      local=True, progress=False)
+    assert len(reference) == 6 and all(r["error"] is None for r in reference)
+
+    out = tmp_path / "ray"
+    first = build(TINY_SPACE, "digits", seeds, TINY_RECIPE, out, limit_archs=3, stop_after=2, progress=False)
+    assert 2 <= len(first) < 6  # stopped midway, rows on disk
+    with open(out / "rows.jsonl", "a") as f:
+        f.write('{"arch": [0, 1')  # a kill tore the last line
+    resumed = build(TINY_SPACE, "digits", seeds, TINY_RECIPE, out, limit_archs=3, progress=False)
+    assert len(resumed) == 6
+    assert comparable(resumed) == comparable(reference)  # the same training on a Ray worker
+    assert {r["session"] for r in resumed} == {0, 1}
+    assert [comparable([r]) for r in resumed[:len(first)]] == [comparable([r]) for r in first]
+    row = resumed[0]
+    assert row["epochs"] == [1, 2] and len(row["test_accuracy"]) == 2 and row["params"] > 0
+    assert row["flops"] > 0 and row["train_time_s"] > 0
+    # Nothing left to do: a third start trains nothing and adds no row.
+    assert len(build(TINY_SPACE, "digits", seeds, TINY_RECIPE, out, limit_archs=3, progress=False)) == 6
+    with pytest.raises(ValueError, match="other recipe"):
+        build(TINY_SPACE, "digits", seeds, Recipe(epochs=3), out, limit_archs=3, progress=False)
+
+    manifest = json.loads(pack(out, "t").read_text())
+    assert manifest["n_rows"] == 6 and manifest["errors"] == [] and manifest["build_time_s"] > 0
+    table = load(out / "t.npz")
+    assert table.archs.shape == (3, 4) and table.metrics["test_accuracy"].shape == (3, 2, 2)
+    assert np.isfinite(table.metrics["val_loss"]).all()
+
+
+def test_a_failed_architecture_is_a_row_and_is_retried(tmp_path, monkeypatch):
+    from nasgen.bench import recipe as recipe_module
+
+    real = recipe_module.make_network
+    bad = tuple(bench.plan_archs(TINY_SPACE, 2)[1].tolist())
+
+    def failing(space, arch, recipe, data):
+        if tuple(arch.tolist()) == bad:
+            raise RuntimeError("injected failure")
+        return real(space, arch, recipe, data)
+
+    monkeypatch.setattr(recipe_module, "make_network", failing)
+    rows = build(TINY_SPACE, "digits", [0], TINY_RECIPE, tmp_path, limit_archs=2, local=True, progress=False)
+    errors = [r for r in rows if r["error"]]
+    assert len(rows) == 2 and len(errors) == 1 and "RuntimeError: injected failure" in errors[0]["error"]
+    manifest = json.loads(pack(tmp_path, "t").read_text())
+    assert manifest["errors"] == [{"arch": list(bad), "seed": 0, "error": errors[0]["error"]}]
+    table = load(tmp_path / "t.json")
+    assert math.isnan(table.query(list(bad))["mean"]["test_accuracy"])
+    monkeypatch.setattr(recipe_module, "make_network", real)
+    rows = build(TINY_SPACE, "digits", [0], TINY_RECIPE, tmp_path, limit_archs=2, local=True, progress=False)
+    assert len(rows) == 3 and rows[-1]["error"] is None  # only the failed one ran again
+    assert json.loads(pack(tmp_path, "t").read_text())["errors"] == []
+
+
+# --- the table --------------------------------------------------------------------------------------
+def test_query_best_percentile(tiny_table):
+    table = load(tiny_table)
+    assert table.covers_space() and len(table.archs) == 16
+    answer = table.query([1, 0, 1, 1])
+    assert set(answer["per_seed"]) == {0, 1} and answer["arch"] == [1, 0, 1, 1]
+    per_seed = [answer["per_seed"][s]["test_accuracy"] for s in (0, 1)]
+    assert answer["mean"]["test_accuracy"] == pytest.approx(np.mean(per_seed))
+    best = table.best("test_accuracy")
+    assert best["value"] == pytest.approx(table.mean("test_accuracy").max())
+    assert table.percentile(best["arch"]) == 100.0
+    worst = table.archs[int(np.argmin(table.mean("test_accuracy")))]
+    assert 0 < table.percentile(worst) <= 100 * (table.mean("test_accuracy") == table.mean().min()).mean()
+    assert table.best("test_loss")["value"] == pytest.approx(table.mean("test_loss").min())
+    assert table.query([1, 0, 1, 1], epoch=1)["epoch"] == 1
+    with pytest.raises(ValueError, match="epoch 5 is not recorded"):
+        table.query([1, 0, 1, 1], epoch=5)
+
+
+def test_an_architecture_of_another_space_is_refused(tiny_table):
+    table = load(tiny_table)
+    small = get("small")
+    with pytest.raises(ValueError, match="space 'tiny'"):
+        table.query(small.sample(np.random.default_rng(0)))
+    with pytest.raises(ValueError, match="architecture of space 'small', but table 'tiny' is of space 'tiny'"):
+        table.query([0, 0, 0, 0], space=small)
+    with pytest.raises(ValueError, match="allowed 0..1"):
+        table.query([0, 0, 0, 2])
+
+
+def test_a_tampered_table_is_refused(tiny_table, tmp_path):
+    for suffix in (".json", ".npz"):
+        shutil.copy(tiny_table.with_suffix(suffix), tmp_path / f"t{suffix}")
+    assert load(tmp_path / "t.json").name == "tiny"
+    data = bytearray((tmp_path / "t.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "t.npz").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"t\.npz fails its checksum"):
+        load(tmp_path / "t.npz")
+    with pytest.raises(ValueError, match="no table 'nope'.*shipped"):
+        load("nope")
+
+
+def test_equivalent_nb201_encodings_share_one_answer(tmp_path):
+    """A real nb201 table on MNIST-1D (1 epoch): every encoding of a trained class gets that
+    class's answer, and the representatives are what was trained."""
+    from nasgen.searchspace.canonical import canonical_map
+
+    space = get("nb201")
+    cmap = canonical_map(tuple(space.op_names))
+    # node 1 is zero, so the op on 2<-1 does not matter (5 encodings, one class); all-conv3x3
+    chosen = [[0, 2, 3, 2, 0, 2], [3, 3, 3, 3, 3, 3]]
+    recipe = Recipe(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2)
+    rows = build(space, "mnist1d", [0], recipe, tmp_path, archs=chosen, local=True, progress=False)
+    assert all(r["error"] is None for r in rows) and len(rows) == 2
+    table = load(pack(tmp_path, "t"))
+    assert table.archs.tolist() == sorted(list(cmap.canonical(a)) for a in chosen)
+    members = cmap.members(chosen[0])
+    assert len(members) >= 5
+    answers = {json.dumps(table.query(m)) for m in members}
+    assert len(answers) == 1 and table.query(chosen[0])["arch"] == list(cmap.canonical(chosen[0]))
+    assert table.query(chosen[0]) != table.query(chosen[1])
+    with pytest.raises(ValueError, match="is not in table 't'"):
+        table.query([2, 2, 2, 2, 2, 2])
+    with pytest.raises(ValueError, match="space 'nb201'"):
+        table.query([0] * 18)
+
+
+# --- the env -----------------------------------------------------------------------------------------
+def test_tabular_env_rewards_regret_and_budget(tiny_table):
+    from gymnasium.utils.env_checker import check_env
+
+    from nasgen.envs.tabular import QueryBudgetExhausted
+
+    env = gym.make("nasgen/Tabular-v0", table=str(tiny_table), budget=3)
+    check_env(env.unwrapped)
+    u = env.unwrapped
+    table = u.table
+    env.reset(seed=0)
+    arch = [1, 1, 0, 1]
+    drawn = set()
+    for _ in range(3):
+        env.reset()  # an unseeded reset starts the next episode of the same search
+        obs, reward, terminated, truncated, info = env.step(arch)
+        row = table.row_of(arch)
+        j = list(table.seeds).index(info["seed"])
+        drawn.add(info["seed"])
+        assert reward == pytest.approx(table.metrics["val_accuracy"][row, j, -1]) and terminated and not truncated
+        assert info["test_regret"] == pytest.approx(u.best_test - table.query(arch)["mean"]["test_accuracy"])
+        assert info["percentile"] == table.percentile(arch) and obs[0] == pytest.approx(reward)
+    env.reset()
+    with pytest.raises(QueryBudgetExhausted, match="budget of 3"):
+        env.step(arch)
+    env.reset(seed=1)  # a seeded reset starts a new search with a fresh budget
+    env.step(arch)
+
+    mean = gym.make("nasgen/Tabular-v0", table=str(tiny_table), reward="mean")
+    mean.reset(seed=0)
+    rewards = set()
+    for _ in range(4):
+        mean.reset()
+        rewards.add(mean.step(arch)[1])
+    assert len(rewards) == 1 and rewards.pop() == pytest.approx(table.query(arch)["mean"]["val_accuracy"])
+    assert mean.unwrapped.score(arch) == pytest.approx(table.query(arch)["mean"]["val_accuracy"])
+    mean.reset()
+    assert mean.unwrapped.step(u.best_arch)[4]["test_regret"] == 0.0
+
+    for kwargs, match in ((dict(reward="max"), "reward='max'"), (dict(budget=0), "budget"),
+                          (dict(credit="taylor"), "credit")):
+        with pytest.raises(ValueError, match=match):
+            gym.make("nasgen/Tabular-v0", table=str(tiny_table), **kwargs)
+
+
+def test_tabular_env_refuses_a_partial_table(tmp_path):
+    build(TINY_SPACE, "digits", [0], Recipe(train_size=32, val_size=32, test_size=32, epochs=1, C=2),
+          tmp_path, limit_archs=2, local=True, progress=False)
+    path = pack(tmp_path, "partial")
+    with pytest.raises(ValueError, match="holds 2 distinct architectures, not every one"):
+        gym.make("nasgen/Tabular-v0", table=str(path))
+
+
+# --- CLI ---------------------------------------------------------------------------------------------
+def test_cli_info_and_bad_input(tiny_table, tmp_path, capsys):
+    from nasgen.cli import main
+
+    assert main(["bench", "info", str(tiny_table)]) == 0
+    out = capsys.readouterr().out
+    assert "table tiny: space tiny, dataset digits, 16 distinct architectures" in out and "Spearman" in out
+    assert main(["bench", "info", "nope"]) == 2
+    target = tmp_path / "never"
+    for argv, message in (
+            (["--space", "nope"], "unknown search space 'nope'"),
+            (["--space", "small", "--dataset", "digits"], "give limit_archs"),
+            (["--space", "small", "--dataset", "digits", "--recipe", "epochs=0"], "Recipe.epochs must be"),
+            (["--space", "small", "--dataset", "digits", "--limit-archs", "0"], "--limit-archs must be >= 1"),
+            (["--space", "small", "--dataset", "digits", "--seeds", "1,1"], "seed twice")):
+        assert main(["bench", "build", "--out", str(target), *argv]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+        assert not target.exists()

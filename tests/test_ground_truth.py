@@ -1,0 +1,123 @@
+"""Ground truth in the main job: a search on a space and dataset with a table is judged by it
+(``nasgen.bench.ground_truth``; result.json ``ground_truth``, TensorBoard ``ground_truth/``)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from nasgen.bench import ground_truth, load
+from nasgen.bench import table as table_module
+from nasgen.cli import main
+from nasgen.searchspace import get
+
+from _synthetic_table import write_synthetic_nb201_table
+
+TINY_NB201 = ["--space", "nb201", "--dataset", "mnist1d", "--warmup-epochs", "0", "--no-progress",
+              "--steps", "3", "--controller", "random",
+              "--env-kwargs", "C=4", "n_cells=1", "batch_size=32", "limit=64"]
+
+
+@pytest.fixture(scope="module")
+def nb201_table(tmp_path_factory):
+    return write_synthetic_nb201_table(tmp_path_factory.mktemp("nb201-table"))
+
+
+def only_run(logdir):
+    runs = [p for p in logdir.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def test_judge_maps_nozero_archs_and_checks_the_task(nb201_table):
+    table = load(nb201_table)
+    nb201, nozero = get("nb201"), get("nb201-nozero")
+    judge = ground_truth.for_search(str(nb201_table), nozero, "mnist1d", {"n_train": 5000, "seed": 3})
+    arch = np.array([0, 1, 2, 3, 0, 1])  # nozero op k is nb201 op k + 1
+    verdict = judge.judge(arch)
+    same = table.query(nb201.from_genotype(nozero.to_genotype(arch)))
+    assert verdict["test_accuracy"] == pytest.approx(same["mean"]["test_accuracy"])
+    assert verdict["test_regret"] == pytest.approx(table.best()["value"] - same["mean"]["test_accuracy"])
+    assert verdict["percentile"] == table.percentile(same["arch"]) and verdict["n_archs"] == 6466
+    best = ground_truth.Judge(table, nb201).judge(table.best()["arch"])
+    assert best["test_regret"] == 0.0 and best["percentile"] == 100.0
+    for args, match in (((get("small"), "mnist1d"), "cannot judge architectures of space 'small'"),
+                        ((nb201, "digits"), "trained on dataset 'mnist1d', the search runs on 'digits'")):
+        with pytest.raises(ground_truth.TableError, match=match):
+            ground_truth.for_search(str(nb201_table), *args)
+    with pytest.raises(ground_truth.TableError, match="dataset option noise=None, the search sets noise=0.5"):
+        ground_truth.for_search(str(nb201_table), nb201, "mnist1d", {"noise": 0.5})
+    with pytest.raises(ground_truth.TableError, match="--table nope: no table 'nope'"):
+        ground_truth.for_search("nope", nb201, "mnist1d")
+    assert ground_truth.for_search("none", nb201, "mnist1d") is None
+
+
+def test_shipped_table_is_found_by_space_and_dataset(nb201_table, tmp_path, monkeypatch):
+    assert ground_truth.table_for("nb201", "mnist1d") in (None, "nb201-mnist1d")
+    for suffix in (".json", ".npz"):
+        shutil.copy(nb201_table.with_suffix(suffix), tmp_path / f"nb201-mnist1d{suffix}")
+    monkeypatch.setattr(table_module, "SHIPPED_DIR", tmp_path)
+    monkeypatch.setattr(ground_truth, "SHIPPED_DIR", tmp_path)
+    assert ground_truth.table_for("nb201", "mnist1d") == "nb201-mnist1d"
+    assert ground_truth.table_for("nb201-nozero", "mnist1d") == "nb201-mnist1d"
+    assert ground_truth.table_for("nb201", "digits") is None and ground_truth.table_for("small", "mnist1d") is None
+    assert ground_truth.for_search(None, get("nb201"), "mnist1d").table.name == "synthetic"
+    (tmp_path / "nb201-mnist1d.npz").write_bytes(b"tampered")
+    assert ground_truth.for_search(None, get("nb201"), "mnist1d") is None  # a warning, no error
+
+
+def test_search_logs_the_ground_truth(nb201_table, tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert main(["search", "--logdir", str(tmp_path), "--table", str(nb201_table), *TINY_NB201]) == 0
+    run_dir = only_run(tmp_path)
+    result = json.loads((run_dir / "result.json").read_text())
+    verdict = result["ground_truth"]
+    expected = load(nb201_table).query(result["derived_arch"])["mean"]["test_accuracy"]
+    assert verdict["test_accuracy"] == pytest.approx(expected) and verdict["table"] == "synthetic"
+    assert f"percentile {verdict['percentile']:.1f}" in capsys.readouterr().out
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"ground_truth/test_accuracy", "ground_truth/test_regret", "ground_truth/percentile"} <= tags
+    assert events.Scalars("ground_truth/test_regret")[-1].value == pytest.approx(verdict["test_regret"])
+
+
+def test_search_without_a_table_is_not_judged_and_a_bad_table_exits_2(tmp_path, capsys):
+    assert main(["search", "--logdir", str(tmp_path / "a"), "--table", "none", *TINY_NB201]) == 0
+    assert "ground_truth" not in json.loads((only_run(tmp_path / "a") / "result.json").read_text())
+    assert main(["search", "--logdir", str(tmp_path / "b"), "--table", "nope", *TINY_NB201]) == 2
+    assert "--table nope: no table 'nope'" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+
+
+def test_paired_statistics_of_the_harness():
+    import itertools
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import _stats
+
+    def brute(a, b):  # every sign assignment of the ranks
+        d = np.asarray(a) - np.asarray(b)
+        d = d[d != 0]
+        ranks = _stats._average_ranks(np.abs(d))
+        observed = abs(ranks[d > 0].sum() - ranks.sum() / 2)
+        hits = sum(abs(sum(r for r, s in zip(ranks, signs) if s) - ranks.sum() / 2) >= observed - 1e-9
+                   for signs in itertools.product((0, 1), repeat=len(d)))
+        return hits / 2 ** len(d)
+
+    rng = np.random.default_rng(0)
+    for n in (5, 6, 9):
+        for _ in range(10):  # coarse values: ties and zero differences
+            a, b = rng.integers(0, 4, n) / 10, rng.integers(0, 4, n) / 10
+            assert _stats.wilcoxon_signed_rank(a, b)["p"] == pytest.approx(brute(a, b))
+    result = _stats.wilcoxon_signed_rank([1, 2, 3, 4, 5], [0] * 5)
+    assert result["p"] == pytest.approx(0.0625) == result["min_p"] and result["w_plus"] == 15
+    assert _stats.wilcoxon_signed_rank([1, 2], [1, 2])["p"] == 1.0
+    ci = _stats.paired_bootstrap_ci([1, 2, 3, 4, 5], [0, 0, 0, 0, 1], np.random.default_rng(0))
+    assert ci["mean"] == pytest.approx(2.8) and ci["low"] <= 2.8 <= ci["high"] and ci["low"] >= 1.0
