@@ -23,6 +23,17 @@ from nasgen.searchspace.registry import Registry
 
 CONTROLLERS: Registry[type["Controller"]] = Registry("controller")
 
+#: Finite rewards (and credit) are clipped to ``[-REWARD_LIMIT, REWARD_LIMIT]`` before a
+#: controller learns from them: far beyond any loss-based reward, yet small enough that sums,
+#: squares and products with log-probabilities stay finite (a reward of 1e308 once turned
+#: the rnn controller's policy into NaN for good).
+REWARD_LIMIT = 1e12
+
+
+def clip_signal(values: np.ndarray) -> np.ndarray:
+    """``values`` clipped to ``[-REWARD_LIMIT, REWARD_LIMIT]`` (NaN stays NaN)."""
+    return np.clip(values, -REWARD_LIMIT, REWARD_LIMIT)
+
 
 def register(name: str):
     """Class decorator registering a controller under ``name`` (sets ``cls.name``)."""
@@ -131,7 +142,8 @@ class Controller:
             ``(archs [n, D], rewards [n], infos, finite mask [n])``; evaluations are counted.
             A sample is not finite when its reward is not, or when its info says
             ``"nonfinite": True`` (the env then floors the reward to a finite stand-in,
-            which must not be learned from either).
+            which must not be learned from either). Rewards come back clipped by
+            ``clip_signal``.
         """
         archs = list(archs)
         rewards = np.asarray(rewards, dtype=np.float64).reshape(-1)
@@ -147,7 +159,7 @@ class Controller:
         matrix = np.stack([self.space.validate_encoding(a) for a in archs])
         self.evaluations += sum(int(info.get("evaluations", 1)) for info in infos)
         flagged = np.array([bool(info.get("nonfinite", False)) for info in infos])
-        return matrix, rewards, infos, np.isfinite(rewards) & ~flagged
+        return matrix, clip_signal(rewards), infos, np.isfinite(rewards) & ~flagged
 
     def _metrics(self, archs: np.ndarray, rewards: np.ndarray, finite: np.ndarray,
                  **extra: float) -> dict[str, float]:

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 import torch
 
-from .base import CategoricalPolicy, Controller, register
+from .base import CategoricalPolicy, Controller, clip_signal, register
 from .logits import LogitOptimizer
 
 ZERO_OP_CREDIT = ("authors", "zero", "pessimistic")
@@ -166,6 +166,7 @@ class CreditAssignment(Controller):
         credits = np.stack(values)
         # Non-finite credit is as unusable as a non-finite reward: skip and count the sample.
         finite = finite & np.isfinite(credits).all(axis=1)
+        credits = clip_signal(credits)
         extra: dict[str, float] = {}
         if finite.any():
             extra = self._update(archs[finite], credits[finite])

@@ -47,6 +47,13 @@ from torch import nn
 
 from .base import Controller, mean_entropy, register
 
+def _temperature_range(start: float, end: float, start_name: str, end_name: str) -> tuple[float, float]:
+    """``(start, end)`` of a Gumbel temperature schedule; ValueError unless ``start >= end > 0``."""
+    if not 0 < end <= start < math.inf:
+        raise ValueError(f"need finite {start_name} >= {end_name} > 0, got {start_name}={start}, {end_name}={end}")
+    return float(start), float(end)
+
+
 # Temperature schedules need a horizon; without ``total_steps`` they anneal over this many steps.
 DEFAULT_HORIZON = 1000
 
@@ -403,7 +410,7 @@ class SNAS(GradientController):
                          arch_weight_decay=arch_weight_decay, init_std=init_std,
                          arch_grad_clip=arch_grad_clip, total_steps=total_steps,
                          weight_lr_min=weight_lr_min)
-        self.temperature_range = (float(temperature), float(temperature_min))
+        self.temperature_range = _temperature_range(temperature, temperature_min, "temperature", "temperature_min")
 
     def _search_step(self, env):
         tau = self.temperature()
@@ -460,7 +467,7 @@ class GDAS(GradientController):
         super().__init__(space, seed, arch_lr=arch_lr, arch_betas=arch_betas, arch_eps=1e-8,
                          arch_weight_decay=arch_weight_decay, init_std=init_std,
                          arch_grad_clip=None, total_steps=total_steps, weight_lr_min=weight_lr_min)
-        self.temperature_range = (float(tau_max), float(tau_min))
+        self.temperature_range = _temperature_range(tau_max, tau_min, "tau_max", "tau_min")
 
     def hard_sample(self) -> torch.Tensor:
         """One straight-through hard Gumbel sample at the current temperature, ``[D, J]``."""

@@ -241,6 +241,10 @@ class RNNController(Controller):
             raise ValueError(f"baseline_decay must be in [0, 1), got {baseline_decay}")
         if lr <= 0 or entropy_weight < 0 or history < 1:
             raise ValueError(f"need lr > 0, entropy_weight >= 0, history >= 1; got {lr}, {entropy_weight}, {history}")
+        if init_range is not None and not 0 < init_range <= 1e3:
+            raise ValueError(f"init_range must be None or in (0, 1000], got {init_range}")
+        if not abs(zero_op_bias) <= 1e6:  # a logit offset; float32 logits overflow far beyond
+            raise ValueError(f"zero_op_bias must lie in [-1e6, 1e6], got {zero_op_bias}")
         self.hidden_size, self.lr = hidden_size, lr
         self.entropy_weight, self.baseline_decay = entropy_weight, baseline_decay
         self.normalize_advantage, self.grad_clip = normalize_advantage, grad_clip

@@ -9,6 +9,7 @@ next episode.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections import deque
 from typing import Any, Callable, Optional
@@ -59,30 +60,21 @@ class ArchitectureEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
+    #: whether the env has a validation split (``val_stream``), which a budget in epochs needs
+    has_validation_split: bool = False
     #: the values ``credit=`` accepts besides None
     credit_modes: tuple[str, ...] = tuple(CREDIT_MODES)
 
     def __init__(self, space: SearchSpace, credit: Optional[str] = None, credit_subset: int = 1,
                  nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None,
                  *, credit_check_every: int = CREDIT_CHECK_EVERY):
-        if credit is not None and credit not in CREDIT_MODES:
-            raise ValueError(f"credit={credit!r} is not a credit mode; expected None or one of "
-                             f"{', '.join(CREDIT_MODES)}")
-        if (isinstance(credit_check_every, bool) or not isinstance(credit_check_every, (int, np.integer))
-                or credit_check_every < 0):
-            raise ValueError(f"credit_check_every must be an int >= 0 (0 = off), got {credit_check_every!r}")
-        if credit_subset < 1:
-            raise ValueError(f"credit_subset must be >= 1, got {credit_subset}")
-        if not math.isfinite(nonfinite_reward):
-            raise ValueError(f"nonfinite_reward must be finite, got {nonfinite_reward}")
+        self._check_common_arguments(credit, credit_subset, nonfinite_reward, device, seed, credit_check_every)
         self.space = space
         self.initial_seed = seed
         self.credit_mode = credit
         self.credit_subset = credit_subset
         self.nonfinite_reward = float(nonfinite_reward)
         self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} but CUDA is not available; use device='cpu'")
         self.action_space = gym.spaces.MultiDiscrete(np.asarray(space.choices, dtype=np.int64))
         self.steps = 0
         self.evaluations = 0
@@ -96,6 +88,65 @@ class ArchitectureEnv(gym.Env):
         # hybrid passes they priced.
         self._check_triples: deque[tuple[float, float, float]] = deque(maxlen=CREDIT_CHECK_KEEP)
         self._checks = {"count": 0, "hybrid_passes": 0}
+
+    # --- argument checks ----------------------------------------------------------------------
+    @classmethod
+    def check_arguments(cls, **kwargs: Any) -> Optional[SearchSpace]:
+        """Check constructor arguments without building anything (no model, no data): what the
+        CLI runs before it creates a run directory. Every subclass's ``__init__`` runs the
+        same checks.
+
+        Args:
+            **kwargs: keyword arguments of the subclass's ``__init__`` (defaults fill the rest).
+
+        Returns:
+            The search space an environment made with ``kwargs`` would have (None when the
+            class can only tell once built).
+
+        Raises:
+            TypeError: a keyword the class does not take.
+            ValueError: a bad value, in one line naming it.
+        """
+        parameters = inspect.signature(cls.__init__).parameters
+        unknown = [key for key in kwargs if key not in parameters or key == "self"]
+        if unknown:
+            raise TypeError(f"{cls.__name__} takes no {unknown[0]!r}; it accepts: "
+                            f"{', '.join(p for p in parameters if p != 'self')}")
+        args = {key: p.default for key, p in parameters.items() if key != "self"}
+        args.update(kwargs)
+        cls._check_common_arguments(args.get("credit"), args.get("credit_subset", 1),
+                                    args.get("nonfinite_reward", -100.0), args.get("device", "cpu"),
+                                    args.get("seed"), args.get("credit_check_every", CREDIT_CHECK_EVERY))
+        return cls._checked_space(args)
+
+    @classmethod
+    def _checked_space(cls, args: dict[str, Any]) -> Optional[SearchSpace]:
+        """The subclass's own checks of its complete ``__init__`` arguments; returns its space,
+        or None where the space is only known once the env is built."""
+        return None
+
+    @staticmethod
+    def _check_common_arguments(credit: Optional[str], credit_subset: int, nonfinite_reward: float,
+                                device: str, seed: Optional[int],
+                                credit_check_every: int = CREDIT_CHECK_EVERY) -> None:
+        if credit is not None and credit not in CREDIT_MODES:
+            raise ValueError(f"credit={credit!r} is not a credit mode; expected None or one of "
+                             f"{', '.join(CREDIT_MODES)}")
+        if (isinstance(credit_check_every, bool) or not isinstance(credit_check_every, (int, np.integer))
+                or credit_check_every < 0):
+            raise ValueError(f"credit_check_every must be an int >= 0 (0 = off), got {credit_check_every!r}")
+        if credit_subset < 1:
+            raise ValueError(f"credit_subset must be >= 1, got {credit_subset}")
+        if not math.isfinite(nonfinite_reward):
+            raise ValueError(f"nonfinite_reward must be finite, got {nonfinite_reward}")
+        if seed is not None and not 0 <= seed < 2**32:
+            raise ValueError(f"seed must be None or in 0..{2**32 - 1}, got {seed}")
+        try:
+            kind = torch.device(device).type
+        except (RuntimeError, ValueError):
+            raise ValueError(f"device={device!r} is not a torch device; use 'cpu' or 'cuda'") from None
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={device!r} but CUDA is not available; use device='cpu'")
 
     # --- gymnasium API ---------------------------------------------------------------------
     def reset(self, *, seed: Optional[int] = None, options: Optional[dict] = None):

@@ -14,6 +14,8 @@ from torch import nn
 from nasgen.searchspace import (BatchStream, CellSpace, Credit, Supernet, dataset_names, exact_credit,
                                 hybrid_credit, load_dataset)
 from nasgen.searchspace import get as get_space
+from nasgen.searchspace import names as space_names
+from nasgen.searchspace.cells import check_stack_size
 
 from .base import CREDIT_CHECK_EVERY, ArchitectureEnv, torch_seed
 
@@ -97,6 +99,8 @@ class OneShotNASEnv(ArchitectureEnv):
             ``ArchitectureEnv``.
     """
 
+    has_validation_split = True
+
     def __init__(self, dataset: str = "digits", data_dir: Optional[str] = None, download: bool = False,
                  limit: Optional[int] = None, dataset_options: Optional[dict] = None,
                  space: str = "small", C: int = 8, n_cells: int = 5,
@@ -107,19 +111,13 @@ class OneShotNASEnv(ArchitectureEnv):
                  credit: Optional[str] = None, credit_subset: int = 1, credit_batch: str = "val",
                  nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None,
                  credit_check_every: int = CREDIT_CHECK_EVERY):
-        search_space = get_space(space)
-        if not isinstance(search_space, CellSpace):
-            raise ValueError(f"space {space!r} is not a cell search space")
-        if warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
-        if weight_lr_schedule not in WEIGHT_LR_SCHEDULES:
-            raise ValueError(f"weight_lr_schedule={weight_lr_schedule!r}; expected one of "
-                             f"{', '.join(WEIGHT_LR_SCHEDULES)}")
-        if weight_lr_schedule == "cosine" and not (schedule_epochs is not None and schedule_epochs > 0):
-            raise ValueError(f"weight_lr_schedule='cosine' needs schedule_epochs > 0 (warm-up + search "
-                             f"epochs of weight training), got {schedule_epochs}")
-        if credit_batch not in CREDIT_BATCHES:
-            raise ValueError(f"credit_batch={credit_batch!r}; expected one of {', '.join(CREDIT_BATCHES)}")
+        search_space = self.check_arguments(
+            dataset=dataset, limit=limit, space=space, C=C, n_cells=n_cells, batch_size=batch_size,
+            warmup_epochs=warmup_epochs, weight_lr=weight_lr, weight_momentum=weight_momentum,
+            weight_decay=weight_decay, grad_clip=grad_clip, weight_lr_schedule=weight_lr_schedule,
+            weight_lr_min=weight_lr_min, schedule_epochs=schedule_epochs, credit=credit,
+            credit_subset=credit_subset, credit_batch=credit_batch, nonfinite_reward=nonfinite_reward,
+            device=device, seed=seed, credit_check_every=credit_check_every)
         super().__init__(search_space, credit, credit_subset, nonfinite_reward, device, seed,
                          credit_check_every=credit_check_every)
         self.data = load_dataset(dataset, data_dir, download=download, limit=limit, options=dataset_options)
@@ -146,6 +144,40 @@ class OneShotNASEnv(ArchitectureEnv):
         self.gradient_hook: Optional[Callable[[], None]] = None
         self._train_data = self.data.train.to(self.device)
         self._val_data = self.data.val.to(self.device)
+
+    @classmethod
+    def _checked_space(cls, args: dict[str, Any]) -> CellSpace:
+        if args["dataset"] not in dataset_names():
+            raise ValueError(f"unknown dataset {args['dataset']!r}; choose from: {', '.join(dataset_names())}")
+        if args["space"] not in space_names():
+            raise ValueError(f"unknown search space {args['space']!r}; choose from: {', '.join(space_names())}")
+        search_space = get_space(args["space"])
+        if not isinstance(search_space, CellSpace):
+            raise ValueError(f"space {args['space']!r} is not a cell search space")
+        check_stack_size(args["C"], args["n_cells"])
+        for key in ("batch_size",) + (("limit",) if args["limit"] is not None else ()):
+            if args[key] < 1:
+                raise ValueError(f"{key} must be >= 1, got {args[key]}")
+        if not 0 <= args["weight_momentum"] < 1:
+            raise ValueError(f"weight_momentum must lie in [0, 1), got {args['weight_momentum']}")
+        for key in ("warmup_epochs", "weight_decay"):
+            if not 0 <= args[key] < math.inf:
+                raise ValueError(f"{key} must be a finite number >= 0, got {args[key]}")
+        for key in ("weight_lr", "grad_clip"):
+            if not 0 < args[key] < math.inf:
+                raise ValueError(f"{key} must be a finite number > 0, got {args[key]}")
+        if args["weight_lr_schedule"] not in WEIGHT_LR_SCHEDULES:
+            raise ValueError(f"weight_lr_schedule={args['weight_lr_schedule']!r}; expected one of "
+                             f"{', '.join(WEIGHT_LR_SCHEDULES)}")
+        schedule_epochs = args["schedule_epochs"]
+        if args["weight_lr_schedule"] == "cosine" and not (schedule_epochs is not None and 0 < schedule_epochs < math.inf):
+            raise ValueError(f"weight_lr_schedule='cosine' needs schedule_epochs > 0 (warm-up + search "
+                             f"epochs of weight training), got {schedule_epochs}")
+        if not 0 <= args["weight_lr_min"] < math.inf:
+            raise ValueError(f"weight_lr_min must be a finite number >= 0, got {args['weight_lr_min']}")
+        if args["credit_batch"] not in CREDIT_BATCHES:
+            raise ValueError(f"credit_batch={args['credit_batch']!r}; expected one of {', '.join(CREDIT_BATCHES)}")
+        return search_space
 
     @staticmethod
     def dataset_names() -> list[str]:

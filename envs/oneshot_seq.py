@@ -186,6 +186,8 @@ class OneShotNASSeqEnv(SequentialArchitectureEnv):
     #: what the inner env accepts
     dataset_names = staticmethod(OneShotNASEnv.dataset_names)
     credit_modes = OneShotNASEnv.credit_modes
+    #: the inner env's argument checks (nothing built), for ``nasgen search``'s validation
+    check_arguments = staticmethod(OneShotNASEnv.check_arguments)
 
     def __init__(self, **kwargs: Any):
         super().__init__(OneShotNASEnv(**kwargs))

@@ -22,6 +22,10 @@ from nasgen.searchspace import SearchSpace
 from .base import CREDIT_CHECK_EVERY, ArchitectureEnv, torch_seed
 
 
+#: side of the first, frozen filters of ``TeacherModel``
+KERNEL = 7
+
+
 class TeacherModel(nn.Module):
     """The frozen random network of the toy; the architecture picks a channel per edge.
 
@@ -34,7 +38,7 @@ class TeacherModel(nn.Module):
         generator: draws the frozen weights.
     """
 
-    def __init__(self, n_edges: int, n_ops: int, input_size: int = 13, kernel: int = 7,
+    def __init__(self, n_edges: int, n_ops: int, input_size: int = 13, kernel: int = KERNEL,
                  stride: int = 2, generator: Optional[torch.Generator] = None):
         super().__init__()
         if input_size < kernel:
@@ -110,9 +114,11 @@ class TeacherArchEnv(ArchitectureEnv):
     def __init__(self, n_edges: int = 10, n_ops: int = 10, batch_size: int = 100, input_size: int = 13,
                  credit: Optional[str] = None, credit_subset: int = 1, nonfinite_reward: float = -100.0,
                  device: str = "cpu", seed: Optional[int] = None, credit_check_every: int = CREDIT_CHECK_EVERY):
-        if n_edges < 1 or n_ops < 1 or batch_size < 1:
-            raise ValueError(f"n_edges, n_ops and batch_size must be >= 1, got {n_edges}, {n_ops}, {batch_size}")
-        super().__init__(TeacherSpace(n_edges, n_ops), credit, credit_subset, nonfinite_reward, device, seed,
+        space = self.check_arguments(n_edges=n_edges, n_ops=n_ops, batch_size=batch_size, input_size=input_size,
+                                     credit=credit, credit_subset=credit_subset,
+                                     nonfinite_reward=nonfinite_reward, device=device, seed=seed,
+                                     credit_check_every=credit_check_every)
+        super().__init__(space, credit, credit_subset, nonfinite_reward, device, seed,
                          credit_check_every=credit_check_every)
         self.n_edges, self.n_ops, self.batch_size, self.input_size = n_edges, n_ops, batch_size, input_size
         low, high = self.reward_obs_bounds
@@ -120,6 +126,15 @@ class TeacherArchEnv(ArchitectureEnv):
         self.model: Optional[TeacherModel] = None
         self.teacher: Optional[np.ndarray] = None
         self.weight_optimizer = None  # the toy's weights are frozen
+
+    @classmethod
+    def _checked_space(cls, args: dict[str, Any]) -> SearchSpace:
+        n_edges, n_ops, batch_size = args["n_edges"], args["n_ops"], args["batch_size"]
+        if n_edges < 1 or n_ops < 1 or batch_size < 1:
+            raise ValueError(f"n_edges, n_ops and batch_size must be >= 1, got {n_edges}, {n_ops}, {batch_size}")
+        if args["input_size"] < KERNEL:
+            raise ValueError(f"input_size must be >= {KERNEL} (the first filter), got {args['input_size']}")
+        return TeacherSpace(n_edges, n_ops)
 
     # --- what gradient controllers and scorers use ------------------------------------------
     def loss_fn(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

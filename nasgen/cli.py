@@ -28,6 +28,8 @@ def parse_value(text: str) -> Any:
         return lowered == "true"
     if lowered in ("none", "null"):
         return None
+    if lowered.lstrip("+-") in ("nan", "inf", "infinity"):
+        return float(lowered)  # so that the checks can name it as a number out of range
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
@@ -75,7 +77,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 # --- search ----------------------------------------------------------------------------------------
-_SEARCH_DEFAULTS = {"controller": "credit", "env": "nasgen/OneShotNAS-v0", "seed": 0, "device": "cpu"}
+_SEARCH_DEFAULTS = {"controller": "credit", "env": "nasgen/OneShotNAS-v0", "seed": 0, "device": "cpu",
+                    "checkpoint_every": 50, "logdir": "runs"}
 
 
 def _search_config(args: argparse.Namespace):
@@ -84,8 +87,8 @@ def _search_config(args: argparse.Namespace):
     from nasgen.compat import env_datasets, incompatibility
     from nasgen.search import SearchConfig, env_parameters
 
-    controller = _choice(args.controller or _SEARCH_DEFAULTS["controller"], controllers.names(), "controller")
-    env_id = _choice(args.env or _SEARCH_DEFAULTS["env"], envs.env_ids(), "env")
+    controller = _choice(_given(args.controller, "controller"), controllers.names(), "controller")
+    env_id = _choice(_given(args.env, "env"), envs.env_ids(), "env")
     env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs")
     controller_kwargs = parse_key_values(args.controller_kwargs, "--controller-kwargs")
     accepted = env_parameters(env_id)
@@ -123,14 +126,8 @@ def _search_config(args: argparse.Namespace):
         if key not in taken:
             raise UsageError(f"--controller-kwargs: controller {controller!r} takes no {key!r}; "
                              f"it accepts: {', '.join(taken) or 'none'}")
-    if args.device not in (None, "cpu") and not args.device.startswith("cuda"):
-        raise UsageError(f"unknown device {args.device!r}; choose from: cpu, cuda")
     if args.steps is not None and args.epochs is not None:
         raise UsageError("give --steps or --epochs, not both")
-    if args.steps is not None and args.steps < 1:
-        raise UsageError(f"--steps must be >= 1, got {args.steps}")
-    if args.checkpoint_every < 1:
-        raise UsageError(f"--checkpoint-every must be >= 1, got {args.checkpoint_every}")
     image_every = getattr(args, "image_every", 0)  # nasgen sweep's trials do not set it
     if image_every < 0:
         raise UsageError(f"--image-every must be >= 0 (0 = about ten per run), got {image_every}")
@@ -142,12 +139,39 @@ def _search_config(args: argparse.Namespace):
         if "schedule_epochs" not in accepted:
             raise UsageError(f"--protocol needs an env that trains shared weights with a warm-up "
                              f"(nasgen/OneShotNAS-v0); {env_id} has none")
-    return SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs, protocol=protocol,
-                        table=getattr(args, "table", None),
-                        seed=_SEARCH_DEFAULTS["seed"] if args.seed is None else args.seed,
-                        device=args.device or _SEARCH_DEFAULTS["device"], env_kwargs=env_kwargs,
-                        controller_kwargs=controller_kwargs, checkpoint_every=args.checkpoint_every,
-                        image_every=image_every)
+    config = SearchConfig(controller=controller, env=env_id, steps=args.steps, epochs=args.epochs, protocol=protocol,
+                          table=getattr(args, "table", None), seed=_given(args.seed, "seed"),
+                          device=_given(args.device, "device"),
+                          env_kwargs=env_kwargs, controller_kwargs=controller_kwargs,
+                          checkpoint_every=_given(args.checkpoint_every, "checkpoint_every"),
+                          image_every=image_every)
+    check_search(config)
+    return config
+
+
+def _given(value: Any, key: str) -> Any:
+    """A flag's value, or the search default when the flag was not given (None, never "")."""
+    return _SEARCH_DEFAULTS[key] if value is None else value
+
+
+def check_search(config) -> None:
+    """Check everything ``config`` would build -- device, environment arguments, controller
+    hyper-parameters -- without building the supernet or loading data.
+
+    Raises:
+        UsageError: the first bad value, in one line.
+    """
+    from nasgen import validation
+    from nasgen.search import env_class, env_kwargs
+
+    if config.epochs is not None and not getattr(env_class(config.env), "has_validation_split", False):
+        raise UsageError(f"--epochs needs an env with a validation split; {config.env} has none, give --steps")
+    try:
+        validation.check_device(config.device)
+        space = validation.check_env(config.env, env_kwargs(config))
+        validation.check_controller(config.controller, space, config.seed, config.controller_kwargs)
+    except (TypeError, ValueError) as error:
+        raise UsageError(str(error)) from None
 
 
 def _run_dir(logdir: str, config) -> Path:
@@ -169,9 +193,17 @@ def _run_dir(logdir: str, config) -> Path:
 
 
 def _resume_config(args: argparse.Namespace):
-    """Config and state of ``--resume RUN_DIR``, refusing flags that contradict it."""
+    """Config and state of ``--resume RUN_DIR``, refusing flags that contradict it.
+
+    Only what can change is accepted: more ``--steps`` (extends a step-budget run) and
+    ``--checkpoint-every``; any other flag must repeat the run's value.
+
+    Returns:
+        ``(run_dir, config, state, note)``: ``note`` is the line saying what was taken from
+        the checkpoint and what changed.
+    """
     from nasgen.checkpoint import CheckpointError
-    from nasgen.search import SearchConfig, resume_state
+    from nasgen.search import DEFAULT_STEPS, SearchConfig, resume_state
 
     run_dir = Path(args.resume)
     if not run_dir.is_dir():
@@ -185,35 +217,118 @@ def _resume_config(args: argparse.Namespace):
     except (KeyError, TypeError) as error:
         raise UsageError(f"--resume: the checkpoint in {run_dir} holds no valid search config ({error}); "
                          f"nothing was changed") from None
+    refuse = f"--resume: the checkpoint in {run_dir} is for"
+    if getattr(args, "logdir", None) is not None:
+        raise UsageError(f"--resume continues the run in {run_dir}; --logdir does not apply")
     given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device,
-             "protocol": getattr(args, "protocol", None), "table": getattr(args, "table", None)}
+             "epochs": args.epochs, "protocol": getattr(args, "protocol", None),
+             "table": getattr(args, "table", None)}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
-            raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {getattr(config, key)!r}, "
-                             f"not {value!r}; nothing was changed")
-    for flag, key, value in (("--dataset", "dataset", args.dataset), ("--space", "space", args.space)):
-        if value is not None and value != config.env_kwargs.get(key, value):
-            raise UsageError(f"--resume: the checkpoint in {run_dir} is for {key} {config.env_kwargs.get(key)!r}, "
-                             f"not {value!r}; nothing was changed")
-    return run_dir, config, state
+            raise UsageError(f"{refuse} {key} {getattr(config, key)!r}, not {value!r}; nothing was changed")
+    env_given = parse_key_values(args.env_kwargs, "--env-kwargs")
+    for flag, key, value in (("--dataset", "dataset", args.dataset), ("--data-dir", "data_dir", args.data_dir),
+                             ("--space", "space", args.space), ("--warmup-epochs", "warmup_epochs", args.warmup_epochs)):
+        if value is not None:
+            env_given[key] = value
+    for key, value in env_given.items():
+        recorded = _recorded_env_value(config, key)
+        if value != recorded:
+            raise UsageError(f"{refuse} {key} {recorded!r}, not {value!r}; nothing was changed")
+    for key, value in parse_key_values(args.controller_kwargs, "--controller-kwargs").items():
+        recorded = _recorded_controller_value(config, key)
+        if value != recorded:
+            raise UsageError(f"{refuse} controller {key} {recorded!r}, not {value!r}; nothing was changed")
+    changes = []
+    if args.steps is not None and _check_extension(config, args.steps, state["step"], refuse):
+        changes.append(f"extended to {args.steps} steps")
+        config.steps = args.steps
+    if args.checkpoint_every is not None and args.checkpoint_every != config.checkpoint_every:
+        changes.append(f"checkpoint every {args.checkpoint_every} steps")
+        config.checkpoint_every = args.checkpoint_every
+    check_search(config)
+    budget = (f"{config.epochs:g} epochs" if config.epochs is not None
+              else f"{DEFAULT_STEPS if config.steps is None else config.steps} steps")
+    note = (f"resuming {run_dir} at step {state['step']}: controller {config.controller}, env {config.env}, "
+            f"seed {config.seed}, {budget} and the rest of its settings from its checkpoint"
+            + (f"; {', '.join(changes)}" if changes else ""))
+    return run_dir, config, state, note
+
+
+def _recorded_env_value(config, key: str) -> Any:
+    """The value of env keyword ``key`` in a run: given, or the environment's default."""
+    import inspect
+
+    from nasgen.search import env_class, env_kwargs
+
+    recorded = env_kwargs(config)
+    if key in recorded:
+        return recorded[key]
+    parameter = inspect.signature(env_class(config.env).__init__).parameters.get(key)
+    if parameter is None:
+        raise UsageError(f"--resume: env {config.env} takes no {key!r}")
+    return parameter.default
+
+
+def _recorded_controller_value(config, key: str) -> Any:
+    """The value of controller hyper-parameter ``key`` in a run: given, or the default."""
+    import inspect
+
+    from nasgen import controllers
+
+    if key in config.controller_kwargs:
+        return config.controller_kwargs[key]
+    parameter = inspect.signature(controllers.get(config.controller).__init__).parameters.get(key)
+    if parameter is None:
+        raise UsageError(f"--resume: controller {config.controller!r} takes no {key!r}")
+    return parameter.default
+
+
+def _check_extension(config, steps: int, done: int, refuse: str) -> bool:
+    """Whether ``--steps`` on resume extends the run; UsageError when it cannot do so cleanly."""
+    import inspect
+
+    from nasgen import controllers
+    from nasgen.search import DEFAULT_STEPS
+
+    if config.epochs is not None:
+        raise UsageError(f"{refuse} a budget of {config.epochs:g} epochs; --steps does not apply "
+                         f"(resume without it)")
+    recorded = DEFAULT_STEPS if config.steps is None else config.steps
+    if steps < recorded:
+        raise UsageError(f"{refuse} {recorded} steps ({done} done); --steps can only extend it, not "
+                         f"shorten it to {steps}")
+    schedule = "total_steps" in inspect.signature(controllers.get(config.controller).__init__).parameters
+    if schedule and "total_steps" not in config.controller_kwargs and steps != recorded:
+        raise UsageError(f"{refuse} {recorded} steps and controller {config.controller!r} anneals its "
+                         f"schedule over them; extending would change the schedule mid-run "
+                         f"(start a new run, or one with --controller-kwargs total_steps=N)")
+    return steps != recorded
 
 
 def cmd_search(args: argparse.Namespace) -> int:
+    from nasgen import validation
     from nasgen.search import Search, seed_everything
 
-    if args.resume:
-        run_dir, config, state = _resume_config(args)
+    if args.resume is not None:
+        run_dir, config, state, note = _resume_config(args)
+        print(note, flush=True)
     else:
         config, state, run_dir = _search_config(args), None, None
+        try:
+            validation.check_creatable_dir(_given(args.logdir, "logdir"), "--logdir")
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     from nasgen.bench.ground_truth import TableError
 
     seed_everything(config.seed)
+    logdir = _given(args.logdir, "logdir")
     try:
-        search = Search(config, run_dir or args.logdir, progress=not args.no_progress)
+        search = Search(config, run_dir or logdir, progress=not args.no_progress)
     except TableError as error:
         raise UsageError(str(error)) from None
     if run_dir is None:  # made only once the environment accepted its arguments
-        search.run_dir = run_dir = _run_dir(args.logdir, config)
+        search.run_dir = run_dir = _run_dir(logdir, config)
     result = run_logged(search, state)
     print_result(result, run_dir)
     return 0
@@ -267,7 +382,6 @@ def _load_architecture(source: str):
     """(space, arch, dataset hint, dataset options hint) from a run directory, a genotype JSON
     file, or a text file holding a NAS-Bench-201 architecture string."""
     from nasgen import searchspace
-    from nasgen.searchspace import Genotype
 
     path = Path(source)
     if path.is_dir():
@@ -276,7 +390,10 @@ def _load_architecture(source: str):
             raise UsageError(f"{source} holds no result.json; pass a finished run directory or a genotype JSON file")
     elif not path.is_file():
         raise UsageError(f"no run directory or genotype file {source!r}")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise UsageError(f"cannot read {path}: {error}") from None
     if text.lstrip().startswith("|"):  # a NAS-Bench-201 string (genotype.txt of an nb201 search)
         data = {"space": "nb201", "genotype": text.strip().splitlines()[0]}
     else:
@@ -286,48 +403,71 @@ def _load_architecture(source: str):
             raise UsageError(f"{path} is not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} must hold a JSON object (a result.json or a genotype)")
-    env_kwargs = data.get("config", {}).get("env_kwargs", {})
+    config = data.get("config")
+    env_kwargs = config.get("env_kwargs") if isinstance(config, dict) else None
+    env_kwargs = env_kwargs if isinstance(env_kwargs, dict) else {}
     dataset, options = env_kwargs.get("dataset"), env_kwargs.get("dataset_options")
-    if "derived_arch" in data:
-        space = searchspace.from_dict(data["space"])
+    dataset = dataset if isinstance(dataset, str) else None
+    options = options if isinstance(options, dict) else None
+    try:
+        if "derived_arch" in data:
+            space = searchspace.from_dict(data.get("space"))
+            if not isinstance(space, searchspace.CellSpace):
+                raise UsageError(f"{path} is a search in space {space.name!r}, which has no network to retrain")
+            return space, space.validate(data["derived_arch"]), dataset, options
+        genotype = data.get("genotype", data)
+        space_spec = data.get("space", "nb201" if isinstance(genotype, str) else "darts")
+        if isinstance(space_spec, dict):
+            space = searchspace.from_dict(space_spec)
+        elif isinstance(space_spec, str):
+            space = searchspace.get(_choice(space_spec, searchspace.names(), "search space"))
+        else:
+            raise ValueError(f"'space' must be a preset name or a space object, got {space_spec!r}")
         if not isinstance(space, searchspace.CellSpace):
-            raise UsageError(f"{path} is a search in space {space.name!r}, which has no network to retrain")
-        return space, space.validate(data["derived_arch"]), dataset, options
-    genotype = data.get("genotype", data)
-    space_name = data.get("space", "nb201" if isinstance(genotype, str) else "darts")
-    if isinstance(space_name, dict):
-        space = searchspace.from_dict(space_name)
-    else:
-        space = searchspace.get(_choice(space_name, searchspace.names(), "search space"))
-    if isinstance(space, searchspace.NB201SearchSpace):
-        try:
+            raise UsageError(f"{path}: space {space.name!r} has no network to retrain")
+        if isinstance(space, searchspace.NB201SearchSpace):
+            if not isinstance(genotype, str):
+                raise ValueError(f"an nb201 genotype is a string like |op~0|+|op~0|op~1|+..., got {genotype!r}"[:300])
             return space, space.from_genotype(genotype), dataset, options
-        except ValueError as error:
-            raise UsageError(f"{path}: {error}") from None
+        return space, space.from_genotype(_genotype_from_json(genotype)), dataset, options
+    except (TypeError, ValueError) as error:
+        raise UsageError(f"{path}: {error}") from None
+
+
+def _genotype_from_json(genotype: Any):
+    """A ``Genotype`` from its JSON form; ValueError naming the first malformed field."""
+    from nasgen.searchspace import Genotype
+
+    if not isinstance(genotype, dict):
+        raise ValueError(f"'genotype' must be an object with {', '.join(Genotype._fields)}, got {genotype!r}"[:300])
     missing = [f for f in Genotype._fields if f not in genotype]
     if missing:
-        raise UsageError(f"{path} is neither a result.json nor a genotype: missing {', '.join(missing)}")
-    pairs = {k: [tuple(p) for p in genotype[k]] if k in ("normal", "reduce") else list(genotype[k])
-             for k in Genotype._fields}
-    try:
-        return space, space.from_genotype(Genotype(**pairs)), dataset, options
-    except ValueError as error:
-        raise UsageError(f"{path}: {error}") from None
+        raise ValueError(f"neither a result.json nor a genotype: missing {', '.join(missing)}")
+    fields = {}
+    for key in Genotype._fields:
+        value = genotype[key]
+        if key in ("normal", "reduce"):
+            if not (isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
+                                                    and type(p[1]) is int for p in value)):
+                raise ValueError(f"genotype {key!r} must be a list of [op name, input index] pairs, "
+                                 f"got {value!r}"[:300])
+            fields[key] = [tuple(p) for p in value]
+        else:
+            if not (isinstance(value, list) and all(type(v) is int for v in value)):
+                raise ValueError(f"genotype {key!r} must be a list of node indices, got {value!r}"[:300])
+            fields[key] = list(value)
+    return Genotype(**fields)
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
     import torch
     from torch.utils.tensorboard import SummaryWriter
 
-    from nasgen import jsonfile, searchspace
+    from nasgen import jsonfile, searchspace, validation
     from nasgen.search import seed_everything
     from nasgen.searchspace import Network, TrainConfig, train_network
     from nasgen.tblog import hyperparameter_table, write_hparams
 
-    for flag, value in (("--epochs", args.epochs), ("--channels", args.channels), ("--cells", args.cells),
-                        ("--batch-size", args.batch_size)):
-        if value < 1:
-            raise UsageError(f"{flag} must be >= 1, got {value}")
     if args.channels % 2:
         raise UsageError(f"--channels must be even, got {args.channels}")
     for flag, value in (("--crop-padding", args.crop_padding), ("--cutout", args.cutout)):
@@ -337,6 +477,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     dataset_name = _choice(args.dataset or dataset_hint or "digits", searchspace.dataset_names(), "dataset")
     # The search's dataset settings (mnist1d sizes and seed) hold when retraining on its dataset.
     options = options_hint if dataset_name == dataset_hint else None
+    source = Path(args.source)
+    out_dir = Path(args.out) if args.out else (source / "retrain" if source.is_dir() else source.with_suffix("") .with_name(source.stem + "-retrain"))
+    try:
+        validation.check_device(args.device)
+        validation.check_creatable_dir(out_dir, "--out")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     seed_everything(args.seed)
     try:
         data = searchspace.load_dataset(dataset_name, args.data_dir, download=args.download, limit=args.limit,
@@ -345,8 +492,6 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     if data.dims != 2 and (args.crop_padding or args.flip or args.cutout):
         raise UsageError(f"--crop-padding, --flip and --cutout augment images; {dataset_name} holds 1-D signals")
-    source = Path(args.source)
-    out_dir = Path(args.out) if args.out else (source / "retrain" if source.is_dir() else source.with_suffix("") .with_name(source.stem + "-retrain"))
     model = Network(space, arch, C=args.channels, n_cells=args.cells, in_channels=data.in_channels,
                     n_classes=data.n_classes, dims=data.dims)
     writer = SummaryWriter(str(out_dir))
@@ -396,6 +541,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from nasgen import validation as v
+    from nasgen.threads import add_threads_argument
     from nasgen.toy import add_toy_arguments
 
     parser = _Parser(prog="nasgen", description="Neural-architecture-search controllers "
@@ -407,56 +554,61 @@ def build_parser() -> argparse.ArgumentParser:
 
     search = sub.add_parser("search", help="run a controller against an environment",
                             description="Run a search. With no flags: credit assignment on digits.")
-    search.add_argument("--controller", help="controller name (default: credit)")
-    search.add_argument("--env", help="environment id (default: nasgen/OneShotNAS-v0)")
-    search.add_argument("--dataset", help="dataset of the environment (default: digits)")
-    search.add_argument("--data-dir", help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
+    search.add_argument("--controller", type=v.name, help="controller name (default: credit)")
+    search.add_argument("--env", type=v.name, help="environment id (default: nasgen/OneShotNAS-v0)")
+    search.add_argument("--dataset", type=v.name, help="dataset of the environment (default: digits)")
+    search.add_argument("--data-dir", type=v.name, help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
     search.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    search.add_argument("--space", help="search-space preset (default: small)")
+    search.add_argument("--space", type=v.name, help="search-space preset (default: small)")
     budget = search.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="search steps (default: 1000)")
-    budget.add_argument("--epochs", type=float, help="architecture-phase epochs over the validation split")
-    search.add_argument("--warmup-epochs", type=float, help="weight-training epochs before the first reward")
-    search.add_argument("--protocol", help="paper or shared: each method's split of the supernet-training budget "
-                                           "(warm-up + search) and a cosine weight lr over it (default: as configured)")
-    search.add_argument("--table", metavar="NAME|PATH",
+    budget.add_argument("--steps", type=v.positive_int, help="search steps (default: 1000)")
+    budget.add_argument("--epochs", type=v.positive_float, help="architecture-phase epochs over the validation split")
+    search.add_argument("--warmup-epochs", type=v.non_negative_float,
+                        help="weight-training epochs before the first reward")
+    search.add_argument("--protocol", type=v.name,
+                        help="paper or shared: each method's split of the supernet-training budget "
+                             "(warm-up + search) and a cosine weight lr over it (default: as configured)")
+    search.add_argument("--table", type=v.name, metavar="NAME|PATH",
                         help="ground-truth table that judges the derived cell (test accuracy, regret, percentile); "
                              "default: the shipped table of the space and dataset, if any; none: off")
-    search.add_argument("--seed", type=int, help="seed (default: 0)")
-    search.add_argument("--device", help="cpu or cuda (default: cpu)")
-    search.add_argument("--logdir", default="runs", help="parent folder of run directories (default: runs/)")
-    search.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    search.add_argument("--seed", type=v.seed, help="seed (default: 0)")
+    search.add_argument("--device", type=v.name, help="cpu or cuda (default: cpu)")
+    search.add_argument("--logdir", type=v.name, help="parent folder of run directories (default: runs/)")
+    search.add_argument("--resume", type=v.name, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR from its last checkpoint (more --steps extend it)")
     search.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", help="environment keyword arguments")
     search.add_argument("--controller-kwargs", nargs="*", metavar="KEY=VALUE", help="controller hyper-parameters")
-    search.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default: 50)")
-    search.add_argument("--image-every", type=int, default=0, metavar="N",
+    search.add_argument("--checkpoint-every", type=v.positive_int, help="steps between checkpoints (default: 50)")
+    search.add_argument("--image-every", type=v.non_negative_int, default=0, metavar="N",
                         help="steps between op-probability heatmaps in TensorBoard (default: 0 = about ten per run)")
     search.add_argument("--no-progress", action="store_true", help="no progress bars (warm-up and search)")
+    add_threads_argument(search)
     search.set_defaults(func=cmd_search)
 
     retrain = sub.add_parser("retrain", help="train a found architecture from scratch and report test accuracy")
     retrain.add_argument("source", metavar="RUN_DIR|GENOTYPE.json",
                          help="a search run directory, a genotype JSON file, or a text file holding a "
                          "NAS-Bench-201 string (|op~0|+|op~0|op~1|+|op~0|op~1|op~2|)")
-    retrain.add_argument("--dataset", help="dataset (default: the search's, else digits)")
-    retrain.add_argument("--data-dir", help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
+    retrain.add_argument("--dataset", type=v.name, help="dataset (default: the search's, else digits)")
+    retrain.add_argument("--data-dir", type=v.name, help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
     retrain.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    retrain.add_argument("--limit", type=int, help="at most this many examples per split")
-    retrain.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
-    retrain.add_argument("--channels", type=int, default=16, help="channels of the first cells (default: 16)")
-    retrain.add_argument("--cells", type=int, default=8,
+    retrain.add_argument("--limit", type=v.positive_int, help="at most this many examples per split")
+    retrain.add_argument("--epochs", type=v.positive_int, default=20, help="training epochs (default: 20)")
+    retrain.add_argument("--channels", type=v.positive_int, default=16, help="channels of the first cells (default: 16)")
+    retrain.add_argument("--cells", type=v.positive_int, default=8,
                          help="number of cells; nb201: cells per stage, N (default: 8)")
-    retrain.add_argument("--batch-size", type=int, default=64, help="batch size (default: 64)")
-    retrain.add_argument("--lr", type=float, default=0.025, help="initial SGD learning rate (default: 0.025)")
+    retrain.add_argument("--batch-size", type=v.positive_int, default=64, help="batch size (default: 64)")
+    retrain.add_argument("--lr", type=v.positive_float, default=0.025, help="initial SGD learning rate (default: 0.025)")
     retrain.add_argument("--crop-padding", type=int, default=0,
                          help="random crop after zero padding by N pixels (DARTS on CIFAR-10: 4; default: 0 = off)")
     retrain.add_argument("--flip", action="store_true", help="random horizontal flip (natural images only)")
     retrain.add_argument("--cutout", type=int, default=0,
                          help="zero a random N x N square of each training image (DARTS on CIFAR-10: 16; default: 0 = off)")
-    retrain.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
-    retrain.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
-    retrain.add_argument("--out", help="output folder (default: RUN_DIR/retrain)")
+    retrain.add_argument("--seed", type=v.seed, default=0, help="seed (default: 0)")
+    retrain.add_argument("--device", type=v.name, default="cpu", help="cpu or cuda (default: cpu)")
+    retrain.add_argument("--out", type=v.name, help="output folder (default: RUN_DIR/retrain)")
     retrain.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_argument(retrain)
     retrain.set_defaults(func=cmd_retrain)
 
     toy = sub.add_parser("toy", help="the report's RNN toy tasks: map [1,0,1,0] -> [1,1,0,0], or generate it",
@@ -464,6 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "generates one from a random z feeding its outputs back (--task generate).")
     add_toy_arguments(toy)
     toy.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_argument(toy)
     toy.set_defaults(func=cmd_toy)
 
     from nasgen.sweep import add_sweep_parser
@@ -483,7 +636,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     from nasgen.checkpoint import CheckpointWriteError
     from nasgen.searchspace import DataError, DataNotFoundError
+    from nasgen.threads import apply_threads
 
+    if getattr(args, "threads", None) is not None:
+        apply_threads(args.threads)
     try:
         return args.func(args)
     except UsageError as error:

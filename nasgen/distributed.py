@@ -517,13 +517,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from nasgen.searchspace import DataError, DataNotFoundError
 
     args = build_parser().parse_args(argv)
+    from nasgen.threads import apply_threads
+
+    apply_threads(args.threads)
     try:
         from nasgen.envs import OneShotNASEnv
 
         if args.check_every < 0:
             raise UsageError(f"--check-every must be >= 0, got {args.check_every}")
         if args.resume:
-            run_dir, config, state = _resume_config(args)
+            run_dir, config, state, note = _resume_config(args)
+            if _is_rank_zero():
+                print(note, flush=True)
         else:
             config, state, run_dir = _search_config(args), None, None
         if config.protocol is not None:
@@ -539,7 +544,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         writer = None
         try:
             if run_dir is None:
-                run_dir = broadcast_object(str(_run_dir(args.logdir, config)) if ctx.is_main else None, ctx)
+                run_dir = broadcast_object(str(_run_dir(args.logdir or "runs", config)) if ctx.is_main else None, ctx)
             seed_everything(config.seed)
             search = DistributedSearch(config, run_dir, ctx, progress=not args.no_progress,
                                        check_every=args.check_every)

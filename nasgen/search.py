@@ -111,6 +111,16 @@ def make_env(config: SearchConfig, progress: bool = False) -> gym.Env:
         KeyError: unknown env or controller id.
         TypeError: a keyword the environment does not take, naming it and the accepted ones.
     """
+    return gym.make(config.env, **env_kwargs(config, progress))
+
+
+def env_kwargs(config: SearchConfig, progress: bool = False) -> dict[str, Any]:
+    """The keyword arguments ``make_env`` builds the environment of ``config`` with.
+
+    Raises:
+        KeyError: unknown env or controller id.
+        TypeError: a keyword the environment does not take, naming it and the accepted ones.
+    """
     if config.env not in envs.env_ids():
         raise KeyError(f"unknown env {config.env!r}; known: {', '.join(envs.env_ids())}")
     controller_class = controllers.get(config.controller)
@@ -124,7 +134,7 @@ def make_env(config: SearchConfig, progress: bool = False) -> gym.Env:
     for key, value in (("seed", config.seed), ("device", config.device), ("progress", progress or None)):
         if key in accepted and value is not None:
             kwargs.setdefault(key, value)
-    return gym.make(config.env, **kwargs)
+    return kwargs
 
 
 class Search:

@@ -281,12 +281,11 @@ def run_trial(spec: dict) -> dict:
         The final metrics: ``best_reward``, ``score`` (nan when absent), ``steps``,
         ``wall_time_s``, ``resumed_from_step`` and ``run_dir``.
     """
-    import torch
-
     from nasgen.checkpoint import CheckpointError
     from nasgen.search import Search, SearchConfig, resume_state, seed_everything
+    from nasgen.threads import apply_threads
 
-    torch.set_num_threads(max(1, int(spec.get("threads", 1))))
+    apply_threads(max(1, int(spec.get("threads", 1))))
     config = SearchConfig(**spec["config"])
     run_dir = Path(spec["run_dir"])
     state = None
@@ -498,7 +497,7 @@ def _run_with_tune(ray, tune, todo: list[Trial], sweep_dir: Path, args: argparse
     tune_dir = (sweep_dir / TUNE).resolve()
     tune_dir.mkdir(parents=True, exist_ok=True)
     attempt = 1 + sum(1 for p in tune_dir.glob("attempt-*") if p.is_dir())
-    threads = max(1, int(args.cpus_per_trial))
+    threads = getattr(args, "threads", None) or max(1, int(args.cpus_per_trial))
     specs = {t.name: {"name": t.name, "run_dir": t.run_dir, "config": t.config, "threads": threads} for t in todo}
     RunConfig = getattr(tune, "RunConfig", None) or ray.train.RunConfig
     FailureConfig = getattr(tune, "FailureConfig", None) or ray.train.FailureConfig
@@ -557,6 +556,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         UsageError: Ray missing, bad flags, an unreachable cluster, or a name clash with a
             finished sweep of other settings.
     """
+    from nasgen import validation
+
     ray, tune = _import_ray()
     for flag, value in (("--cpus-per-trial", args.cpus_per_trial), ("--gpus-per-trial", args.gpus_per_trial)):
         if value < 0:
@@ -575,6 +576,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     name = args.name or f"sweep-{env_short}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not name or name in (".", "..") or "/" in name or os.sep in name:
         raise _cli.UsageError(f"--name must be a plain folder name, got {name!r}")
+    try:
+        validation.check_creatable_dir(args.logdir, "--logdir")
+    except ValueError as error:
+        raise _cli.UsageError(str(error)) from None
     sweep_dir = (Path(args.logdir) / name).resolve()
     trials = plan_trials(args, sweep_dir)
     for trial in trials:
@@ -623,6 +628,8 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     Returns:
         The ``sweep`` parser.
     """
+    from nasgen import validation as v
+
     sweep = subparsers.add_parser(
         "sweep", help="a grid of controllers x seeds as Ray Tune trials, with a summary table",
         description="Run every controller x seed (x env-kwargs variant) as a search on Ray Tune, then "
@@ -632,21 +639,22 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     sweep.add_argument("--controllers", default="credit,reinforce,random",
                        help="comma-separated controller names (default: credit,reinforce,random)")
     sweep.add_argument("--seeds", default="3", help="a count (3 = seeds 0,1,2) or a list 0,1,5 (default: 3)")
-    sweep.add_argument("--env", help="environment id (default: nasgen/OneShotNAS-v0)")
-    sweep.add_argument("--dataset", help="dataset of the environment (default: digits)")
-    sweep.add_argument("--data-dir", help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
-    sweep.add_argument("--space", help="search-space preset (default: small)")
+    sweep.add_argument("--env", type=v.name, help="environment id (default: nasgen/OneShotNAS-v0)")
+    sweep.add_argument("--dataset", type=v.name, help="dataset of the environment (default: digits)")
+    sweep.add_argument("--data-dir", type=v.name, help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
+    sweep.add_argument("--space", type=v.name, help="search-space preset (default: small)")
     budget = sweep.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, help="search steps per trial (default: 1000)")
-    budget.add_argument("--epochs", type=float, help="architecture-phase epochs per trial")
-    sweep.add_argument("--warmup-epochs", type=float, help="weight-training epochs before the first reward")
-    sweep.add_argument("--device", help="cpu or cuda (default: cuda when --gpus-per-trial > 0, else cpu)")
+    budget.add_argument("--steps", type=v.positive_int, help="search steps per trial (default: 1000)")
+    budget.add_argument("--epochs", type=v.positive_float, help="architecture-phase epochs per trial")
+    sweep.add_argument("--warmup-epochs", type=v.non_negative_float,
+                       help="weight-training epochs before the first reward")
+    sweep.add_argument("--device", type=v.name, help="cpu or cuda (default: cuda when --gpus-per-trial > 0, else cpu)")
     sweep.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", help="environment keyword arguments")
     sweep.add_argument("--controller-kwargs", nargs="*", metavar="[CONTROLLER.]KEY=VALUE",
                        help="controller hyper-parameters; prefix with a controller name to apply to that one only")
     sweep.add_argument("--grid-env-kwargs", nargs="*", metavar="KEY=V1,V2",
                        help="environment keyword arguments to sweep over (a grid dimension each)")
-    sweep.add_argument("--logdir", default="runs", help="parent folder of sweep directories (default: runs/)")
+    sweep.add_argument("--logdir", type=v.name, default="runs", help="parent folder of sweep directories (default: runs/)")
     sweep.add_argument("--name", help="sweep directory name (default: sweep-ENV-TIME); reuse it to continue a sweep")
     sweep.add_argument("--address", help="join this Ray cluster (auto or HOST:PORT; run on a cluster node that "
                                          "shares --logdir with the others); default: start a local instance")
@@ -655,7 +663,10 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     sweep.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs reserved per trial (default: 1)")
     sweep.add_argument("--gpus-per-trial", type=float, default=0.0,
                        help="GPUs reserved per trial, fractions allowed (default: 0)")
-    sweep.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints (default: 50)")
+    sweep.add_argument("--checkpoint-every", type=v.positive_int, default=50,
+                       help="steps between checkpoints (default: 50)")
+    sweep.add_argument("--threads", type=v.positive_int,
+                       help="torch CPU threads of each trial (default: --cpus-per-trial, at least 1)")
     sweep.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Ray Tune's verbosity (default: 1)")
     sweep.set_defaults(func=cmd_sweep)
     return sweep

@@ -145,6 +145,10 @@ class ToyConfig:
             self.n_tokens = max(2, needed)
         elif self.n_tokens < needed:
             raise ValueError(f"n_tokens={self.n_tokens} but the sequences use token {needed - 1}")
+        for name in ("lr", "entropy_weight", "baseline_decay", "gumbel_tau", "temperature", "teacher_fraction",
+                     "tanh_constant"):
+            if getattr(self, name) is not None and not math.isfinite(getattr(self, name)):
+                raise ValueError(f"{name} must be finite, got {getattr(self, name)}")
         for name in ("steps", "batch_size", "hidden_size", "z_dim", "eval_every", "eval_samples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -481,6 +485,8 @@ def add_toy_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     Returns:
         The same parser.
     """
+    from nasgen.validation import non_negative_float, positive_float, positive_int, seed
+
     d = ToyConfig()
     parser.add_argument("--task", choices=TASKS, default=d.task, help="map (report 4.1) or generate (4.2)")
     parser.add_argument("--feedback", choices=FEEDBACK_MODES, default=d.feedback,
@@ -489,25 +495,25 @@ def add_toy_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
                         help="pass (h, c) from step to step")
     parser.add_argument("--input", type=_token_list, default=d.input, help="map input tokens, e.g. 1,0,1,0")
     parser.add_argument("--target", type=_token_list, default=d.target, help="target tokens, e.g. 1,1,0,0")
-    parser.add_argument("--n-tokens", type=int, default=None, help="vocabulary size (default: from the sequences)")
-    parser.add_argument("--steps", type=int, default=d.steps, help="parameter updates")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--hidden-size", type=int, default=d.hidden_size)
-    parser.add_argument("--z-dim", type=int, default=d.z_dim)
-    parser.add_argument("--lr", type=float, default=d.lr)
-    parser.add_argument("--entropy-weight", type=float, default=d.entropy_weight, help="sample: entropy bonus")
-    parser.add_argument("--baseline-decay", type=float, default=d.baseline_decay, help="sample: EMA baseline decay")
+    parser.add_argument("--n-tokens", type=positive_int, default=None, help="vocabulary size (default: from the sequences)")
+    parser.add_argument("--steps", type=positive_int, default=d.steps, help="parameter updates")
+    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    parser.add_argument("--hidden-size", type=positive_int, default=d.hidden_size)
+    parser.add_argument("--z-dim", type=positive_int, default=d.z_dim)
+    parser.add_argument("--lr", type=positive_float, default=d.lr)
+    parser.add_argument("--entropy-weight", type=non_negative_float, default=d.entropy_weight, help="sample: entropy bonus")
+    parser.add_argument("--baseline-decay", type=non_negative_float, default=d.baseline_decay, help="sample: EMA baseline decay")
     parser.add_argument("--reward", choices=REWARDS, default=d.reward, help="sample: reward shape")
-    parser.add_argument("--gumbel-tau", type=float, default=d.gumbel_tau, help="soft: Gumbel temperature")
-    parser.add_argument("--tanh-constant", type=float, default=d.tanh_constant,
+    parser.add_argument("--gumbel-tau", type=positive_float, default=d.gumbel_tau, help="soft: Gumbel temperature")
+    parser.add_argument("--tanh-constant", type=positive_float, default=d.tanh_constant,
                         help="clip logits to c*tanh(l/T) (ENAS: 2.5); default unclipped")
-    parser.add_argument("--temperature", type=float, default=d.temperature, help="T dividing the logits")
-    parser.add_argument("--teacher-fraction", type=float, default=d.teacher_fraction,
+    parser.add_argument("--temperature", type=positive_float, default=d.temperature, help="T dividing the logits")
+    parser.add_argument("--teacher-fraction", type=positive_float, default=d.teacher_fraction,
                         help="teacher: share of updates over which teacher forcing decays to 0")
-    parser.add_argument("--eval-every", type=int, default=d.eval_every)
-    parser.add_argument("--eval-samples", type=int, default=d.eval_samples)
+    parser.add_argument("--eval-every", type=positive_int, default=d.eval_every)
+    parser.add_argument("--eval-samples", type=positive_int, default=d.eval_samples)
     parser.add_argument("--stop-when-learned", action="store_true", help="stop once generation is exact")
-    parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--seed", type=seed, default=d.seed)
     return parser
 
 

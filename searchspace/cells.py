@@ -84,6 +84,12 @@ class Cell(nn.Module):
         return torch.cat(states[2:], dim=1)
 
 
+def check_stack_size(C: int, n_cells: int) -> None:
+    """ValueError unless ``n_cells >= 1`` and ``C`` is even and >= 2 (what ``CellStack`` can build)."""
+    if n_cells < 1 or C < 2 or C % 2:
+        raise ValueError(f"need n_cells >= 1 and an even C >= 2, got n_cells={n_cells}, C={C}")
+
+
 class CellStack(nn.Module):
     """Stem, ``n_cells`` cells with reductions at 1/3 and 2/3 depth, pooling and classifier.
 
@@ -103,8 +109,7 @@ class CellStack(nn.Module):
     def __init__(self, space, candidates_for, C: int, n_cells: int, in_channels: int,
                  n_classes: int, affine: bool, search: bool, stem_multiplier: int = 3, dims: int = 2):
         super().__init__()
-        if n_cells < 1 or C < 2 or C % 2:
-            raise ValueError(f"need n_cells >= 1 and an even C >= 2, got n_cells={n_cells}, C={C}")
+        check_stack_size(C, n_cells)
         self.space = space
         C_curr = stem_multiplier * C
         self.stem = nn.Sequential(conv(dims, in_channels, C_curr, 3, padding=1, bias=False),

@@ -436,11 +436,51 @@ def get(name: str) -> SearchSpace:
     return PRESETS.get(name)()
 
 
+#: Bounds on spaces read from files: far above any real space, far below what exhausts memory
+#: (a cell of n nodes has n (n + 3) / 2 edges; controllers hold decisions x choices tables).
+MAX_CELL_NODES = 32
+MAX_DECISIONS = 100_000
+
+
+def _field(spec: dict, key: str, kind: type, item: type | None = None, default: Any = ...) -> Any:
+    """``spec[key]`` checked to be a ``kind`` (a list of ``item``); ValueError naming it otherwise."""
+    if key not in spec:
+        if default is not ...:
+            return default
+        raise ValueError(f"search space {spec.get('name', '?')!r} misses {key!r} (has: {', '.join(map(str, spec))})")
+    value = spec[key]
+    ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+    if ok and item is not None:
+        ok = all(isinstance(v, item) and not (item is int and isinstance(v, bool)) for v in value)
+    if not ok:
+        what = f"a list of {item.__name__}" if item is not None else kind.__name__
+        raise ValueError(f"search space field {key!r} must be {what}, got {value!r}"[:300])
+    return value
+
+
 def from_dict(spec: dict) -> SearchSpace:
-    """Rebuild a space from ``SearchSpace.to_dict()`` (checkpoints, result files)."""
+    """Rebuild a space from ``SearchSpace.to_dict()`` (checkpoints, result files).
+
+    Raises:
+        ValueError: not an object, a missing or mistyped field, or a size beyond
+            ``MAX_CELL_NODES`` / ``MAX_DECISIONS``.
+    """
+    if not isinstance(spec, dict):
+        raise ValueError(f"a search space must be an object, got {spec!r}"[:300])
+    name = _field(spec, "name", str)
     if spec.get("cell") == "nb201":
-        return NB201SearchSpace(spec["name"], spec["op_names"])
+        return NB201SearchSpace(name, _field(spec, "op_names", list, str))
     if "op_names" in spec:
-        return CellSearchSpace(spec["name"], spec["op_names"], spec["n_nodes"],
-                               spec.get("inputs_per_node", 2))
-    return SearchSpace(spec["name"], spec["choices"], zero_op=spec.get("zero_op", False))
+        op_names = _field(spec, "op_names", list, str)
+        n_nodes = _field(spec, "n_nodes", int)
+        inputs_per_node = _field(spec, "inputs_per_node", int, default=2)
+        if not 1 <= n_nodes <= MAX_CELL_NODES:
+            raise ValueError(f"search space {name!r}: n_nodes must be in 1..{MAX_CELL_NODES}, got {n_nodes}")
+        if inputs_per_node < 1:
+            raise ValueError(f"search space {name!r}: inputs_per_node must be >= 1, got {inputs_per_node}")
+        return CellSearchSpace(name, op_names, n_nodes, inputs_per_node)
+    choices = _field(spec, "choices", list, int)
+    if len(choices) * max(choices, default=1) > MAX_DECISIONS * 100:
+        raise ValueError(f"search space {name!r}: {len(choices)} decisions of up to {max(choices)} choices "
+                         f"exceed the bound of {MAX_DECISIONS * 100} (decisions x choices)")
+    return SearchSpace(name, choices, zero_op=_field(spec, "zero_op", bool, default=False))

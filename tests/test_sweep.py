@@ -177,30 +177,36 @@ def test_a_trial_with_a_damaged_or_hostile_checkpoint_is_moved_aside_not_run(tmp
 
 # --- with Ray ----------------------------------------------------------------------------------------
 def test_sweep_on_a_local_ray_instance(tmp_path):
-    """2 controllers x 2 seeds finish (a third, misconfigured controller fails and is reported);
-    the summary has both controllers; a restart skips the finished trials without starting Ray."""
+    """2 controllers x 2 seeds finish (a third controller fails at run time and is reported);
+    the summary has both controllers; a restart skips the finished trials without starting Ray.
+    A controller misconfigured in a way the checks can see is refused before anything starts."""
     pytest.importorskip("ray.tune")
-    common = ["--seeds", "2", *TEACHER, "--num-cpus", "2", "--logdir", str(tmp_path), "--name", "grid",
+    # credit=none is fine for random and reinforce; the credit controller finds no credit in
+    # its first step's infos, which only running it shows.
+    teacher = TEACHER[:5] + ["credit=none"] + TEACHER[5:]
+    common = ["--seeds", "2", *teacher, "--num-cpus", "2", "--logdir", str(tmp_path), "--name", "grid",
               "--verbose", "0"]
-    done = run_sweep("--controllers", "random,reinforce,ga", "--controller-kwargs", "ga.population_size=0",
-                     *common)
+    refused = run_sweep("--controllers", "random,ga", "--controller-kwargs", "ga.population_size=0", *common)
+    assert refused.returncode == 2 and "population_size" in refused.stderr, refused.stderr[-3000:]
+    assert not (tmp_path / "grid").exists()
+    done = run_sweep("--controllers", "random,reinforce,credit", *common)
     assert done.returncode == 1, done.stderr[-3000:]
     sweep_dir = tmp_path / "grid"
     trials = {row["name"]: row for row in read_csv(sweep_dir / "trials.csv")}
     assert {n for n, r in trials.items() if r["status"] == "finished"} == {
         "random__s0", "random__s1", "reinforce__s0", "reinforce__s1"}
-    for name in ("ga__s0", "ga__s1"):
-        assert trials[name]["status"] == "failed" and "population_size" in trials[name]["error"]
+    for name in ("credit__s0", "credit__s1"):
+        assert trials[name]["status"] == "failed" and "needs per-decision credit" in trials[name]["error"]
     summary = {row["controller"]: row for row in read_csv(sweep_dir / "summary.csv")}
-    assert set(summary) == {"random", "reinforce", "ga"}
+    assert set(summary) == {"random", "reinforce", "credit"}
     for name in ("random", "reinforce"):
         row = summary[name]
         assert row["finished"] == "2" and row["failed"] == "0"
         assert float(row["best_reward_mean"]) <= 0 and float(row["best_reward_std"]) >= 0
         assert float(row["score_min"]) <= float(row["score_mean"]) <= float(row["score_max"])
-    assert summary["ga"]["failed"] == "2"
+    assert summary["credit"]["failed"] == "2"
     markdown = (sweep_dir / "summary.md").read_text()
-    assert "| random |" in markdown and "## Failed trials (2)" in markdown and "`ga__s0`" in markdown
+    assert "| random |" in markdown and "## Failed trials (2)" in markdown and "`credit__s0`" in markdown
     assert "Failed trials (2)" in done.stdout and "2 trial(s) failed" in done.stderr
     # Every trial is a normal search run: result.json and TensorBoard curves.
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

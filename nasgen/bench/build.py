@@ -110,7 +110,7 @@ def build_time(out: Path, rows: list[dict]) -> float:
 def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | Path, *,
           address: Optional[str] = None, num_cpus: Optional[int] = None, limit_archs: Optional[int] = None,
           archs_per_task: int = 1, stop_after: Optional[int] = None, progress: bool = True,
-          local: bool = False, archs: Optional[Sequence[Any]] = None) -> list[dict]:
+          local: bool = False, archs: Optional[Sequence[Any]] = None, threads: int = 1) -> list[dict]:
     """Train every (distinct architecture, seed) not yet in ``out/rows.jsonl`` as Ray tasks.
 
     Rows are appended as tasks finish, so a killed build resumes where it stopped. Ray is
@@ -125,6 +125,7 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
         out: the build directory.
         address: a Ray cluster address (``auto`` or ``HOST:PORT``).
         num_cpus: CPUs of a local Ray instance (default: all).
+        threads: torch CPU threads of each training (each Ray task reserves as many CPUs).
         limit_archs: train only this many distinct architectures (pilots, tests).
         archs_per_task: (architecture, seed) items per Ray task (amortises task overhead).
         stop_after: stop after writing this many new rows (tests of the resume; None = all).
@@ -166,7 +167,7 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
     if local:
         session = _start_build_dir(out, settings, sessions)
         read_rows(rows_path, repair=True)
-        results = ((batch, train_items(*payload, batch)) for batch in batches)
+        results = ((batch, train_items(*payload, batch, threads)) for batch in batches)
         _write_rows(results, recipe, rows_path, session, stop_after, progress, total, len(items))
         return read_rows(rows_path)
     import ray
@@ -175,8 +176,8 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
     try:
         session = _start_build_dir(out, settings, sessions)
         read_rows(rows_path, repair=True)
-        task = ray.remote(num_cpus=1, max_retries=0)(train_items)
-        pending = {task.remote(*payload, batch): batch for batch in batches}
+        task = ray.remote(num_cpus=threads, max_retries=0)(train_items)
+        pending = {task.remote(*payload, batch, threads): batch for batch in batches}
         try:
             _write_rows(_as_completed(ray, pending), recipe, rows_path, session, stop_after, progress,
                         total, len(items))

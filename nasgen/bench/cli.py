@@ -58,7 +58,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         build(space, dataset, seeds, recipe, out, address=args.address, num_cpus=args.num_cpus,
               limit_archs=args.limit_archs, archs_per_task=args.archs_per_task, progress=not args.no_progress,
-              local=args.local)
+              local=args.local, threads=getattr(args, "threads", 1))
     except ValueError as error:
         _fail(str(error))
     manifest_path = pack(out, name, SHIPPED_DIR if args.ship else out)
@@ -101,6 +101,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     Returns:
         The ``bench`` parser.
     """
+    from nasgen.threads import add_threads_argument
+
     bench = subparsers.add_parser("bench", help="NAS-Bench-1D: build or inspect a ground-truth table",
                                   description="Build a table of stand-alone training results of every distinct "
                                               "architecture on Ray, or print a table's summary.")
@@ -124,6 +126,7 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--local", action="store_true", help="train in this process, one after the other, without Ray")
     b.add_argument("--ship", action="store_true", help="write the packed table into the package's tables folder")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_threads_argument(b)
     b.set_defaults(func=cmd_build)
     i = sub.add_parser("info", help="print a table's summary")
     i.add_argument("table", nargs="?", default="nb201-mnist1d", help="shipped table name or path (default: nb201-mnist1d)")
