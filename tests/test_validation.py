@@ -64,7 +64,7 @@ BAD = [
     (S + ["--controller-kwargs", "lr=abc"], "lr='abc' is not a finite number"),
     (S + ["--controller-kwargs", "lr=nan"], "lr=nan is not a finite number"),
     (S + ["--controller-kwargs", "betas=5"], "betas=5 is not a list of 2 numbers"),
-    (S + ["--controller-kwargs", "betas=[5,0.9]"], "betas must lie in [0, 1)"),
+    (S + ["--controller-kwargs", "betas=[5,0.9]"], "betas must be two values in [0, 1)"),
     (S + ["--controller", "rnn", "--controller-kwargs", "lr=-1"], "need lr > 0"),
     (S + ["--controller", "rnn", "--controller-kwargs", "lr=inf"], "lr=inf is not a finite number"),
     (S + ["--controller", "rnn", "--controller-kwargs", "hidden_size=0"], "hidden_size must be >= 1"),
