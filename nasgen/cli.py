@@ -320,6 +320,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise UsageError(str(error)) from None
     from nasgen.bench.ground_truth import TableError
+    from nasgen.checkpoint import CheckpointError
 
     seed_everything(config.seed)
     logdir = _given(args.logdir, "logdir")
@@ -329,7 +330,10 @@ def cmd_search(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     if run_dir is None:  # made only once the environment accepted its arguments
         search.run_dir = run_dir = _run_dir(logdir, config)
-    result = run_logged(search, state)
+    try:
+        result = run_logged(search, state)
+    except CheckpointError as error:  # a state that decoded but does not fit (resume only)
+        raise UsageError(f"--resume: {error}; the checkpoint was not changed") from None
     print_result(result, run_dir)
     return 0
 

@@ -355,9 +355,20 @@ class Search:
                          "warnings_given": sorted(self.warnings_given)}}
 
     def load_state_dict(self, state: dict) -> None:
-        self.controller.load_state_dict(state["controller"])
-        self.env.unwrapped.load_state_dict(state["env"])
-        self._load_loop_state(state)
+        """Continue from ``state`` (a checkpoint of this run).
+
+        Raises:
+            CheckpointError: a checkpoint that decoded safely but whose states do not fit this
+                run's controller, env or loop (a hand-made or foreign file), in one line.
+        """
+        try:
+            self.controller.load_state_dict(state["controller"])
+            self.env.unwrapped.load_state_dict(state["env"])
+            self._load_loop_state(state)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as error:
+            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"checkpoint in {self.run_dir} holds a state this run cannot load "
+                                  f"({type(error).__name__}: {detail})") from None
 
     def _load_loop_state(self, state: dict) -> None:
         _set_global_rng_state(state["rng"])

@@ -177,3 +177,26 @@ def test_hostile_checkpoint_through_a_real_process_is_one_line(tmp_path):
                             text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "refused without running it" in result.stderr and not marker.exists()
+
+
+TINY = ["--controller", "credit", "--env", "nasgen/TeacherArch-v0", "--steps", "2",
+        "--env-kwargs", "n_edges=3", "n_ops=3", "--no-progress"]
+
+
+@pytest.mark.parametrize("damage", ["controller state of another shape", "env state missing"])
+def test_safe_checkpoint_whose_states_do_not_fit_is_one_line_and_kept(tmp_path, damage, capsys):
+    assert main(["search", "--logdir", str(tmp_path), *TINY]) == 0
+    (run_dir,) = tmp_path.iterdir()
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    if damage == "env state missing":
+        del state["env"]
+    else:
+        optimizer = state["controller"]["optimizer"]
+        optimizer["theta"] = np.zeros((3, 2))
+    save_checkpoint(state, run_dir / "checkpoint.pt")
+    before = (run_dir / "checkpoint.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["search", "--resume", str(run_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "cannot load" in err and "Traceback" not in err, err
+    assert (run_dir / "checkpoint.pt").read_bytes() == before
