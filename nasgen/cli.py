@@ -320,7 +320,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         except ValueError as error:
             raise UsageError(str(error)) from None
     from nasgen.bench.ground_truth import TableError
-    from nasgen.checkpoint import CheckpointError
+    from nasgen.checkpoint import CheckpointError, CheckpointWriteError
 
     seed_everything(config.seed)
     logdir = _given(args.logdir, "logdir")
@@ -332,7 +332,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         search.run_dir = run_dir = _run_dir(logdir, config)
     try:
         result = run_logged(search, state)
-    except CheckpointError as error:  # a state that decoded but does not fit (resume only)
+    except CheckpointWriteError:
+        raise  # a failed write (disk full): its own one line, exit 1
+    except CheckpointError as error:
+        if state is None:
+            raise
+        # A resumed state that decoded safely but does not fit this run.
         raise UsageError(f"--resume: {error}; the checkpoint was not changed") from None
     print_result(result, run_dir)
     return 0
