@@ -128,7 +128,7 @@ def _search_config(args: argparse.Namespace):
                              f"it accepts: {', '.join(taken) or 'none'}")
     if args.steps is not None and args.epochs is not None:
         raise UsageError("give --steps or --epochs, not both")
-    image_every = getattr(args, "image_every", 0)  # nasgen sweep's trials do not set it
+    image_every = getattr(args, "image_every", None) or 0  # nasgen sweep's trials do not set it
     if image_every < 0:
         raise UsageError(f"--image-every must be >= 0 (0 = about ten per run), got {image_every}")
     protocol = getattr(args, "protocol", None)  # the sweep's trial namespaces have none
@@ -166,6 +166,16 @@ def check_search(config) -> None:
 
     if config.epochs is not None and not getattr(env_class(config.env), "has_validation_split", False):
         raise UsageError(f"--epochs needs an env with a validation split; {config.env} has none, give --steps")
+    budget = config.env_kwargs.get("budget")
+    if isinstance(budget, int) and not isinstance(budget, bool) and config.epochs is None:
+        from nasgen import controllers
+        from nasgen.search import DEFAULT_STEPS
+
+        steps = DEFAULT_STEPS if config.steps is None else config.steps
+        needed = steps * controllers.get(config.controller).samples_per_step
+        if budget < needed:
+            raise UsageError(f"env budget={budget} queries is less than the {needed} the run asks for "
+                             f"({steps} steps); raise budget or lower --steps")
     try:
         validation.check_device(config.device)
         space = validation.check_env(config.env, env_kwargs(config))
@@ -222,7 +232,7 @@ def _resume_config(args: argparse.Namespace):
         raise UsageError(f"--resume continues the run in {run_dir}; --logdir does not apply")
     given = {"controller": args.controller, "env": args.env, "seed": args.seed, "device": args.device,
              "epochs": args.epochs, "protocol": getattr(args, "protocol", None),
-             "table": getattr(args, "table", None)}
+             "table": getattr(args, "table", None), "image_every": getattr(args, "image_every", None)}
     for key, value in given.items():
         if value is not None and value != getattr(config, key):
             raise UsageError(f"{refuse} {key} {getattr(config, key)!r}, not {value!r}; nothing was changed")
@@ -298,6 +308,9 @@ def _check_extension(config, steps: int, done: int, refuse: str) -> bool:
     if steps < recorded:
         raise UsageError(f"{refuse} {recorded} steps ({done} done); --steps can only extend it, not "
                          f"shorten it to {steps}")
+    if config.protocol is not None and steps != recorded:
+        raise UsageError(f"{refuse} {recorded} steps under protocol {config.protocol!r}, whose weight-lr "
+                         f"schedule spans them; extending would change the schedule mid-run (start a new run)")
     schedule = "total_steps" in inspect.signature(controllers.get(config.controller).__init__).parameters
     if schedule and "total_steps" not in config.controller_kwargs and steps != recorded:
         raise UsageError(f"{refuse} {recorded} steps and controller {config.controller!r} anneals its "
@@ -326,8 +339,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     logdir = _given(args.logdir, "logdir")
     try:
         search = Search(config, run_dir or logdir, progress=not args.no_progress)
-    except TableError as error:
-        raise UsageError(str(error)) from None
+    except (TableError, ValueError) as error:  # an argument only the built env could check
+        raise UsageError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
     if run_dir is None:  # made only once the environment accepted its arguments
         search.run_dir = run_dir = _run_dir(logdir, config)
     try:
@@ -588,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", help="environment keyword arguments")
     search.add_argument("--controller-kwargs", nargs="*", metavar="KEY=VALUE", help="controller hyper-parameters")
     search.add_argument("--checkpoint-every", type=v.positive_int, help="steps between checkpoints (default: 50)")
-    search.add_argument("--image-every", type=v.non_negative_int, default=0, metavar="N",
+    search.add_argument("--image-every", type=v.non_negative_int, default=None, metavar="N",
                         help="steps between op-probability heatmaps in TensorBoard (default: 0 = about ten per run)")
     search.add_argument("--no-progress", action="store_true", help="no progress bars (warm-up and search)")
     add_threads_argument(search)

@@ -274,3 +274,14 @@ def test_cli_info_and_bad_input(tiny_table, tmp_path, capsys):
         assert main(["bench", "build", "--out", str(target), *argv]) == 2, argv
         assert message in capsys.readouterr().err, argv
         assert not target.exists()
+
+
+def test_local_build_refuses_ray_flags(tmp_path, capsys):
+    from nasgen.cli import main
+
+    out = tmp_path / "out"
+    assert main(["bench", "build", "--space", "nb201", "--dataset", "mnist1d", "--seeds", "0,1", "--local",
+                 "--num-cpus", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--local" in err, err
+    assert not out.exists()

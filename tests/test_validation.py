@@ -232,6 +232,7 @@ RESUME_CONFLICTS = [
     (["--epochs", "1"], "is for epochs None, not 1.0"),
     (["--steps", "3"], "--steps can only extend it, not shorten it to 3"),
     (["--logdir", "elsewhere"], "--logdir does not apply"),
+    (["--image-every", "1"], "is for image_every 0, not 1"),
 ]
 
 
@@ -348,3 +349,31 @@ def test_space_from_a_file_is_checked_and_bounded(spec, message):
         searchspace.from_dict(spec)
     space = searchspace.get("darts")
     assert searchspace.from_dict(space.to_dict()) == space
+
+
+def test_resume_refuses_to_extend_a_protocol_run(tmp_path, capsys):
+    run_dir = _search(tmp_path, "--steps", "4", "--protocol", "shared")
+    before = _snapshot(run_dir)
+    capsys.readouterr()
+    assert main(["search", "--resume", str(run_dir), "--steps", "6", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "under protocol 'shared'" in err, err
+    assert _snapshot(run_dir) == before
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (["reward=max"], "reward='max'"),
+    (["budget=3"], "budget=3 queries is less than the 5"),
+    ([], None),  # no table ships under the default name: one line, not a traceback
+], ids=["bad reward", "budget below the run", "default table absent"])
+def test_tabular_arguments_only_the_env_can_check_are_one_line(tmp_path, tiny_table, kwargs, message, capsys):
+    table = [f"table={tiny_table}"] if kwargs else []
+    argv = ["search", "--env", "nasgen/Tabular-v0", "--controller", "random", "--steps", "5",
+            "--logdir", str(tmp_path / "runs"), "--no-progress"]
+    if table or kwargs:
+        argv += ["--env-kwargs", *table, *kwargs]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert message is None or message in err, err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -36,6 +36,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         _fail(f"--recipe: {error}")
     if args.address and args.num_cpus is not None:
         _fail("--num-cpus sizes a local Ray instance; it does not apply with --address")
+    if args.local and (args.address or args.num_cpus is not None):
+        _fail("--local trains in this process without Ray; --address and --num-cpus do not apply")
     for flag, value in (("--num-cpus", args.num_cpus), ("--limit-archs", args.limit_archs),
                         ("--archs-per-task", args.archs_per_task)):
         if value is not None and value < 1:
@@ -84,10 +86,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     try:
         table = load(args.table)
+        best = table.best("test_accuracy")
     except ValueError as error:
         _fail(str(error))
     print(table.summary())
-    best = table.best("test_accuracy")
     print(f"best architecture by test accuracy: {best['arch']} ({100 * best['value']:.2f}%)")
     return 0
 

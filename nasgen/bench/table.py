@@ -253,6 +253,9 @@ class Table:
         """
         values = self.mean(metric, epoch)
         finite = np.where(np.isfinite(values), values, np.nan)
+        if np.isnan(finite).all():
+            raise ValueError(f"table {self.name!r} has no finished training with a finite {metric} "
+                             f"(every row failed; rebuild the failed rows)")
         row = int(np.nanargmin(finite) if metric.endswith("loss") else np.nanargmax(finite))
         return {"arch": self.archs[row].tolist(), "value": float(values[row])}
 
