@@ -202,6 +202,15 @@ def log_points(n: int, k: int) -> set[int]:
 
 
 # --- statistics ------------------------------------------------------------------------------------
+def add_time_ratios(rows: list[dict], reference: str) -> None:
+    """Give every finished row ``time_ratio``: its ``wall_time_s`` over the ``reference``
+    controller's in the same rows (none when the reference failed)."""
+    base = next((r for r in rows if r["controller"] == reference and "error" not in r), None)
+    for row in rows:
+        if base is not None and "error" not in row:
+            row["time_ratio"] = row["wall_time_s"] / base["wall_time_s"]
+
+
 def stats(values: Sequence[float]) -> dict[str, float]:
     """mean, std (sample, ddof=1; 0 for one value), median, quartiles, min, max, n."""
     v = np.asarray([x for x in values if x is not None and math.isfinite(x)], dtype=np.float64)

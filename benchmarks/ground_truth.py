@@ -160,10 +160,7 @@ def supernet_seed(seed: int, labels: list[str], args, judge, runs_dir: Path) -> 
         else:
             print(f"  {label:<15} FAILED: {row['error']}", flush=True)
         rows.append(row)
-    reference = next((r for r in rows if r["controller"] == REFERENCE and "error" not in r), None)
-    for row in rows:
-        if reference is not None and "error" not in row:
-            row["time_ratio"] = row["wall_time_s"] / reference["wall_time_s"]
+    C.add_time_ratios(rows, REFERENCE)
     return rows
 
 

@@ -185,10 +185,7 @@ def run_seed(seed: int, labels: list[str], args, data, runs_dir: Path) -> tuple[
         else:
             print(f"  {label:<15} FAILED: {row['error']}", flush=True)
         rows.append(row)
-    reference = next((r for r in rows if r["controller"] == REFERENCE and "error" not in r), None)
-    for row in rows:
-        if reference is not None and "error" not in row:
-            row["time_ratio"] = row["wall_time_s"] / reference["wall_time_s"]
+    C.add_time_ratios(rows, REFERENCE)
     ratios = "  ".join(f"{r['controller']} {r['time_ratio']:.2f}x" for r in rows if "time_ratio" in r)
     print(f"seed {seed}: search time / {REFERENCE}: {ratios}", flush=True)
     return rows, {epochs: seconds for epochs, (_, seconds) in warmups.items()}

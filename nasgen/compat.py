@@ -59,7 +59,7 @@ def incompatibility(env_id: str, controller: str, env_kwargs: Optional[dict[str,
         if "credit" in spec.env_requirements:
             return (f"controller {controller!r} needs per-edge credit, which {env_id} cannot give"
                     + (f" (credit modes: {', '.join(modes)})" if modes else "")
-                    + f"; use another controller, or an env with credit: "
+                    + "; use another controller, or an env with credit: "
                     + ", ".join(e for e in envs.env_ids() if getattr(env_class(e), "credit_modes", ())))
         return (f"--env-kwargs credit={credit}: {env_id} takes "
                 + (f"credit in {', '.join(modes)} only" if modes else "no credit"))

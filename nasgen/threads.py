@@ -8,6 +8,7 @@ processes (README, "CPU threads", has the measurement behind the default).
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 #: torch intra-op threads when ``--threads`` is not given (measured: README, "CPU threads")
 DEFAULT_THREADS = 1
@@ -28,7 +29,6 @@ def apply_threads(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    try:
+    # Inter-op threads are fixed once parallel work has run (e.g. in a test session).
+    with contextlib.suppress(RuntimeError):
         torch.set_num_interop_threads(threads)
-    except RuntimeError:  # already fixed by earlier parallel work (e.g. a test session)
-        pass

@@ -15,6 +15,7 @@ an error are trained again, and packing keeps the last row of each pair.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -39,11 +40,9 @@ def versions() -> dict[str, str]:
 
     out = {"nasgen": nasgen.__version__, "python": platform.python_version(), "torch": torch.__version__,
            "numpy": np.__version__, "gymnasium": gymnasium.__version__}
-    try:
+    with contextlib.suppress(ImportError):  # Ray is optional (--local builds)
         import ray
         out["ray"] = ray.__version__
-    except ImportError:
-        pass
     return out
 
 

@@ -8,7 +8,6 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
 
 import nasgen.cli as _cli
 
@@ -134,22 +133,3 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     i.add_argument("table", nargs="?", default="nb201-mnist1d", help="shipped table name or path (default: nb201-mnist1d)")
     i.set_defaults(func=cmd_info)
     return bench
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m nasgen.bench.cli ...``: the ``nasgen bench`` command on its own."""
-    parser = argparse.ArgumentParser(prog="nasgen")
-    add_bench_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return args.func(args)
-    except _cli.UsageError as error:
-        print(f"nasgen bench: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("nasgen bench: interrupted; start the same command again to resume", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
