@@ -68,9 +68,40 @@ def _key(row: dict) -> tuple:
     return tuple(row["arch"]), int(row["seed"])
 
 
-def _settings(space, dataset: str, seeds: Sequence[int], recipe: Recipe, limit: Optional[int]) -> dict:
-    return {"space": space.to_dict(), "dataset": dataset, "seeds": [int(s) for s in seeds],
-            "recipe": recipe.to_dict(), "limit_archs": limit}
+def _settings(space, dataset: str, seeds: Sequence[int], recipe: Recipe, limit: Optional[int],
+              reliability_archs: Optional[int] = None) -> dict:
+    settings = {"space": space.to_dict(), "dataset": dataset, "seeds": [int(s) for s in seeds],
+                "recipe": recipe.to_dict(), "limit_archs": limit}
+    if reliability_archs is not None:
+        settings["reliability_archs"] = int(reliability_archs)
+    return settings
+
+
+def plan_items(archs: np.ndarray, seeds: Sequence[int], reliability_archs: Optional[int] = None) -> list[tuple]:
+    """The (architecture, seed) trainings of a build, in the order they are trained.
+
+    With ``reliability_archs`` the seeds after the first train only that many distinct
+    architectures, drawn at random (the reliability subset); the first seed trains all. The
+    subset comes first, with every seed, so a build cut short still has the seed-agreement
+    figures; then the first seed for the rest.
+
+    Args:
+        archs: ``[K, D]`` the distinct architectures.
+        seeds: training seeds.
+        reliability_archs: size of the subset trained with every seed (None: all).
+
+    Returns:
+        ``[(arch list, seed), ...]``.
+    """
+    seeds = [int(s) for s in seeds]
+    if reliability_archs is None or reliability_archs >= len(archs):
+        return [(a, s) for s in seeds for a in archs.tolist()]
+    if reliability_archs < 1:
+        raise ValueError(f"reliability_archs must be >= 1, got {reliability_archs}")
+    chosen = np.zeros(len(archs), dtype=bool)
+    chosen[np.random.default_rng(1).choice(len(archs), size=reliability_archs, replace=False)] = True
+    subset, rest = archs[chosen].tolist(), archs[~chosen].tolist()
+    return [(a, s) for s in seeds for a in subset] + [(a, seeds[0]) for a in rest]
 
 
 def _check_build_dir(out: Path, settings: dict) -> list[dict]:
@@ -109,7 +140,8 @@ def build_time(out: Path, rows: list[dict]) -> float:
 def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | Path, *,
           address: Optional[str] = None, num_cpus: Optional[int] = None, limit_archs: Optional[int] = None,
           archs_per_task: int = 1, stop_after: Optional[int] = None, progress: bool = True,
-          local: bool = False, archs: Optional[Sequence[Any]] = None, threads: int = 1) -> list[dict]:
+          local: bool = False, archs: Optional[Sequence[Any]] = None, threads: int = 1,
+          reliability_archs: Optional[int] = None) -> list[dict]:
     """Train every (distinct architecture, seed) not yet in ``out/rows.jsonl`` as Ray tasks.
 
     Rows are appended as tasks finish, so a killed build resumes where it stopped. Ray is
@@ -126,12 +158,15 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
         num_cpus: CPUs of a local Ray instance (default: all).
         threads: torch CPU threads of each training (each Ray task reserves as many CPUs).
         limit_archs: train only this many distinct architectures (pilots, tests).
-        archs_per_task: (architecture, seed) items per Ray task (amortises task overhead).
+        archs_per_task: (architecture, seed) items per Ray task (amortises task overhead); the
+            items of one seed in a task train side by side (``recipe.train_group``).
         stop_after: stop after writing this many new rows (tests of the resume; None = all).
         progress: show a tqdm bar (done/total, ETA).
         local: train in this process, one item after the other, without Ray (same rows file).
         archs: train these architectures (each replaced by its class representative)
             instead of planning them; not together with ``limit_archs``.
+        reliability_archs: train the seeds after the first only on this many distinct
+            architectures drawn at random (``plan_items``); None: every seed on every one.
 
     Returns:
         All rows of the rows file after this run.
@@ -145,7 +180,7 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
     if not seeds:
         raise ValueError("a build needs at least one seed")
     out = Path(out)
-    settings = _settings(space, dataset, seeds, recipe, limit_archs)
+    settings = _settings(space, dataset, seeds, recipe, limit_archs, reliability_archs)
     if archs is None:
         archs = plan_archs(space, limit_archs)
     else:
@@ -157,9 +192,10 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
     sessions = _check_build_dir(out, settings)
     rows_path = out / ROWS
     done = {_key(r) for r in read_rows(rows_path) if r.get("error") is None}
-    items = [(a, int(s)) for a in archs.tolist() for s in seeds if (tuple(a), int(s)) not in done]
+    planned = plan_items(archs, seeds, reliability_archs)
+    items = [(a, s) for a, s in planned if (tuple(a), s) not in done]
     batches = [items[i:i + archs_per_task] for i in range(0, len(items), archs_per_task)]
-    total = len(archs) * len(seeds)
+    total = len(planned)
     payload = (space.to_dict(), dataset, recipe.to_dict())
     if not batches:
         return read_rows(rows_path)

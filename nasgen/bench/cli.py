@@ -38,7 +38,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.local and (args.address or args.num_cpus is not None):
         _fail("--local trains in this process without Ray; --address and --num-cpus do not apply")
     for flag, value in (("--num-cpus", args.num_cpus), ("--limit-archs", args.limit_archs),
-                        ("--archs-per-task", args.archs_per_task)):
+                        ("--archs-per-task", args.archs_per_task),
+                        ("--reliability-archs", args.reliability_archs)):
         if value is not None and value < 1:
             _fail(f"{flag} must be >= 1, got {value}")
     name = args.name or f"{space_name}-{dataset}"
@@ -59,7 +60,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         build(space, dataset, seeds, recipe, out, address=args.address, num_cpus=args.num_cpus,
               limit_archs=args.limit_archs, archs_per_task=args.archs_per_task, progress=not args.no_progress,
-              local=args.local, threads=getattr(args, "threads", 1))
+              local=args.local, threads=getattr(args, "threads", 1), reliability_archs=args.reliability_archs)
     except ValueError as error:
         _fail(str(error))
     manifest_path = pack(out, name, SHIPPED_DIR if args.ship else out)
@@ -123,7 +124,12 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--out", help="build directory (default: bench-NAME)")
     b.add_argument("--name", help="table name (default: SPACE-DATASET)")
     b.add_argument("--limit-archs", type=int, help="train only this many distinct architectures, drawn at random")
-    b.add_argument("--archs-per-task", type=int, default=1, help="(architecture, seed) trainings per Ray task")
+    b.add_argument("--archs-per-task", type=int, default=1,
+                   help="(architecture, seed) trainings per Ray task; those of one seed train side by side "
+                        "as one stacked model (nb201 spaces). On a CPU 1 is fastest (see the README)")
+    b.add_argument("--reliability-archs", type=int,
+                   help="train the seeds after the first only on this many distinct architectures drawn at "
+                        "random (trained first, so a cut build has the seed-agreement figures); default: all")
     b.add_argument("--local", action="store_true", help="train in this process, one after the other, without Ray")
     b.add_argument("--ship", action="store_true", help="write the packed table into the package's tables folder")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -8,7 +8,7 @@ import math
 import time
 import traceback
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -52,7 +52,7 @@ class Recipe:
     """channels of the first stage"""
     cells_per_stage: int = 1
     """cells per stage (NAS-Bench-201's N)"""
-    eval_batch_size: int = 2048
+    eval_batch_size: int = 512
     """examples per forward when evaluating (memory only, no effect on the figures)"""
 
     def __post_init__(self) -> None:
@@ -169,8 +169,123 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: in
     return correct / len(y), loss / len(y)
 
 
+def _row(arch: Any, seed: int, recipe: Recipe) -> dict[str, Any]:
+    return {"arch": np.asarray(arch, dtype=np.int64).tolist(), "seed": int(seed),
+            "epochs": list(recipe.record_epochs), **{m: [] for m in METRICS}, "params": None,
+            "flops": None, "train_time_s": None, "cpu_time_s": None, "error": None}
+
+
+def _error_text(error: BaseException) -> str:
+    return traceback.format_exception_only(type(error), error)[-1].strip()
+
+
+def stacks(space) -> bool:
+    """Whether ``space``'s architectures train side by side (``stacked.StackedNB201``)."""
+    from nasgen.searchspace import NB201SearchSpace
+
+    from .stacked import STACKED_OPS
+
+    return isinstance(space, NB201SearchSpace) and all(name in STACKED_OPS for name in space.op_names)
+
+
+def train_group(space, archs: Sequence[Any], seed: int, dataset: str, recipe: Recipe) -> list[dict]:
+    """Train several architectures from scratch with one seed, side by side; never raises.
+
+    On a NAS-Bench-201 space the architectures train as one ``stacked.StackedNB201`` (each
+    exactly as alone, with per-architecture losses, gradient clips and BatchNorm); on other
+    spaces one after the other. The initial weights and the batch order come from ``seed``
+    only, so a row never depends on the other architectures of the group.
+
+    Args:
+        space: the search space of ``archs``.
+        archs: the architectures (representative encodings).
+        seed: fixes the initial weights and the batch order.
+        dataset: the dataset name.
+        recipe: the training recipe.
+
+    Returns:
+        One table row per architecture, in order: ``arch``, ``seed``, ``epochs`` (the
+        recorded ones), each of ``METRICS`` as a list over those epochs, ``params``,
+        ``flops``, ``train_time_s`` and ``cpu_time_s`` (the group's wall-clock and CPU time
+        divided by its size) and ``error`` (None, or the error's last line; then the
+        metrics are empty).
+    """
+    rows = [_row(arch, seed, recipe) for arch in archs]
+    if not stacks(space):
+        return [train_architecture(space, arch, seed, dataset, recipe) for arch in archs]
+    try:
+        data = load_data(dataset, recipe)
+        for row in rows:  # the stand-alone network's size, counted on the ordinary model
+            model = make_network(space, np.asarray(row["arch"]), recipe, data)
+            row["params"] = int(sum(p.numel() for p in model.parameters()))
+            row["flops"] = count_flops(model, data.test.x)
+        results, wall, cpu = _train_stacked(space, [r["arch"] for r in rows], seed, data, recipe)
+        for k, row in enumerate(rows):
+            for name, values in results.items():
+                row[name] = values[k]
+            row["train_time_s"], row["cpu_time_s"] = wall / len(rows), cpu / len(rows)
+    except Exception as error:  # a failed group is rows with the error, never dropped
+        for row in rows:
+            row.update({m: [] for m in METRICS}, error=_error_text(error))
+    return rows
+
+
+def _train_stacked(space, archs: list, seed: int, data, recipe: Recipe) -> tuple[dict, float, float]:
+    from nasgen.searchspace import BatchStream
+
+    from .stacked import StackedNB201, clip_per_architecture
+
+    K = len(archs)
+    model = StackedNB201(np.asarray(archs), space.op_names, space.edges, space.n_nodes, recipe.C,
+                         recipe.cells_per_stage, data.in_channels, data.n_classes, data.dims, seed)
+    results: dict[str, list[list[float]]] = {m: [[] for _ in range(K)] for m in METRICS}
+    start, cpu_start = time.perf_counter(), time.process_time()
+    stream = BatchStream(data.train, recipe.batch_size, torch.Generator().manual_seed(seed))
+    steps = recipe.epochs * stream.batches_per_epoch
+    params = list(model.parameters())
+    optimizer = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    for epoch in range(1, recipe.epochs + 1):
+        model.train()
+        for _ in range(stream.batches_per_epoch):
+            x, y = stream.next()
+            logits = model(x)  # [batch, K, classes]
+            # The sum of the K mean losses: each architecture gets its own gradient.
+            loss = F.cross_entropy(logits.transpose(1, 2), y[:, None].expand(-1, K), reduction="none").mean(0).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip_per_architecture(params, K, recipe.grad_clip)
+            optimizer.step()
+            scheduler.step()
+        if epoch in recipe.record_epochs:
+            for name in ("train", "val", "test"):
+                split = getattr(data, name)
+                accuracy, mean_loss = _evaluate_stacked(model, split.x, split.y, recipe.eval_batch_size)
+                for k in range(K):
+                    results[f"{name}_accuracy"][k].append(float(accuracy[k]))
+                    results[f"{name}_loss"][k].append(float(mean_loss[k]))
+    return results, time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def _evaluate_stacked(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int):
+    model.eval()
+    correct = torch.zeros(model.K, dtype=torch.float64)
+    loss = torch.zeros(model.K, dtype=torch.float64)
+    with torch.no_grad():
+        for start in range(0, len(y), batch_size):
+            logits = model(x[start:start + batch_size])
+            target = y[start:start + batch_size, None].expand(-1, model.K)
+            loss += F.cross_entropy(logits.transpose(1, 2), target, reduction="none").sum(0).double()
+            correct += (logits.argmax(2) == target).sum(0).double()
+    return (correct / len(y)).numpy(), (loss / len(y)).numpy()
+
+
 def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe) -> dict:
     """Train one architecture from scratch with one seed; never raises.
+
+    On a NAS-Bench-201 space this is ``train_group`` with one architecture (the same row
+    as in any group); on other spaces the ordinary ``Network``.
 
     Args:
         space: the search space of ``arch``.
@@ -180,22 +295,18 @@ def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe
         recipe: the training recipe.
 
     Returns:
-        One table row: ``arch``, ``seed``, ``epochs`` (the recorded ones), each of
-        ``METRICS`` as a list over those epochs, ``params``, ``flops``, ``train_time_s``
-        (wall clock), ``cpu_time_s`` (this process's CPU time) and ``error`` (None, or
-        the error's last line; then the metrics are empty).
+        One table row (see ``train_group``).
     """
+    if stacks(space):
+        return train_group(space, [arch], seed, dataset, recipe)[0]
     from nasgen.searchspace import BatchStream
 
-    arch = np.asarray(arch, dtype=np.int64)
-    row: dict[str, Any] = {"arch": arch.tolist(), "seed": int(seed), "epochs": list(recipe.record_epochs),
-                           **{m: [] for m in METRICS}, "params": None, "flops": None,
-                           "train_time_s": None, "error": None}
+    row = _row(arch, seed, recipe)
     try:
         data = load_data(dataset, recipe)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # the initial weights come from the global generator
-            model = make_network(space, arch, recipe, data)
+            model = make_network(space, np.asarray(arch, dtype=np.int64), recipe, data)
         generator = torch.Generator().manual_seed(seed)
         row["params"] = int(sum(p.numel() for p in model.parameters()))
         row["flops"] = count_flops(model, data.test.x)
@@ -225,8 +336,7 @@ def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe
         row["cpu_time_s"] = time.process_time() - cpu_start
     except Exception as error:  # a failed architecture is a row with its error, never dropped
         row.update({m: [] for m in METRICS})
-        last = traceback.format_exception_only(type(error), error)[-1].strip()
-        row["error"] = last
+        row["error"] = _error_text(error)
     return row
 
 
@@ -248,7 +358,11 @@ def train_items(space_dict: dict, dataset: str, recipe_dict: dict, items: list, 
     torch.set_num_threads(threads)
     space = from_dict(space_dict)
     recipe = Recipe.from_dict(recipe_dict)
-    return [train_architecture(space, arch, seed, dataset, recipe) for arch, seed in items]
+    rows: list[dict] = []
+    for seed in dict.fromkeys(int(s) for _, s in items):  # one group per seed, in item order
+        rows += train_group(space, [a for a, s in items if int(s) == seed], seed, dataset, recipe)
+    order = {(tuple(r["arch"]), r["seed"]): r for r in rows}
+    return [order[(tuple(np.asarray(a).tolist()), int(s))] for a, s in items]
 
 
 def recipe_from_pairs(pairs: Optional[dict]) -> Recipe:
