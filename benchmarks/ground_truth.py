@@ -94,6 +94,11 @@ def parse_args(argv=None):
     parser.add_argument("--supernet-cells", type=int, default=1, help="supernet cells per stage, N (default 1)")
     parser.add_argument("--batch-size", type=int, default=None, help="supernet batch size (default 64)")
     parser.add_argument("--runs-dir", default=None, help="keep each search's run folder here (default: a temp dir)")
+    parser.add_argument("--fill", default=None,
+                        help="judge with a partial (sampled) table: cells it lacks are trained on demand with the "
+                             "table's recipe and seeds and kept in this JSON-lines file; percentiles are among the "
+                             "sampled cells, regrets against the best of them; black boxes on the table are skipped "
+                             "(Tabular-v0 needs a complete table) and random search trains its cells")
     parser.add_argument("--estimate", action="store_true",
                         help="time every method on a 2-epoch slice of search (seed 0) and print the "
                              "projected cost of the full run, instead of running it")
@@ -121,6 +126,8 @@ def load_judge(args):
         judge = ground_truth.for_search(args.table, space, args.dataset)
     except (KeyError, ValueError) as error:
         fail(str(error).strip("'\""))
+    if args.fill:
+        return ground_truth.Judge(judge.table, space, fill=args.fill)
     if not judge.table.covers_space():
         fail(f"table {judge.table.name!r} holds {len(judge.table.archs)} distinct architectures, not every one "
              f"of space {judge.table.space.name!r}; the harness needs a complete table")
@@ -171,7 +178,8 @@ def verdict(judge, arch) -> dict:
     except ValueError as error:
         return {"error": str(error)}
     return {"test_accuracy": v["test_accuracy"], "val_accuracy": v["val_accuracy"],
-            "test_regret": v["test_regret"], "percentile": v["percentile"], "table_arch": v["arch"]}
+            "test_regret": v["test_regret"], "percentile": v["percentile"], "table_arch": v["arch"],
+            "trained_on_demand": v.get("trained_on_demand", False)}
 
 
 # --- on the table alone -----------------------------------------------------------------------------------
@@ -337,7 +345,26 @@ def describe(args, judge, rows: list[dict], n_random: int) -> str:
             f"split, split per method, one cosine weight lr); judged by table {judge.table.name} "
             f"({len(judge.table.archs)} cells, {len(judge.table.seeds)} training seeds, {recipe['epochs']} epochs "
             f"each); black boxes on the table: {args.queries} queries each; random search at equal epochs: "
-            f"{n_random} cells x {recipe['epochs']} epochs; {args.seeds} seed(s)")
+            f"{n_random} cells x {recipe['epochs']} epochs; {args.seeds} seed(s)" + (
+              f"; a sampled table: {len(judge.table.archs)} of the space's distinct cells, the others trained on "
+              f"demand with its recipe; percentiles among the sampled cells, regrets against the best of them"
+              if args.fill else ""))
+
+
+def random_search_fill(n: int, seed: int, args, judge) -> dict:
+    """Random search at equal epochs on a sampled table: ``n`` encodings drawn uniformly from
+    the space, each judged (trained on demand when the table lacks it); the answer is the one
+    with the best validation accuracy."""
+    rng = np.random.default_rng(10_000 + seed)
+    row = {"controller": RANDOM_SEARCH, "seed": seed, "kind": "black-box", "family": "trained, equal epochs",
+           "queries": n}
+    start = time.perf_counter()
+    try:
+        judged = [(arch, verdict(judge, arch)) for arch in (judge.table.space.sample(rng) for _ in range(n))]
+    except Exception as error:  # one method must not sink the run
+        return {**row, "error": f"{type(error).__name__}: {error}"}
+    arch, best = max(judged, key=lambda pair: pair[1].get("val_accuracy", -math.inf))
+    return {**row, "wall_time_s": time.perf_counter() - start, "derived_arch": np.asarray(arch).tolist(), **best}
 
 
 # --- the cost of the full run -----------------------------------------------------------------------------
@@ -398,6 +425,8 @@ def main(argv=None) -> None:
     judge = load_judge(args)
     labels = C.select(list(LABELS), args.controllers)
     tab_names = args.tabular_controllers.split(",") if args.tabular_controllers else list(TABULAR)
+    if args.fill:
+        tab_names = []  # Tabular-v0 needs a complete table
     for name in tab_names:
         if name not in controllers.names() or controllers.get(name).kind != "black-box" or \
                 controllers.get(name).env_requirements:
@@ -421,8 +450,11 @@ def main(argv=None) -> None:
             for name in tab_names:
                 row = tabular_one(name, args.queries, seed, args, judge, runs_dir, f"{name} (table)")
                 rows.append(row)
-            row = tabular_one("random", n_random, seed, args, judge, runs_dir, RANDOM_SEARCH)
-            rows.append({**row, "family": "table, equal epochs"})
+            if args.fill:
+                rows.append(random_search_fill(n_random, seed, args, judge))
+            else:
+                row = tabular_one("random", n_random, seed, args, judge, runs_dir, RANDOM_SEARCH)
+                rows.append({**row, "family": "table, equal epochs"})
             print(f"seed {seed}: on the table: " + "  ".join(
                 f"{r['controller']} {pp(r.get('test_regret', math.nan))}" for r in rows[-len(tab_names) - 1:]),
                 flush=True)

@@ -285,3 +285,16 @@ def test_local_build_refuses_ray_flags(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--local" in err, err
     assert not out.exists()
+
+
+def test_reliability_subset_comes_first_and_has_every_seed():
+    archs = bench.plan_archs(TINY_SPACE)
+    items = bench.plan_items(archs, [0, 1, 2], reliability_archs=5)
+    assert len(items) == 5 * 3 + 11
+    subset = [tuple(a) for a, s in items[:5]]
+    assert [s for _, s in items[:15]] == [0] * 5 + [1] * 5 + [2] * 5
+    assert [tuple(a) for a, _ in items[5:10]] == subset and [s for _, s in items[15:]] == [0] * 11
+    assert len({tuple(a) for a, _ in items}) == 16
+    assert bench.plan_items(archs, [0, 1], None) == [(a, s) for s in (0, 1) for a in archs.tolist()]
+    with pytest.raises(ValueError, match="reliability_archs must be >= 1, got 0"):
+        bench.plan_items(archs, [0, 1], 0)

@@ -121,3 +121,29 @@ def test_paired_statistics_of_the_harness():
     assert _stats.wilcoxon_signed_rank([1, 2], [1, 2])["p"] == 1.0
     ci = _stats.paired_bootstrap_ci([1, 2, 3, 4, 5], [0, 0, 0, 0, 1], np.random.default_rng(0))
     assert ci["mean"] == pytest.approx(2.8) and ci["low"] <= 2.8 <= ci["high"] and ci["low"] >= 1.0
+
+
+def test_a_sampled_table_trains_a_missing_cell_on_demand_once(tmp_path):
+    from nasgen.bench import Recipe, build, pack
+
+    space = get("nb201")
+    recipe = Recipe(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2)
+    build(space, "mnist1d", [0, 1], recipe, tmp_path / "b", local=True, progress=False, limit_archs=4,
+          reliability_archs=2)
+    table = load(pack(tmp_path / "b", "sample"))
+    assert len(table.archs) == 4 and np.isfinite(table.metrics["test_accuracy"][:, :, -1]).sum() == 6
+    missing = next(a for a in ([3, 3, 3, 3, 3, 3], [2, 2, 2, 2, 2, 2]) if tuple(a) not in map(tuple, table.archs.tolist()))
+    with pytest.raises(ValueError, match="is not in table 'sample', which holds 4 distinct architectures"):
+        ground_truth.Judge(table, space).judge(missing)
+    fill = tmp_path / "fill.jsonl"
+    verdict = ground_truth.Judge(table, space, fill=fill).judge(missing)
+    rows = [json.loads(line) for line in fill.read_text().splitlines()]
+    assert verdict["trained_on_demand"] and [r["seed"] for r in rows] == [0, 1]
+    assert verdict["test_accuracy"] == pytest.approx(np.mean([r["test_accuracy"][-1] for r in rows]))
+    assert verdict["test_regret"] == pytest.approx(table.best()["value"] - verdict["test_accuracy"])
+    values = table.mean("test_accuracy")
+    assert verdict["percentile"] == pytest.approx(100 * (values <= verdict["test_accuracy"]).mean())
+    again = ground_truth.Judge(table, space, fill=fill).judge(missing)  # reused, not retrained
+    assert again == verdict and len(fill.read_text().splitlines()) == 2
+    inside = ground_truth.Judge(table, space, fill=fill).judge(table.archs[0])
+    assert not inside["trained_on_demand"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -89,17 +90,65 @@ def to_table_arch(table: Table, space: Any, arch: Any) -> np.ndarray:
 class Judge:
     """A loaded table and the search space whose architectures it judges.
 
+    A partial table (a random sample of the distinct architectures, ``nasgen bench build
+    --reliability-archs``, cut short) judges a cell it lacks only with ``fill``: the cell is
+    then trained with the table's own recipe and seeds (``recipe.train_architecture``), the
+    rows appended to the ``fill`` file (JSON lines, reused by later judges of the same table)
+    and compared with the table's architectures: the percentile is among the sampled cells,
+    the regret against the best sampled cell (negative when the cell beats every one).
+
     Args:
         table: the table.
         space: the search's space (the table's, or an NB201 space whose ops it holds).
+        fill: a JSON-lines file for cells trained on demand (None: a missing cell is an error).
     """
 
-    def __init__(self, table: Table, space: Any):
+    def __init__(self, table: Table, space: Any, fill: Optional[str | Path] = None):
         self.table = table
         self.space = space
         best = table.best("test_accuracy")
         self.best_test = best["value"]
         self.best_arch = best["arch"]
+        self.fill = Path(fill) if fill is not None else None
+        self._filled: dict[tuple, dict] = {}
+        if self.fill is not None and self.fill.is_file():
+            from .build import read_rows
+
+            for row in read_rows(self.fill):
+                if row.get("table_sha256") == table.manifest.get("sha256") and row.get("error") is None:
+                    self._filled.setdefault(tuple(row["arch"]), {})[int(row["seed"])] = row
+
+    def _answer(self, encoded: np.ndarray) -> tuple[dict, float]:
+        """``(answer, percentile)`` of ``encoded``: from the table, else trained (``fill``)."""
+        try:
+            return self.table.query(encoded), self.table.percentile(encoded)
+        except ValueError:
+            if self.fill is None:
+                raise
+        import json
+
+        from .recipe import Recipe, train_architecture
+
+        key = tuple(int(v) for v in self.table._canonical(encoded))
+        rows = self._filled.setdefault(key, {})
+        recipe = Recipe.from_dict(self.table.manifest["recipe"])
+        for seed in self.table.seeds.tolist():
+            if seed not in rows:
+                row = train_architecture(self.table.space, np.asarray(key), seed, self.table.manifest["dataset"],
+                                         recipe)
+                if row["error"] is not None:
+                    raise ValueError(f"training {list(key)} on demand failed: {row['error']}")
+                row["table_sha256"] = self.table.manifest.get("sha256")
+                self.fill.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.fill, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                rows[seed] = row
+        mean = {m: float(np.mean([r[m][-1] for r in rows.values()])) for m in ("test_accuracy", "val_accuracy")}
+        values = self.table.mean("test_accuracy")
+        values = values[np.isfinite(values)]
+        percentile = float(100.0 * (values <= mean["test_accuracy"]).mean()) if values.size else math.nan
+        return {"arch": list(key), "mean": mean, "epoch": int(self.table.epochs[-1]), "trained_on_demand": True}, \
+            percentile
 
     def judge(self, arch: Any) -> dict:
         """The table's verdict on ``arch``.
@@ -109,19 +158,21 @@ class Judge:
             ``test_accuracy`` and ``val_accuracy`` (means over the table's seeds),
             ``test_regret`` (best mean test accuracy of the table minus it), ``best_test_accuracy``,
             ``percentile`` (share in % of the distinct architectures no better by test
-            accuracy), ``n_archs``, ``epoch`` (the recorded epoch judged).
+            accuracy), ``n_archs``, ``epoch`` (the recorded epoch judged),
+            ``trained_on_demand`` (the cell was not in the table and was trained, ``fill``).
 
         Raises:
-            ValueError: the architecture is not in the table (a partial table).
+            ValueError: the architecture is not in the table (a partial table without ``fill``).
         """
         encoded = to_table_arch(self.table, self.space, arch)
-        answer = self.table.query(encoded)
+        answer, percentile = self._answer(encoded)
         test = answer["mean"]["test_accuracy"]
         return {"table": self.table.name, "sha256": self.table.manifest.get("sha256"), "arch": answer["arch"],
                 "test_accuracy": test, "val_accuracy": answer["mean"]["val_accuracy"],
                 "test_regret": self.best_test - test if math.isfinite(test) else math.nan,
-                "best_test_accuracy": self.best_test, "percentile": self.table.percentile(encoded),
-                "n_archs": int(len(self.table.archs)), "epoch": answer["epoch"]}
+                "best_test_accuracy": self.best_test, "percentile": percentile,
+                "n_archs": int(len(self.table.archs)), "epoch": answer["epoch"],
+                "trained_on_demand": bool(answer.get("trained_on_demand", False))}
 
 
 def _check_task(table: Table, space: Any, dataset: Optional[str], dataset_options: Optional[dict]) -> None:
