@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +45,7 @@ def test_search_cost_quick(tmp_path):
     out = tmp_path / "search_cost.json"
     proc = run_script("search_cost.py", "--quick", "--out", str(out))
     assert "search time / darts" in proc.stdout and "protocol paper" in proc.stdout
+    assert "Digits cannot rank controllers" in proc.stdout and "95% CI of the mean %" in proc.stdout
     data = outputs(out)
     labels = [s["controller"] for s in data["summary"]]
     assert labels == ["credit", "credit[hybrid]", "darts", "snas", "gdas", "proxyless", "rnn", "reinforce",
@@ -55,6 +57,9 @@ def test_search_cost_quick(tmp_path):
         assert run["wall_time_s"] > 0 and run["evaluations"] >= run["steps"] >= 1
         assert 0.0 <= run["test_accuracy"] <= 1.0 and run["parameters"] > 0
         assert math.isfinite(run["supernet_val_loss"]) and run["time_ratio"] > 0
+        # Each derived cell retrained under two seeds (--quick), its mean and interval reported.
+        assert len(run["test_accuracies"]) == 2 and run["test_accuracy"] == pytest.approx(np.mean(run["test_accuracies"]))
+        assert math.isfinite(run["test_ci95"]) and run["test_ci95"] >= 0
     darts = next(r for r in ok if r["controller"] == "darts")
     assert darts["time_ratio"] == pytest.approx(1.0)
     # The same supernet training for every controller (--protocol paper, the default), split
