@@ -190,6 +190,29 @@ def test_ground_truth_quick(tmp_path):
     assert {t["versus"] for t in data["significance"] if t["method"] == "credit"} >= {"darts", "random search"}
 
 
+def test_ground_truth_quick_on_a_sampled_table(tmp_path):
+    """A real partial table (6 cells trained here): --fill trains the cells it lacks."""
+    from nasgen.bench import Recipe, build, pack
+    from nasgen.searchspace import get
+
+    recipe = Recipe(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2)
+    build(get("nb201"), "mnist1d", [0, 1], recipe, tmp_path / "b", local=True, progress=False, limit_archs=6)
+    table = pack(tmp_path / "b", "sample")
+    out, fill = tmp_path / "ground_truth.json", tmp_path / "fill.jsonl"
+    proc = run_script("ground_truth.py", "--quick", "--table", str(table), "--fill", str(fill),
+                      "--controllers", "credit,darts", "--out", str(out))
+    assert "a sampled table: 6 of the space's distinct cells" in proc.stdout
+    data = outputs(out)
+    assert [s["controller"] for s in data["summary"]] == ["credit", "darts", "random search"]
+    ok = [r for r in data["runs"] if "error" not in r]
+    assert {r["controller"] for r in ok} == {"credit", "darts", "random search"}
+    filled = [json.loads(line) for line in fill.read_text().splitlines()]
+    on_demand = [r for r in ok if r["trained_on_demand"]]
+    assert on_demand and len(filled) >= 2 * len({tuple(r["table_arch"]) for r in on_demand})
+    for run in ok:
+        assert 0 <= run["percentile"] <= 100 and math.isfinite(run["test_regret"])
+
+
 def test_ground_truth_without_a_table_fails_in_one_line(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     proc = subprocess.run([sys.executable, str(BENCHMARKS / "ground_truth.py"), "--quick", "--table",
@@ -214,3 +237,12 @@ def test_credit_theta_and_credit_runs_quick(tmp_path):
     proc = run_script("credit_runs.py", *map(str, logdir.iterdir()))
     row = proc.stdout.strip().splitlines()[-1]
     assert row.startswith("| defaults | 0 | 4 |") and row.count("|") == 15
+
+
+def test_stacked_training_quick(tmp_path):
+    out = tmp_path / "stacked_training.json"
+    proc = run_script("stacked_training.py", "--quick", "--out", str(out))
+    assert "ms per architecture-step" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["k"] for r in rows] == [0, 1, 2] and rows[1]["vs_k1"] == 1.0
+    assert all(r["per_arch_s"] > 0 for r in rows)
