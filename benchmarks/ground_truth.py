@@ -99,6 +99,8 @@ def parse_args(argv=None):
                              "table's recipe and seeds and kept in this JSON-lines file; percentiles are among the "
                              "sampled cells, regrets against the best of them; black boxes on the table are skipped "
                              "(Tabular-v0 needs a complete table) and random search trains its cells")
+    parser.add_argument("--rejudge", default=None, metavar="JSON",
+                        help="do not search: judge the runs of an earlier --out JSON again with --table (and --fill)")
     parser.add_argument("--estimate", action="store_true",
                         help="time every method on a 2-epoch slice of search (seed 0) and print the "
                              "projected cost of the full run, instead of running it")
@@ -418,6 +420,9 @@ def estimate(args, labels: list[str]) -> dict:
 # --- main -----------------------------------------------------------------------------------------------------
 def main(argv=None) -> None:
     args = parse_args(argv)
+    if args.rejudge:
+        rejudge(args)
+        return
     if args.estimate:
         C.start(args)
         estimate(args, C.select(list(LABELS), args.controllers))
@@ -460,6 +465,11 @@ def main(argv=None) -> None:
                 flush=True)
     machine = C.finish_machine_info(machine)
     all_labels = labels + [f"{n} (table)" for n in tab_names] + [RANDOM_SEARCH]
+    report(args, judge, rows, all_labels, n_random, machine)
+
+
+def report(args, judge, rows: list[dict], all_labels: list[str], n_random: int, machine: dict) -> None:
+    """Summary, paired tests and targets of ``rows``; printed and written (JSON, markdown, PNG)."""
     summary = summarise(all_labels, rows)
     tests = significance(rows, all_labels, seed=0)
     checks = targets(summary)
@@ -473,11 +483,42 @@ def main(argv=None) -> None:
     payload = {"benchmark": "ground_truth", "config": vars(args), "reference": REFERENCE, "machine": machine,
                "table": {"name": judge.table.name, "sha256": judge.table.manifest.get("sha256"),
                          "figures": judge.table.manifest.get("figures"), "recipe": judge.table.manifest.get("recipe"),
-                         "best_test_accuracy": judge.best_test},
-               "random_search_n": n_random, "summary": summary, "significance": tests, "targets": checks,
-               "runs": rows}
+                         "best_test_accuracy": judge.best_test, "n_archs": int(len(judge.table.archs))},
+               "random_search_n": n_random, "labels": all_labels, "summary": summary, "significance": tests,
+               "targets": checks, "runs": rows}
     paths = C.write_outputs(args.out, payload, markdown, plot(summary, budget))
     print("wrote " + ", ".join(map(str, paths)))
+
+
+def rejudge(args) -> None:
+    """Judge the runs of an earlier ``--out`` JSON again with ``--table`` (and ``--fill``): the
+    searches are not repeated, only the verdicts, summary, tests and targets (for example once a
+    larger or complete table exists). Random search keeps the cells it picked."""
+    import json
+
+    try:
+        before = json.loads(Path(args.rejudge).read_text())
+    except (OSError, ValueError) as error:
+        fail(f"--rejudge {args.rejudge}: {error}")
+    if not isinstance(before, dict) or before.get("benchmark") != "ground_truth" or "runs" not in before:
+        fail(f"--rejudge {args.rejudge}: not a ground_truth.py result JSON")
+    for key in ("space", "protocol", "warmup_epochs", "epochs", "seeds", "supernet_channels", "supernet_cells",
+                "batch_size", "queries"):
+        setattr(args, key, before["config"][key])
+    judge = load_judge(args)
+    machine = C.start(args)
+    rows = []
+    for row in before["runs"]:
+        row = dict(row)
+        if "error" not in row:
+            for key in ("test_accuracy", "val_accuracy", "test_regret", "percentile", "table_arch",
+                        "trained_on_demand", "error"):
+                row.pop(key, None)
+            row.update(verdict(judge, row["derived_arch"]))
+        rows.append(row)
+    labels = before.get("labels") or [s["controller"] for s in before["summary"]]
+    print(f"ground_truth: {len(rows)} runs of {args.rejudge} judged again by table {judge.table.name}", flush=True)
+    report(args, judge, rows, labels, before.get("random_search_n", 1), C.finish_machine_info(machine))
 
 
 if __name__ == "__main__":

@@ -211,6 +211,17 @@ def test_ground_truth_quick_on_a_sampled_table(tmp_path):
     assert on_demand and len(filled) >= 2 * len({tuple(r["table_arch"]) for r in on_demand})
     for run in ok:
         assert 0 <= run["percentile"] <= 100 and math.isfinite(run["test_regret"])
+    # The same runs judged again by a larger sample (10 cells): no search, the fill file reused.
+    build(get("nb201"), "mnist1d", [0, 1], recipe, tmp_path / "c", local=True, progress=False, limit_archs=10)
+    bigger = pack(tmp_path / "c", "bigger")
+    again = tmp_path / "again.json"
+    proc = run_script("ground_truth.py", "--rejudge", str(out), "--table", str(bigger), "--fill", str(fill),
+                      "--out", str(again))
+    assert "judged again by table bigger" in proc.stdout
+    redone = outputs(again)
+    assert redone["table"]["n_archs"] == 10 and len(redone["runs"]) == len(data["runs"])
+    for old, new in zip(data["runs"], redone["runs"]):
+        assert new.get("derived_arch") == old.get("derived_arch") and new.get("wall_time_s") == old.get("wall_time_s")
 
 
 def test_ground_truth_without_a_table_fails_in_one_line(tmp_path):
