@@ -449,7 +449,11 @@ class Search:
         return self.finish()
 
     def _judge(self, arch: np.ndarray) -> dict:
-        """The table's verdict on ``arch``, logged under ``ground_truth/``."""
+        """The table's verdict on ``arch``, logged under ``ground_truth/``. A partial (sampled)
+        table trains a cell it lacks with its own recipe; those rows stay in the run directory."""
+        from nasgen.bench.ground_truth import FILL_NAME
+
+        self.judge.fill = self.run_dir / FILL_NAME
         try:
             verdict = self.judge.judge(arch)
         except ValueError as error:  # e.g. a partial table without this architecture

@@ -86,6 +86,22 @@ def test_search_logs_the_ground_truth(nb201_table, tmp_path, capsys):
     assert events.Scalars("ground_truth/test_regret")[-1].value == pytest.approx(verdict["test_regret"])
 
 
+def test_search_on_a_sampled_table_trains_the_derived_cell(tmp_path, capsys):
+    from nasgen.bench import Recipe, build, pack
+
+    recipe = Recipe(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2)
+    build(get("nb201"), "mnist1d", [0], recipe, tmp_path / "b", local=True, progress=False, limit_archs=3)
+    table = pack(tmp_path / "b", "sample")
+    assert main(["search", "--logdir", str(tmp_path / "runs"), "--table", str(table), *TINY_NB201]) == 0
+    run_dir = only_run(tmp_path / "runs")
+    verdict = json.loads((run_dir / "result.json").read_text())["ground_truth"]
+    assert "error" not in verdict and verdict["n_archs"] == 3
+    if verdict["trained_on_demand"]:  # almost surely: 3 of 6,466 cells
+        rows = (run_dir / ground_truth.FILL_NAME).read_text().splitlines()
+        assert len(rows) == 1 and json.loads(rows[0])["arch"] == verdict["arch"]
+        assert "was trained with its recipe" in capsys.readouterr().out
+
+
 def test_search_without_a_table_is_not_judged_and_a_bad_table_exits_2(tmp_path, capsys):
     assert main(["search", "--logdir", str(tmp_path / "a"), "--table", "none", *TINY_NB201]) == 0
     assert "ground_truth" not in json.loads((only_run(tmp_path / "a") / "result.json").read_text())

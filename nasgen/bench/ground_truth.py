@@ -50,6 +50,9 @@ FREE_DATA_OPTIONS: dict[str, tuple[str, ...]] = {
 #: ``SearchConfig.table`` value that turns the judgement off.
 OFF = "none"
 
+#: File of a run directory holding cells a partial table lacked, trained for the verdict.
+FILL_NAME = "ground_truth_trained.jsonl"
+
 
 class TableError(ValueError):
     """A table given for a search cannot judge it (unreadable, or another space or task)."""
@@ -238,7 +241,9 @@ def format_verdict(verdict: dict) -> str:
     """One line for the end of a search."""
     if "error" in verdict:
         return f"ground truth ({verdict.get('table')}): {verdict['error']}"
+    trained = "; the cell is not in this sampled table and was trained with its recipe" \
+        if verdict.get("trained_on_demand") else ""
     return (f"ground truth ({verdict['table']}, {verdict['n_archs']} architectures): test accuracy "
             f"{100 * verdict['test_accuracy']:.2f}%, regret {100 * verdict['test_regret']:.2f} pp "
-            f"(best {100 * verdict['best_test_accuracy']:.2f}%), percentile {verdict['percentile']:.1f}")
+            f"(best {100 * verdict['best_test_accuracy']:.2f}%), percentile {verdict['percentile']:.1f}{trained}")
 
