@@ -287,6 +287,13 @@ def _write_rows(results, recipe: Recipe, rows_path: Path, session: int, stop_aft
 
 
 # --- packing ---------------------------------------------------------------------------------------
+def _space_distinct(space) -> Optional[int]:
+    from .archs import all_distinct
+
+    every = all_distinct(space)
+    return None if every is None else int(len(every))
+
+
 def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
     """Pack the rows of a build directory into ``dest/NAME.npz`` and ``dest/NAME.json``.
 
@@ -344,7 +351,7 @@ def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
         "build_time_s": build_time(out, rows), "train_time_s": float(np.nansum(train_time)),
         "cpu_time_s": float(sum(r.get("cpu_time_s") or 0.0 for r in last.values())),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_rows": len(last),
-        "errors": errors, "figures": figures(arrays["test_accuracy"][:, :, -1], arrays["val_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
+        "space_distinct": _space_distinct(space), "errors": errors, "figures": figures(arrays["test_accuracy"][:, :, -1], arrays["val_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
     }
     path = dest / f"{name}.json"
     path.write_text(json.dumps(manifest, indent=1, allow_nan=True) + "\n")

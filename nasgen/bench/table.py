@@ -76,7 +76,7 @@ def figures(test_accuracy: np.ndarray, val_accuracy: Optional[np.ndarray] = None
         val_accuracy: validation accuracy likewise (for ``val_test_spearman``), optional.
 
     Returns:
-        ``n_archs`` (with a finite mean), ``best``, ``p10``, ``p50``, ``p90``, ``spread``
+        ``n_archs`` (with a finite mean), ``n_paired`` (with both of the first two seeds), ``best``, ``p10``, ``p50``, ``p90``, ``spread``
         (p90 - p10, accuracy points in [0, 1]), ``spearman_all`` and ``spearman_top_half``
         (between the first two seeds, over every architecture / those whose mean is above
         the median), ``seed_gap`` (mean absolute difference of the first two seeds; these
@@ -96,6 +96,7 @@ def figures(test_accuracy: np.ndarray, val_accuracy: Optional[np.ndarray] = None
     out.update(best=float(values.max()), p10=float(p10), p50=float(p50), p90=float(p90),
                spread=float(p90 - p10))
     if acc.shape[1] >= 2:
+        out["n_paired"] = int((np.isfinite(acc[:, 0]) & np.isfinite(acc[:, 1])).sum())
         out["spearman_all"] = spearman(acc[ok, 0], acc[ok, 1])
         top = values > p50
         out["spearman_top_half"] = spearman(acc[ok, 0][top], acc[ok, 1][top])
@@ -116,7 +117,12 @@ def format_summary(manifest: dict) -> str:
     space = manifest["space"]
     lines = [
         f"table {manifest['name']}: space {space['name']}, dataset {manifest['dataset']}, "
-        f"{f['n_archs']} distinct architectures x seeds {manifest['seeds']}, {len(manifest['errors'])} failed rows",
+        f"{f['n_archs']} distinct architectures" + (
+            f" of the space's {manifest['space_distinct']} (a sampled table: cells it lacks are trained on demand "
+            f"by judges with fill)" if manifest.get("space_distinct") not in (None, f["n_archs"]) else "") +
+        f" x seeds {manifest['seeds']}" + (
+            f" (the seeds after the first on {f['n_paired']} of them)" if f.get("n_paired") not in (None, f["n_archs"])
+            else "") + f", {len(manifest['errors'])} failed rows",
         f"test accuracy (mean over seeds): best {pp(f['best'])}, p10 {pp(f['p10'])}, median {pp(f['p50'])}, "
         f"p90 {pp(f['p90'])}; spread p90-p10 {100 * f['spread']:.2f} pp" if math.isfinite(f.get("spread", math.nan))
         else "test accuracy: no finished row",
