@@ -514,6 +514,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     if data.dims != 2 and (args.crop_padding or args.flip or args.cutout):
         raise UsageError(f"--crop-padding, --flip and --cutout augment images; {dataset_name} holds 1-D signals")
+    if args.cells is None:
+        args.cells = 5 if isinstance(space, searchspace.NB201SearchSpace) else 8
     model = Network(space, arch, C=args.channels, n_cells=args.cells, in_channels=data.in_channels,
                     n_classes=data.n_classes, dims=data.dims)
     writer = SummaryWriter(str(out_dir))
@@ -617,8 +619,9 @@ def build_parser() -> argparse.ArgumentParser:
     retrain.add_argument("--limit", type=v.positive_int, help="at most this many examples per split")
     retrain.add_argument("--epochs", type=v.positive_int, default=20, help="training epochs (default: 20)")
     retrain.add_argument("--channels", type=v.positive_int, default=16, help="channels of the first cells (default: 16)")
-    retrain.add_argument("--cells", type=v.positive_int, default=8,
-                         help="number of cells; nb201: cells per stage, N (default: 8)")
+    retrain.add_argument("--cells", type=v.positive_int, default=None,
+                         help="number of cells (default: 8); nb201 spaces: cells per stage, N (default: 5, "
+                              "NAS-Bench-201's)")
     retrain.add_argument("--batch-size", type=v.positive_int, default=64, help="batch size (default: 64)")
     retrain.add_argument("--lr", type=v.positive_float, default=0.025, help="initial SGD learning rate (default: 0.025)")
     retrain.add_argument("--crop-padding", type=int, default=0,

@@ -59,6 +59,10 @@ def test_nb201_run_retrains_on_images_and_its_string_file_on_signals(tmp_path, c
     assert main(["retrain", str(run_dir / "genotype.txt"), "--dataset", "mnist1d", "--epochs", "1",
                  "--channels", "4", "--cells", "1", "--limit", "64", "--out", str(out), "--no-progress"]) == 0
     assert json.loads((out / "retrain.json").read_text())["architecture"] == text
+    # Without --cells an nb201 cell retrains with NAS-Bench-201's N = 5 cells per stage.
+    assert main(["retrain", str(run_dir / "genotype.txt"), "--dataset", "mnist1d", "--epochs", "1",
+                 "--channels", "4", "--limit", "64", "--out", str(tmp_path / "n5"), "--no-progress"]) == 0
+    assert json.loads((tmp_path / "n5" / "retrain.json").read_text())["cells"] == 5
 
 
 def test_darts_genotype_retrains_on_1d_signals(tmp_path):
