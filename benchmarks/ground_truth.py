@@ -518,7 +518,9 @@ def rejudge(args) -> None:
         rows.append(row)
     labels = before.get("labels") or [s["controller"] for s in before["summary"]]
     print(f"ground_truth: {len(rows)} runs of {args.rejudge} judged again by table {judge.table.name}", flush=True)
-    report(args, judge, rows, labels, before.get("random_search_n", 1), C.finish_machine_info(machine))
+    machine = C.finish_machine_info(machine)
+    # The searches' machine and times are the earlier run's; only the verdicts are new.
+    report(args, judge, rows, labels, before.get("random_search_n", 1), before.get("machine") or machine)
 
 
 if __name__ == "__main__":

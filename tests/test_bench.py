@@ -298,3 +298,33 @@ def test_reliability_subset_comes_first_and_has_every_seed():
     assert bench.plan_items(archs, [0, 1], None) == [(a, s) for s in (0, 1) for a in archs.tolist()]
     with pytest.raises(ValueError, match="reliability_archs must be >= 1, got 0"):
         bench.plan_items(archs, [0, 1], 0)
+
+
+def test_the_shipped_sample_table_is_consistent_and_reproducible():
+    """The shipped nb201-mnist1d-sample: checksum, figures from its own arrays, and one of its
+    rows trained again here with the recipe it records gives the same numbers."""
+    from nasgen.bench.recipe import train_architecture
+    from nasgen.bench.table import figures
+
+    table = load("nb201-mnist1d-sample")
+    manifest = table.manifest
+    assert manifest["space"]["name"] == "nb201" and manifest["dataset"] == "mnist1d"
+    assert Recipe.from_dict(manifest["recipe"]) == Recipe()  # built with the defaults
+    assert manifest["space_distinct"] == 6466 and 500 <= len(table.archs) < 6466 and not manifest["errors"]
+    test = table.metrics["test_accuracy"][:, :, -1]
+    again = figures(test, table.metrics["val_accuracy"][:, :, -1])
+    for key, value in manifest["figures"].items():
+        assert again[key] == pytest.approx(value, nan_ok=True), key
+    assert manifest["figures"]["n_paired"] >= 300
+    row = int(np.flatnonzero(np.isfinite(test[:, 0]))[0])
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the build's tasks: one thread, the same summation order
+    try:
+        redone = train_architecture(table.space, table.archs[row], 0, "mnist1d", Recipe.from_dict(manifest["recipe"]))
+    finally:
+        torch.set_num_threads(threads)
+    assert redone["error"] is None
+    for metric in ("test_accuracy", "val_accuracy", "train_loss"):
+        assert np.allclose(redone[metric], table.metrics[metric][row, 0], atol=2e-3), metric
