@@ -230,6 +230,13 @@ def train_group(space, archs: Sequence[Any], seed: int, dataset: str, recipe: Re
     return rows
 
 
+def _optimiser(params, recipe: Recipe, steps: int):
+    """The recipe's SGD (Nesterov when it has momentum) and its cosine schedule over ``steps``."""
+    optimizer = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+
+
 def _train_stacked(space, archs: list, seed: int, data, recipe: Recipe) -> tuple[dict, float, float]:
     from nasgen.searchspace import BatchStream
 
@@ -241,11 +248,8 @@ def _train_stacked(space, archs: list, seed: int, data, recipe: Recipe) -> tuple
     results: dict[str, list[list[float]]] = {m: [[] for _ in range(K)] for m in METRICS}
     start, cpu_start = time.perf_counter(), time.process_time()
     stream = BatchStream(data.train, recipe.batch_size, torch.Generator().manual_seed(seed))
-    steps = recipe.epochs * stream.batches_per_epoch
     params = list(model.parameters())
-    optimizer = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    optimizer, scheduler = _optimiser(params, recipe, recipe.epochs * stream.batches_per_epoch)
     for epoch in range(1, recipe.epochs + 1):
         model.train()
         for _ in range(stream.batches_per_epoch):
@@ -312,10 +316,7 @@ def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe
         row["flops"] = count_flops(model, data.test.x)
         start, cpu_start = time.perf_counter(), time.process_time()
         stream = BatchStream(data.train, recipe.batch_size, generator)
-        steps = recipe.epochs * stream.batches_per_epoch
-        optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                    weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+        optimizer, scheduler = _optimiser(model.parameters(), recipe, recipe.epochs * stream.batches_per_epoch)
         for epoch in range(1, recipe.epochs + 1):
             model.train()
             for _ in range(stream.batches_per_epoch):
