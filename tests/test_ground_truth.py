@@ -96,10 +96,14 @@ def test_search_on_a_sampled_table_trains_the_derived_cell(tmp_path, capsys):
     run_dir = only_run(tmp_path / "runs")
     verdict = json.loads((run_dir / "result.json").read_text())["ground_truth"]
     assert "error" not in verdict and verdict["n_archs"] == 3
-    if verdict["trained_on_demand"]:  # almost surely: 3 of 6,466 cells
+    in_table = tuple(verdict["arch"]) in set(map(tuple, load(table).archs.tolist()))
+    assert verdict["trained_on_demand"] is not in_table
+    if not in_table:  # almost surely: 3 of 6,466 cells
         rows = (run_dir / ground_truth.FILL_NAME).read_text().splitlines()
         assert len(rows) == 1 and json.loads(rows[0])["arch"] == verdict["arch"]
         assert "was trained with its recipe" in capsys.readouterr().out
+    else:
+        assert not (run_dir / ground_truth.FILL_NAME).exists()
 
 
 def test_search_without_a_table_is_not_judged_and_a_bad_table_exits_2(tmp_path, capsys):

@@ -230,45 +230,54 @@ def train_group(space, archs: Sequence[Any], seed: int, dataset: str, recipe: Re
     return rows
 
 
-def _optimiser(params, recipe: Recipe, steps: int):
-    """The recipe's SGD (Nesterov when it has momentum) and its cosine schedule over ``steps``."""
+def _fit(model: nn.Module, params: list, data, recipe: Recipe, generator: torch.Generator, loss_of, clip,
+         record) -> None:
+    """The recipe's training: SGD (Nesterov when it has momentum) with a cosine schedule over
+    every step, batches in ``generator``'s order; ``loss_of(logits, y)`` the loss, ``clip()``
+    after each backward, ``record(split name, split)`` after each recorded epoch."""
+    from nasgen.searchspace import BatchStream
+
+    stream = BatchStream(data.train, recipe.batch_size, generator)
     optimizer = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
-    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs * stream.batches_per_epoch)
+    for epoch in range(1, recipe.epochs + 1):
+        model.train()
+        for _ in range(stream.batches_per_epoch):
+            x, y = stream.next()
+            loss = loss_of(model(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip()
+            optimizer.step()
+            scheduler.step()
+        if epoch in recipe.record_epochs:
+            for name in ("train", "val", "test"):
+                record(name, getattr(data, name))
 
 
 def _train_stacked(space, archs: list, seed: int, data, recipe: Recipe) -> tuple[dict, float, float]:
-    from nasgen.searchspace import BatchStream
-
     from .stacked import StackedNB201, clip_per_architecture
 
     K = len(archs)
     model = StackedNB201(np.asarray(archs), space.op_names, space.edges, space.n_nodes, recipe.C,
                          recipe.cells_per_stage, data.in_channels, data.n_classes, data.dims, seed)
     results: dict[str, list[list[float]]] = {m: [[] for _ in range(K)] for m in METRICS}
-    start, cpu_start = time.perf_counter(), time.process_time()
-    stream = BatchStream(data.train, recipe.batch_size, torch.Generator().manual_seed(seed))
     params = list(model.parameters())
-    optimizer, scheduler = _optimiser(params, recipe, recipe.epochs * stream.batches_per_epoch)
-    for epoch in range(1, recipe.epochs + 1):
-        model.train()
-        for _ in range(stream.batches_per_epoch):
-            x, y = stream.next()
-            logits = model(x)  # [batch, K, classes]
-            # The sum of the K mean losses: each architecture gets its own gradient.
-            loss = F.cross_entropy(logits.transpose(1, 2), y[:, None].expand(-1, K), reduction="none").mean(0).sum()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            clip_per_architecture(params, K, recipe.grad_clip)
-            optimizer.step()
-            scheduler.step()
-        if epoch in recipe.record_epochs:
-            for name in ("train", "val", "test"):
-                split = getattr(data, name)
-                accuracy, mean_loss = _evaluate_stacked(model, split.x, split.y, recipe.eval_batch_size)
-                for k in range(K):
-                    results[f"{name}_accuracy"][k].append(float(accuracy[k]))
-                    results[f"{name}_loss"][k].append(float(mean_loss[k]))
+
+    def loss_of(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # The sum of the K mean losses: each architecture gets its own gradient.
+        return F.cross_entropy(logits.transpose(1, 2), y[:, None].expand(-1, K), reduction="none").mean(0).sum()
+
+    def record(name: str, split) -> None:
+        accuracy, mean_loss = _evaluate_stacked(model, split.x, split.y, recipe.eval_batch_size)
+        for k in range(K):
+            results[f"{name}_accuracy"][k].append(float(accuracy[k]))
+            results[f"{name}_loss"][k].append(float(mean_loss[k]))
+
+    start, cpu_start = time.perf_counter(), time.process_time()
+    _fit(model, params, data, recipe, torch.Generator().manual_seed(seed), loss_of,
+         lambda: clip_per_architecture(params, K, recipe.grad_clip), record)
     return results, time.perf_counter() - start, time.process_time() - cpu_start
 
 
@@ -303,8 +312,6 @@ def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe
     """
     if stacks(space):
         return train_group(space, [arch], seed, dataset, recipe)[0]
-    from nasgen.searchspace import BatchStream
-
     row = _row(arch, seed, recipe)
     try:
         data = load_data(dataset, recipe)
@@ -314,25 +321,16 @@ def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe
         generator = torch.Generator().manual_seed(seed)
         row["params"] = int(sum(p.numel() for p in model.parameters()))
         row["flops"] = count_flops(model, data.test.x)
+        params = list(model.parameters())
+
+        def record(name: str, split) -> None:
+            accuracy, mean_loss = _evaluate(model, split.x, split.y, recipe.eval_batch_size)
+            row[f"{name}_accuracy"].append(accuracy)
+            row[f"{name}_loss"].append(mean_loss)
+
         start, cpu_start = time.perf_counter(), time.process_time()
-        stream = BatchStream(data.train, recipe.batch_size, generator)
-        optimizer, scheduler = _optimiser(model.parameters(), recipe, recipe.epochs * stream.batches_per_epoch)
-        for epoch in range(1, recipe.epochs + 1):
-            model.train()
-            for _ in range(stream.batches_per_epoch):
-                x, y = stream.next()
-                loss = F.cross_entropy(model(x), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-                optimizer.step()
-                scheduler.step()
-            if epoch in recipe.record_epochs:
-                for name in ("train", "val", "test"):
-                    split = getattr(data, name)
-                    accuracy, mean_loss = _evaluate(model, split.x, split.y, recipe.eval_batch_size)
-                    row[f"{name}_accuracy"].append(accuracy)
-                    row[f"{name}_loss"].append(mean_loss)
+        _fit(model, params, data, recipe, generator, F.cross_entropy,
+             lambda: nn.utils.clip_grad_norm_(params, recipe.grad_clip), record)
         row["train_time_s"] = time.perf_counter() - start
         row["cpu_time_s"] = time.process_time() - cpu_start
     except Exception as error:  # a failed architecture is a row with its error, never dropped
