@@ -295,6 +295,8 @@ def test_reliability_subset_comes_first_and_has_every_seed():
     assert [s for _, s in items[:15]] == [0] * 5 + [1] * 5 + [2] * 5
     assert [tuple(a) for a, _ in items[5:10]] == subset and [s for _, s in items[15:]] == [0] * 11
     assert len({tuple(a) for a, _ in items}) == 16
+    rest = [tuple(a) for a, _ in items[15:]]  # the rest in a random order: a cut build is a random sample
+    assert rest != sorted(rest, key=lambda a: [tuple(x) for x in archs.tolist()].index(a))
     assert bench.plan_items(archs, [0, 1], None) == [(a, s) for s in (0, 1) for a in archs.tolist()]
     with pytest.raises(ValueError, match="reliability_archs must be >= 1, got 0"):
         bench.plan_items(archs, [0, 1], 0)

@@ -83,7 +83,8 @@ def plan_items(archs: np.ndarray, seeds: Sequence[int], reliability_archs: Optio
     With ``reliability_archs`` the seeds after the first train only that many distinct
     architectures, drawn at random (the reliability subset); the first seed trains all. The
     subset comes first, with every seed, so a build cut short still has the seed-agreement
-    figures; then the first seed for the rest.
+    figures; then the first seed for the rest, in a random order, so a build cut anywhere
+    holds a random sample of the architectures.
 
     Args:
         archs: ``[K, D]`` the distinct architectures.
@@ -98,9 +99,10 @@ def plan_items(archs: np.ndarray, seeds: Sequence[int], reliability_archs: Optio
         return [(a, s) for s in seeds for a in archs.tolist()]
     if reliability_archs < 1:
         raise ValueError(f"reliability_archs must be >= 1, got {reliability_archs}")
+    rng = np.random.default_rng(1)
     chosen = np.zeros(len(archs), dtype=bool)
-    chosen[np.random.default_rng(1).choice(len(archs), size=reliability_archs, replace=False)] = True
-    subset, rest = archs[chosen].tolist(), archs[~chosen].tolist()
+    chosen[rng.choice(len(archs), size=reliability_archs, replace=False)] = True
+    subset, rest = archs[chosen].tolist(), archs[~chosen][rng.permutation(int((~chosen).sum()))].tolist()
     return [(a, s) for s in seeds for a in subset] + [(a, seeds[0]) for a in rest]
 
 
