@@ -7,7 +7,9 @@ it has spent the evaluation cap. Every reward evaluation counts (``info["evaluat
 exact credit pays 1 + E forward passes per step, hybrid 1 + |K|). Wall time is the time spent
 in ``ask``, ``env.step`` and ``tell`` (the ``derive`` check is the benchmark's, not the
 controller's). The env is made with each controller's ``env_requirements``; the extra rows
-``credit[exact]`` and ``credit[hybrid]`` override the credit estimator.
+``credit[exact]`` and ``credit[hybrid]`` override the credit estimator. A label
+``NAME{key=value;...}`` runs controller ``NAME`` with those hyper-parameters (values are
+Python literals), e.g. ``rnn{entropy_weight=1e-4;baseline_decay=0.99}`` for ENAS's values.
 
 A controller that does not recover the teacher within the cap in a seed counts as "> cap" in
 that seed; the median is then reported as "> cap" when half the seeds or more failed.
@@ -17,12 +19,15 @@ Usage::
     python benchmarks/teacher_recovery.py            # 10 seeds, cap 10,000 evaluations
     python benchmarks/teacher_recovery.py --quick    # 3 seeds, cap 3,000
     python benchmarks/teacher_recovery.py --controllers credit,asng --seeds 5 --out results.json
+    python benchmarks/teacher_recovery.py --controllers "rnn,rnn{entropy_weight=1e-4}" --seeds 8
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import math
+import re
 import statistics
 import time
 from pathlib import Path
@@ -38,13 +43,30 @@ from nasgen import controllers, jsonfile
 ENV_ID = "nasgen/TeacherArch-v0"
 
 
-def run_one(name: str, env_kwargs: dict, seed: int, args) -> dict:
+def parse_label(label: str) -> tuple[str, dict]:
+    """``(row label without hyper-parameters, controller kwargs)`` of ``NAME{key=value;...}``."""
+    match = re.fullmatch(r"([^{}]+)\{([^{}]*)\}", label.strip())
+    if match is None:
+        return label.strip(), {}
+    kwargs = {}
+    for pair in filter(None, (p.strip() for p in match.group(2).split(";"))):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise SystemExit(f"bad hyper-parameter {pair!r} in {label!r}; expected key=value")
+        try:
+            kwargs[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            raise SystemExit(f"bad value {value.strip()!r} for {key.strip()} in {label!r}; expected a Python literal")
+    return match.group(1).strip(), kwargs
+
+
+def run_one(name: str, env_kwargs: dict, seed: int, args, controller_kwargs: dict | None = None) -> dict:
     """One search; returns evaluations and seconds to recovery (None if never) and the final
     architecture's held-out score."""
     env = gym.make(ENV_ID, n_edges=args.edges, n_ops=args.ops, seed=seed, **env_kwargs)
     env.reset()
     teacher = env.unwrapped.teacher
-    ctrl = controllers.make(name, env.unwrapped.space, seed=seed)
+    ctrl = controllers.make(name, env.unwrapped.space, seed=seed, **(controller_kwargs or {}))
     used, seconds, steps = 0, 0.0, 0
     recovered_at, recovered_s = None, None
     while used < args.cap:
@@ -108,11 +130,17 @@ def main() -> None:
     labels = args.controllers.split(",") if args.controllers else black_box + list(VARIANTS)
     rows = []
     for label in labels:
-        name, env_kwargs = VARIANTS.get(label, (label, None))
+        base, controller_kwargs = parse_label(label)
+        name, env_kwargs = VARIANTS.get(base, (base, None))
         if controllers.get(name).kind != "black-box":
             raise SystemExit(f"{name!r} is not a black-box controller")
         env_kwargs = dict(controllers.get(name).env_requirements) if env_kwargs is None else env_kwargs
-        runs = [run_one(name, env_kwargs, seed, args) for seed in range(args.seeds)]
+        try:  # refuse bad hyper-parameters before any run
+            controllers.make(name, gym.make(ENV_ID, n_edges=args.edges, n_ops=args.ops).unwrapped.space,
+                             **controller_kwargs)
+        except (TypeError, ValueError) as error:
+            raise SystemExit(f"{label}: {error}")
+        runs = [run_one(name, env_kwargs, seed, args, controller_kwargs) for seed in range(args.seeds)]
         rows.append(summarise(label, runs, args.cap))
         print(f"  {label}: recovered {rows[-1]['recovered']}/{args.seeds}", flush=True)
 

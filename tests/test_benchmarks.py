@@ -157,6 +157,21 @@ def test_teacher_recovery_quick(tmp_path):
     assert all(r["evaluations"] % 11 == 0 for r in rows["credit[exact]"]["runs"] if r["evaluations"] is not None)
 
 
+def test_teacher_recovery_takes_hyper_parameters_in_the_label(tmp_path):
+    out = tmp_path / "rnn.json"
+    proc = run_script("teacher_recovery.py", "--controllers", "rnn,rnn{entropy_weight=0.0;baseline_decay=0.99}",
+                      "--seeds", "1", "--cap", "40", "--edges", "3", "--ops", "3", "--out", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["controller"] for r in rows] == ["rnn", "rnn{entropy_weight=0.0;baseline_decay=0.99}"]
+    assert "rnn{entropy_weight=0.0;baseline_decay=0.99}" in proc.stdout
+    for bad, named in [("rnn{baseline_decay=1.5}", "baseline_decay"), ("rnn{lr=fast}", "'fast'"),
+                       ("rnn{no_such=1}", "no_such")]:
+        proc = subprocess.run([sys.executable, str(BENCHMARKS / "teacher_recovery.py"), "--controllers", bad,
+                               "--seeds", "1", "--cap", "10"], cwd=ROOT, capture_output=True, text=True)
+        assert proc.returncode == 1 and named in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
+
+
 def test_ground_truth_quick(tmp_path):
     """The harness against a complete nb201 table with synthetic rows (a real one takes hours)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
