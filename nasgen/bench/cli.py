@@ -129,7 +129,8 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
                         "as one stacked model (nb201 spaces). On a CPU 1 is fastest (see the README)")
     b.add_argument("--reliability-archs", type=int,
                    help="train the seeds after the first only on this many distinct architectures drawn at "
-                        "random (trained first, so a cut build has the seed-agreement figures); default: all")
+                        "random (trained first, so a cut build has the seed-agreement figures), then the first seed on the "
+                        "rest in a random order; default: all")
     b.add_argument("--local", action="store_true", help="train in this process, one after the other, without Ray")
     b.add_argument("--ship", action="store_true", help="write the packed table into the package's tables folder")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
