@@ -47,6 +47,8 @@ def parse_label(label: str) -> tuple[str, dict]:
     """``(row label without hyper-parameters, controller kwargs)`` of ``NAME{key=value;...}``."""
     match = re.fullmatch(r"([^{}]+)\{([^{}]*)\}", label.strip())
     if match is None:
+        if "{" in label or "}" in label:
+            raise SystemExit(f"bad label {label!r}; expected NAME or NAME{{key=value;...}}")
         return label.strip(), {}
     kwargs = {}
     for pair in filter(None, (p.strip() for p in match.group(2).split(";"))):
@@ -132,6 +134,8 @@ def main() -> None:
     for label in labels:
         base, controller_kwargs = parse_label(label)
         name, env_kwargs = VARIANTS.get(base, (base, None))
+        if name not in controllers.names():
+            raise SystemExit(f"unknown controller {name!r}; known: {', '.join(controllers.names() + list(VARIANTS))}")
         if controllers.get(name).kind != "black-box":
             raise SystemExit(f"{name!r} is not a black-box controller")
         env_kwargs = dict(controllers.get(name).env_requirements) if env_kwargs is None else env_kwargs

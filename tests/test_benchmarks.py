@@ -165,7 +165,7 @@ def test_teacher_recovery_takes_hyper_parameters_in_the_label(tmp_path):
     assert [r["controller"] for r in rows] == ["rnn", "rnn{entropy_weight=0.0;baseline_decay=0.99}"]
     assert "rnn{entropy_weight=0.0;baseline_decay=0.99}" in proc.stdout
     for bad, named in [("rnn{baseline_decay=1.5}", "baseline_decay"), ("rnn{lr=fast}", "'fast'"),
-                       ("rnn{no_such=1}", "no_such")]:
+                       ("rnn{no_such=1}", "no_such"), ("rnn{lr=0.1", "bad label"), ("nosuch", "unknown controller")]:
         proc = subprocess.run([sys.executable, str(BENCHMARKS / "teacher_recovery.py"), "--controllers", bad,
                                "--seeds", "1", "--cap", "10"], cwd=ROOT, capture_output=True, text=True)
         assert proc.returncode == 1 and named in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
