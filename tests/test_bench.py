@@ -135,6 +135,42 @@ def test_a_failed_architecture_is_a_row_and_is_retried(tmp_path, monkeypatch):
     assert json.loads(pack(tmp_path, "t").read_text())["errors"] == []
 
 
+def test_the_table_records_which_device_and_versions_trained_each_row(tmp_path):
+    from nasgen.bench.build import versions
+    from nasgen.bench.table import format_summary
+
+    build(TINY_SPACE, "digits", [0], TINY_RECIPE, tmp_path, limit_archs=2, local=True, progress=False)
+    settings = json.loads((tmp_path / "build.json").read_text())
+    settings["sessions"].insert(0, {"started": settings["sessions"][0]["started"] - 1})  # an old start: unknown
+    (tmp_path / "build.json").write_text(json.dumps(settings))
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps({**r, "session": k}) + "\n" for k, r in enumerate(rows)))
+    manifest = json.loads(pack(tmp_path, "t").read_text())
+    assert manifest["builds"] == [{"device": None, "versions": None, "rows": 1},
+                                  {"device": "cpu", "versions": versions(), "rows": 1}]
+    table = load(tmp_path / "t.json")
+    assert sorted(table.built_by[:, 0].tolist()) == [0, 1]
+    assert f"trained on: unknown device (1 rows); cpu torch {versions()['torch']} (1 rows)" in format_summary(manifest)
+
+
+def test_cli_refuses_a_bad_device_before_anything_is_written(tmp_path, capsys):
+    import torch
+
+    from nasgen.cli import main
+
+    out = tmp_path / "out"
+    cases = [(["--device", "tpu", "--local"], "--device: device must be cpu, cuda or cuda:N, got 'tpu'")]
+    if torch.cuda.is_available():
+        cases.append((["--device", "cuda"], "--device cuda trains in this process: add --local"))
+    else:
+        cases.append((["--device", "cuda", "--local"], "torch sees no CUDA device here"))
+    for argv, message in cases:
+        assert main(["bench", "build", "--space", "nb201", "--dataset", "mnist1d", "--out", str(out), *argv]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, err
+        assert not out.exists()
+
+
 # --- the table --------------------------------------------------------------------------------------
 def test_query_best_percentile(tiny_table):
     table = load(tiny_table)

@@ -123,3 +123,28 @@ def test_a_row_does_not_depend_on_its_group():
     # The stand-alone size, as the ordinary network counts it.
     net = Network(SPACE, ARCHS[2], C=4, n_cells=1, in_channels=1, n_classes=10, dims=1)
     assert alone["params"] == sum(p.numel() for p in net.parameters())
+
+
+def test_the_op_indices_move_with_the_model():
+    model = stacked(ARCHS).to("meta")  # a device without storage: every tensor must follow
+    cell = model.stages[0][0]
+    indices = [getattr(cell, name) for uses in cell.plan for name in uses.values()]
+    assert indices and all(index.device.type == "meta" for index in indices)
+    assert not any(name.startswith("uses_") for name in model.state_dict())  # not saved: rebuilt from archs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_row_trained_on_cuda_matches_the_cpu_row():
+    from nasgen.bench import build
+
+    recipe = Recipe(train_size=256, val_size=256, test_size=256, epochs=2, batch_size=64, C=4)
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    on_cpu = train_group(SPACE, ARCHS, 3, "mnist1d", recipe)
+    on_gpu = train_group(SPACE, ARCHS, 3, "mnist1d", recipe, device="cuda")
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == flags  # restored
+    for cpu_row, gpu_row in zip(on_cpu, on_gpu):
+        assert gpu_row["error"] is None and gpu_row["params"] == cpu_row["params"]
+        for metric in ("train_loss", "val_loss", "test_loss"):
+            assert np.allclose(gpu_row[metric], cpu_row[metric], rtol=1e-3), (metric, gpu_row[metric], cpu_row[metric])
+    with pytest.raises(ValueError, match="trains in this process: use local=True"):
+        build(SPACE, "mnist1d", [0], recipe, "unused", device="cuda", limit_archs=1, progress=False)

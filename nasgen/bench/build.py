@@ -3,8 +3,9 @@
 A build directory holds::
 
     build.json    space, dataset, seeds, recipe, the architecture limit, and one entry per
-                  start of the build (``sessions``: start time); a restart with other
-                  settings is refused
+                  start of the build (``sessions``: start time, the device it trained on and
+                  the package versions); a restart with other settings is refused (another
+                  device is not another setting: a row differs only by summation order)
     rows.jsonl    one JSON row per (architecture, seed), appended as Ray tasks finish
                   (``recipe.train_architecture`` rows plus ``session`` and ``time``)
 
@@ -26,7 +27,7 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from .archs import canonicalizer, plan_archs
-from .recipe import METRICS, Recipe, train_items
+from .recipe import METRICS, Recipe, train_items, training_device
 from .table import FORMAT, figures, sha256_of
 
 ROWS = "rows.jsonl"
@@ -119,10 +120,10 @@ def _check_build_dir(out: Path, settings: dict) -> list[dict]:
     return found.get("sessions", [])
 
 
-def _start_build_dir(out: Path, settings: dict, sessions: list[dict]) -> int:
-    """Write ``build.json`` with one more session; returns its number."""
+def _start_build_dir(out: Path, settings: dict, sessions: list[dict], device: str = "cpu") -> int:
+    """Write ``build.json`` with one more session (its start, device and versions); returns its number."""
     out.mkdir(parents=True, exist_ok=True)
-    sessions = sessions + [{"started": time.time()}]
+    sessions = sessions + [{"started": time.time(), "device": device, "versions": versions()}]
     (out / BUILD).write_text(json.dumps({**settings, "sessions": sessions}, indent=2) + "\n")
     return len(sessions) - 1
 
@@ -143,7 +144,7 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
           address: Optional[str] = None, num_cpus: Optional[int] = None, limit_archs: Optional[int] = None,
           archs_per_task: int = 1, stop_after: Optional[int] = None, progress: bool = True,
           local: bool = False, archs: Optional[Sequence[Any]] = None, threads: int = 1,
-          reliability_archs: Optional[int] = None) -> list[dict]:
+          reliability_archs: Optional[int] = None, device: str = "cpu") -> list[dict]:
     """Train every (distinct architecture, seed) not yet in ``out/rows.jsonl`` as Ray tasks.
 
     Rows are appended as tasks finish, so a killed build resumes where it stopped. Ray is
@@ -169,6 +170,9 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
             instead of planning them; not together with ``limit_archs``.
         reliability_archs: train the seeds after the first only on this many distinct
             architectures drawn at random (``plan_items``); None: every seed on every one.
+        device: where the networks train: ``cpu``, or ``cuda``/``cuda:N`` with ``local``
+            (one process per GPU; the items of a batch train as one stacked model, so give a
+            large ``archs_per_task``). Recorded per session in ``build.json``.
 
     Returns:
         All rows of the rows file after this run.
@@ -181,6 +185,9 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
         raise ValueError(f"archs_per_task must be >= 1, got {archs_per_task}")
     if not seeds:
         raise ValueError("a build needs at least one seed")
+    device = str(training_device(device))
+    if device != "cpu" and not local:
+        raise ValueError(f"device {device!r} trains in this process: use local=True (--local); Ray tasks train on CPUs")
     out = Path(out)
     settings = _settings(space, dataset, seeds, recipe, limit_archs, reliability_archs)
     if archs is None:
@@ -202,9 +209,9 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
     if not batches:
         return read_rows(rows_path)
     if local:
-        session = _start_build_dir(out, settings, sessions)
+        session = _start_build_dir(out, settings, sessions, device)
         read_rows(rows_path, repair=True)
-        results = ((batch, train_items(*payload, batch, threads)) for batch in batches)
+        results = ((batch, train_items(*payload, batch, threads, device)) for batch in batches)
         _write_rows(results, recipe, rows_path, session, stop_after, progress, total, len(items))
         return read_rows(rows_path)
     import ray
@@ -300,7 +307,10 @@ def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
     """Pack the rows of a build directory into ``dest/NAME.npz`` and ``dest/NAME.json``.
 
     The last row of each (architecture, seed) counts; architectures and seeds missing a row
-    get nan metrics (a partial table: its manifest says how many rows it has).
+    get nan metrics (a partial table: its manifest says how many rows it has). The manifest's
+    ``builds`` lists each (device, package versions) that trained rows, with its row count,
+    and the array ``built_by`` gives each row's entry (-1: no row, or a session that recorded
+    neither).
 
     Args:
         out: the build directory.
@@ -329,6 +339,16 @@ def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
     params = np.full(K, -1, dtype=np.int64)
     flops = np.full(K, -1, dtype=np.int64)
     train_time = np.full((K, S), np.nan, dtype=np.float32)
+    # Which device and package versions trained each row: an index into the manifest's "builds".
+    sessions = settings.get("sessions", [])
+    builds: list[dict] = []
+    build_of_session: dict[int, int] = {}
+    for k, session in enumerate(sessions):
+        entry = {"device": session.get("device"), "versions": session.get("versions")}
+        if entry not in builds:
+            builds.append(entry)
+        build_of_session[k] = builds.index(entry)
+    built_by = np.full((K, S), -1, dtype=np.int16)
     errors = []
     for (arch, seed), row in last.items():
         if seed not in seeds:
@@ -342,18 +362,20 @@ def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
         for m in METRICS:
             arrays[m][i, j] = row[m]
         train_time[i, j] = row["train_time_s"]
+        built_by[i, j] = build_of_session.get(row.get("session"), -1)
     dest.mkdir(parents=True, exist_ok=True)
     npz = dest / f"{name}.npz"
     np.savez_compressed(npz, archs=archs.astype(np.int8), seeds=np.asarray(seeds, dtype=np.int64),
                         epochs=np.asarray(recipe.record_epochs, dtype=np.int64), params=params, flops=flops,
-                        train_time_s=train_time, **arrays)
+                        train_time_s=train_time, built_by=built_by, **arrays)
     manifest = {
         "format": FORMAT, "name": name, "space": space.to_dict(), "dataset": settings["dataset"],
         "seeds": seeds, "recipe": recipe.to_dict(), "versions": versions(),
         "build_time_s": build_time(out, rows), "train_time_s": float(np.nansum(train_time)),
         "cpu_time_s": float(sum(r.get("cpu_time_s") or 0.0 for r in last.values())),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_rows": len(last),
-        "space_distinct": _space_distinct(space), "errors": errors, "figures": figures(arrays["test_accuracy"][:, :, -1], arrays["val_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
+        "space_distinct": _space_distinct(space), "errors": errors,
+        "builds": [{**b, "rows": int((built_by == k).sum())} for k, b in enumerate(builds)], "figures": figures(arrays["test_accuracy"][:, :, -1], arrays["val_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
     }
     path = dest / f"{name}.json"
     path.write_text(json.dumps(manifest, indent=1, allow_nan=True) + "\n")

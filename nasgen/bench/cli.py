@@ -23,7 +23,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     from .archs import plan_archs
     from .build import build, pack
-    from .recipe import Recipe
+    from .recipe import Recipe, training_device
     from .table import SHIPPED_DIR, format_summary
 
     space_name = _cli._choice(args.space, searchspace.names(), "search space")
@@ -37,6 +37,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         _fail("--num-cpus sizes a local Ray instance; it does not apply with --address")
     if args.local and (args.address or args.num_cpus is not None):
         _fail("--local trains in this process without Ray; --address and --num-cpus do not apply")
+    try:
+        device = str(training_device(args.device))
+    except ValueError as error:
+        _fail(f"--device: {error}")
+    if device != "cpu" and not args.local:
+        _fail(f"--device {device} trains in this process: add --local (Ray tasks train on CPUs)")
     for flag, value in (("--num-cpus", args.num_cpus), ("--limit-archs", args.limit_archs),
                         ("--archs-per-task", args.archs_per_task),
                         ("--reliability-archs", args.reliability_archs)):
@@ -60,7 +66,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         build(space, dataset, seeds, recipe, out, address=args.address, num_cpus=args.num_cpus,
               limit_archs=args.limit_archs, archs_per_task=args.archs_per_task, progress=not args.no_progress,
-              local=args.local, threads=getattr(args, "threads", 1), reliability_archs=args.reliability_archs)
+              local=args.local, threads=getattr(args, "threads", 1), reliability_archs=args.reliability_archs,
+              device=device)
     except ValueError as error:
         _fail(str(error))
     manifest_path = pack(out, name, SHIPPED_DIR if args.ship else out)
@@ -132,6 +139,10 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
                         "random (trained first, so a cut build has the seed-agreement figures), then the first seed on the "
                         "rest in a random order; default: all")
     b.add_argument("--local", action="store_true", help="train in this process, one after the other, without Ray")
+    b.add_argument("--device", default="cpu",
+                   help="cpu (default), or cuda / cuda:N with --local: each task's items train as one stacked "
+                        "model on the GPU, so give a large --archs-per-task (e.g. 512). Float32 without TF32; "
+                        "build.json records each start's device")
     b.add_argument("--ship", action="store_true", help="write the packed table into the package's tables folder")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_threads_argument(b)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -157,13 +158,14 @@ def count_flops(model: nn.Module, example: torch.Tensor) -> int:
     return int(counter.get_total_flops())
 
 
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> tuple[float, float]:
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+              device: torch.device) -> tuple[float, float]:
     model.eval()
     correct, loss = 0, 0.0
     with torch.no_grad():
         for start in range(0, len(y), batch_size):
-            logits = model(x[start:start + batch_size])
-            target = y[start:start + batch_size]
+            logits = model(x[start:start + batch_size].to(device))
+            target = y[start:start + batch_size].to(device)
             loss += F.cross_entropy(logits, target, reduction="sum").item()
             correct += (logits.argmax(1) == target).sum().item()
     return correct / len(y), loss / len(y)
@@ -179,6 +181,46 @@ def _error_text(error: BaseException) -> str:
     return traceback.format_exception_only(type(error), error)[-1].strip()
 
 
+def training_device(device: torch.device | str) -> torch.device:
+    """``device`` as a ``torch.device`` a table can be trained on.
+
+    Raises:
+        ValueError: not a device name, or a CUDA device that this machine does not have (one line).
+    """
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}") from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r} asked for, but torch sees no CUDA device here")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r} asked for, but torch sees {torch.cuda.device_count()} "
+                             f"CUDA device(s)")
+    elif device.type != "cpu":
+        raise ValueError(f"device must be cpu, cuda or cuda:N, got {str(device)!r}")
+    return device
+
+
+@contextlib.contextmanager
+def _full_float32(device: torch.device):
+    """On CUDA: float32 matrix products and convolutions without TF32, and deterministic
+    cuDNN algorithms, so a row trained there differs from a CPU row only by summation order
+    (TF32 would round every convolution's inputs to 10 mantissa bits)."""
+    if device.type != "cuda":
+        yield
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = saved
+
+
 def stacks(space) -> bool:
     """Whether ``space``'s architectures train side by side (``stacked.StackedNB201``)."""
     from nasgen.searchspace import NB201SearchSpace
@@ -188,7 +230,8 @@ def stacks(space) -> bool:
     return isinstance(space, NB201SearchSpace) and all(name in STACKED_OPS for name in space.op_names)
 
 
-def train_group(space, archs: Sequence[Any], seed: int, dataset: str, recipe: Recipe) -> list[dict]:
+def train_group(space, archs: Sequence[Any], seed: int, dataset: str, recipe: Recipe,
+                device: torch.device | str = "cpu") -> list[dict]:
     """Train several architectures from scratch with one seed, side by side; never raises.
 
     On a NAS-Bench-201 space the architectures train as one ``stacked.StackedNB201`` (each
@@ -202,6 +245,8 @@ def train_group(space, archs: Sequence[Any], seed: int, dataset: str, recipe: Re
         seed: fixes the initial weights and the batch order.
         dataset: the dataset name.
         recipe: the training recipe.
+        device: where the networks train (``training_device``); the initial weights and the
+            batch order are drawn on the CPU, so only the summation order depends on it.
 
     Returns:
         One table row per architecture, in order: ``arch``, ``seed``, ``epochs`` (the
@@ -212,14 +257,15 @@ def train_group(space, archs: Sequence[Any], seed: int, dataset: str, recipe: Re
     """
     rows = [_row(arch, seed, recipe) for arch in archs]
     if not stacks(space):
-        return [train_architecture(space, arch, seed, dataset, recipe) for arch in archs]
+        return [train_architecture(space, arch, seed, dataset, recipe, device) for arch in archs]
     try:
+        device = training_device(device)
         data = load_data(dataset, recipe)
         for row in rows:  # the stand-alone network's size, counted on the ordinary model
             model = make_network(space, np.asarray(row["arch"]), recipe, data)
             row["params"] = int(sum(p.numel() for p in model.parameters()))
             row["flops"] = count_flops(model, data.test.x)
-        results, wall, cpu = _train_stacked(space, [r["arch"] for r in rows], seed, data, recipe)
+        results, wall, cpu = _train_stacked(space, [r["arch"] for r in rows], seed, data, recipe, device)
         for k, row in enumerate(rows):
             for name, values in results.items():
                 row[name] = values[k]
@@ -231,13 +277,14 @@ def train_group(space, archs: Sequence[Any], seed: int, dataset: str, recipe: Re
 
 
 def _fit(model: nn.Module, params: list, data, recipe: Recipe, generator: torch.Generator, loss_of, clip,
-         record) -> None:
+         record, device: torch.device) -> None:
     """The recipe's training: SGD (Nesterov when it has momentum) with a cosine schedule over
-    every step, batches in ``generator``'s order; ``loss_of(logits, y)`` the loss, ``clip()``
-    after each backward, ``record(split name, split)`` after each recorded epoch."""
+    every step, batches in ``generator``'s order (a CPU generator: the same order on every
+    device) put on ``device``; ``loss_of(logits, y)`` the loss, ``clip()`` after each
+    backward, ``record(split name, split)`` after each recorded epoch."""
     from nasgen.searchspace import BatchStream
 
-    stream = BatchStream(data.train, recipe.batch_size, generator)
+    stream = BatchStream(data.train, recipe.batch_size, generator, device)
     optimizer = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs * stream.batches_per_epoch)
@@ -256,12 +303,13 @@ def _fit(model: nn.Module, params: list, data, recipe: Recipe, generator: torch.
                 record(name, getattr(data, name))
 
 
-def _train_stacked(space, archs: list, seed: int, data, recipe: Recipe) -> tuple[dict, float, float]:
+def _train_stacked(space, archs: list, seed: int, data, recipe: Recipe,
+                   device: torch.device) -> tuple[dict, float, float]:
     from .stacked import StackedNB201, clip_per_architecture
 
     K = len(archs)
     model = StackedNB201(np.asarray(archs), space.op_names, space.edges, space.n_nodes, recipe.C,
-                         recipe.cells_per_stage, data.in_channels, data.n_classes, data.dims, seed)
+                         recipe.cells_per_stage, data.in_channels, data.n_classes, data.dims, seed).to(device)
     results: dict[str, list[list[float]]] = {m: [[] for _ in range(K)] for m in METRICS}
     params = list(model.parameters())
 
@@ -270,31 +318,34 @@ def _train_stacked(space, archs: list, seed: int, data, recipe: Recipe) -> tuple
         return F.cross_entropy(logits.transpose(1, 2), y[:, None].expand(-1, K), reduction="none").mean(0).sum()
 
     def record(name: str, split) -> None:
-        accuracy, mean_loss = _evaluate_stacked(model, split.x, split.y, recipe.eval_batch_size)
+        accuracy, mean_loss = _evaluate_stacked(model, split.x, split.y, recipe.eval_batch_size, device)
         for k in range(K):
             results[f"{name}_accuracy"][k].append(float(accuracy[k]))
             results[f"{name}_loss"][k].append(float(mean_loss[k]))
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    _fit(model, params, data, recipe, torch.Generator().manual_seed(seed), loss_of,
-         lambda: clip_per_architecture(params, K, recipe.grad_clip), record)
+    with _full_float32(device):
+        _fit(model, params, data, recipe, torch.Generator().manual_seed(seed), loss_of,
+             lambda: clip_per_architecture(params, K, recipe.grad_clip), record, device)
     return results, time.perf_counter() - start, time.process_time() - cpu_start
 
 
-def _evaluate_stacked(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int):
+def _evaluate_stacked(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                      device: torch.device):
     model.eval()
-    correct = torch.zeros(model.K, dtype=torch.float64)
-    loss = torch.zeros(model.K, dtype=torch.float64)
+    correct = torch.zeros(model.K, dtype=torch.float64, device=device)
+    loss = torch.zeros(model.K, dtype=torch.float64, device=device)
     with torch.no_grad():
         for start in range(0, len(y), batch_size):
-            logits = model(x[start:start + batch_size])
-            target = y[start:start + batch_size, None].expand(-1, model.K)
+            logits = model(x[start:start + batch_size].to(device))
+            target = y[start:start + batch_size, None].to(device).expand(-1, model.K)
             loss += F.cross_entropy(logits.transpose(1, 2), target, reduction="none").sum(0).double()
             correct += (logits.argmax(2) == target).sum(0).double()
-    return (correct / len(y)).numpy(), (loss / len(y)).numpy()
+    return (correct / len(y)).cpu().numpy(), (loss / len(y)).cpu().numpy()
 
 
-def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe) -> dict:
+def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe,
+                       device: torch.device | str = "cpu") -> dict:
     """Train one architecture from scratch with one seed; never raises.
 
     On a NAS-Bench-201 space this is ``train_group`` with one architecture (the same row
@@ -306,14 +357,16 @@ def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe
         seed: fixes the initial weights and the batch order.
         dataset: the dataset name.
         recipe: the training recipe.
+        device: where the network trains (see ``train_group``).
 
     Returns:
         One table row (see ``train_group``).
     """
     if stacks(space):
-        return train_group(space, [arch], seed, dataset, recipe)[0]
+        return train_group(space, [arch], seed, dataset, recipe, device)[0]
     row = _row(arch, seed, recipe)
     try:
+        device = training_device(device)
         data = load_data(dataset, recipe)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # the initial weights come from the global generator
@@ -321,16 +374,18 @@ def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe
         generator = torch.Generator().manual_seed(seed)
         row["params"] = int(sum(p.numel() for p in model.parameters()))
         row["flops"] = count_flops(model, data.test.x)
+        model.to(device)
         params = list(model.parameters())
 
         def record(name: str, split) -> None:
-            accuracy, mean_loss = _evaluate(model, split.x, split.y, recipe.eval_batch_size)
+            accuracy, mean_loss = _evaluate(model, split.x, split.y, recipe.eval_batch_size, device)
             row[f"{name}_accuracy"].append(accuracy)
             row[f"{name}_loss"].append(mean_loss)
 
         start, cpu_start = time.perf_counter(), time.process_time()
-        _fit(model, params, data, recipe, generator, F.cross_entropy,
-             lambda: nn.utils.clip_grad_norm_(params, recipe.grad_clip), record)
+        with _full_float32(device):
+            _fit(model, params, data, recipe, generator, F.cross_entropy,
+                 lambda: nn.utils.clip_grad_norm_(params, recipe.grad_clip), record, device)
         row["train_time_s"] = time.perf_counter() - start
         row["cpu_time_s"] = time.process_time() - cpu_start
     except Exception as error:  # a failed architecture is a row with its error, never dropped
@@ -339,7 +394,8 @@ def train_architecture(space, arch: Any, seed: int, dataset: str, recipe: Recipe
     return row
 
 
-def train_items(space_dict: dict, dataset: str, recipe_dict: dict, items: list, threads: int = 1) -> list[dict]:
+def train_items(space_dict: dict, dataset: str, recipe_dict: dict, items: list, threads: int = 1,
+                device: str = "cpu") -> list[dict]:
     """Train a batch of ``(arch, seed)`` items: the body of one Ray task.
 
     Args:
@@ -348,6 +404,7 @@ def train_items(space_dict: dict, dataset: str, recipe_dict: dict, items: list, 
         recipe_dict: ``Recipe.to_dict()``.
         items: ``[(arch list, seed), ...]``.
         threads: torch threads inside the task.
+        device: where the networks train (``training_device``).
 
     Returns:
         One row per item, in order.
@@ -359,7 +416,7 @@ def train_items(space_dict: dict, dataset: str, recipe_dict: dict, items: list, 
     recipe = Recipe.from_dict(recipe_dict)
     rows: list[dict] = []
     for seed in dict.fromkeys(int(s) for _, s in items):  # one group per seed, in item order
-        rows += train_group(space, [a for a, s in items if int(s) == seed], seed, dataset, recipe)
+        rows += train_group(space, [a for a, s in items if int(s) == seed], seed, dataset, recipe, device)
     order = {(tuple(r["arch"]), r["seed"]): r for r in rows}
     return [order[(tuple(np.asarray(a).tolist()), int(s))] for a, s in items]
 

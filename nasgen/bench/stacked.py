@@ -8,7 +8,10 @@ the NB201 skeleton, one per architecture, with their channels side by side
 gathered and run as one grouped convolution. Every parameter has the architecture as its
 first dimension, so the loss is the sum of the per-architecture losses, the gradient clip
 is per architecture, and SGD is element-wise: each network trains exactly as it would alone
-(up to floating-point summation order; a test checks it against ``K = 1``).
+(up to floating-point summation order; a test checks it against ``K = 1``). Over a whole
+training that order is not nothing: chaotic SGD grows it into a different run, as a seed
+does, only smaller (the README measures a CPU row against a GPU row). The model moves to a
+device with ``.to``, its index tensors included.
 
 The initial weights of a seed are one template per parameter position, drawn from a
 generator seeded with the seed and repeated for every architecture: the stem, the
@@ -129,7 +132,9 @@ class _StackedCell(nn.Module):
         K = archs.shape[0]
         self.C, self.dims, self.n_nodes, self.edges = C, dims, n_nodes, tuple(edges)
         self.convs = nn.ModuleDict()
-        self.plan: list[dict] = []  # per edge: op -> index tensor of the architectures using it
+        # Per edge: op -> the name of a buffer holding the indices of the architectures that
+        # use it (buffers, so that ``.to(device)`` moves them with the weights).
+        self.plan: list[dict[str, str]] = []
         for e in range(len(self.edges)):
             uses = {}
             for o, name in enumerate(op_names):
@@ -139,7 +144,8 @@ class _StackedCell(nn.Module):
                     # group); only those that chose the op use them.
                     self.convs[f"{e}_{name}"] = _StackedReLUConvBN(K, C, C, _CONV_KERNEL[name], dims)
                 if len(chosen) and name != "none":
-                    uses[name] = chosen
+                    uses[name] = f"uses_{e}_{name}"
+                    self.register_buffer(uses[name], chosen, persistent=False)
             self.plan.append(uses)
         self.K = K
 
@@ -159,7 +165,8 @@ class _StackedCell(nn.Module):
                     continue
                 h = states[src]
                 h_arch = h.view(per_arch)
-                for name, index in self.plan[e].items():
+                for name, buffer in self.plan[e].items():
+                    index = getattr(self, buffer)
                     if len(index) == self.K:  # every architecture chose this op: no gather
                         if name == "skip_connect":
                             total = total + h_arch
@@ -262,7 +269,7 @@ def clip_per_architecture(params: Sequence[torch.Tensor], K: int, max_norm: floa
         The per-architecture gradient norms before clipping, ``[K]``.
     """
     grads = [p.grad for p in params if p.grad is not None]
-    norms = torch.zeros(K)
+    norms = torch.zeros(K, device=grads[0].device if grads else None)
     for grad in grads:
         norms += grad.reshape(K, -1).pow(2).sum(1)
     norms = norms.sqrt()

@@ -134,6 +134,10 @@ def format_summary(manifest: dict) -> str:
         f"{manifest.get('cpu_time_s', math.nan) / max(1, manifest['n_rows']):.1f} CPU s per training), "
         f"built {manifest['created']}",
         "recipe: " + " ".join(f"{k}={v}" for k, v in manifest["recipe"].items()),
+        *(["trained on: " + "; ".join(
+            f"{b['device'] or 'unknown device'}"
+            f"{' torch ' + b['versions']['torch'] if b.get('versions') else ''} ({b['rows']} rows)"
+            for b in manifest["builds"] if b["rows"])] if manifest.get("builds") else []),
         "versions: " + " ".join(f"{k}={v}" for k, v in manifest["versions"].items()),
     ]
     return "\n".join(lines)
@@ -167,6 +171,9 @@ class Table:
         seeds: ``[S]`` training seeds; epochs: ``[E]`` recorded epochs.
         metrics: per name of ``METRICS``, ``[K, S, E]`` float arrays (nan = failed).
         params, flops: ``[K]``; train_time_s: ``[K, S]``.
+        built_by: ``[K, S]`` each row's index into ``manifest["builds"]`` (the device and
+            package versions that trained it; -1: unknown), or None for a table packed before
+            this was recorded.
     """
 
     def __init__(self, manifest: dict, arrays: dict[str, np.ndarray]):
@@ -184,6 +191,7 @@ class Table:
         self.params = arrays["params"]
         self.flops = arrays["flops"]
         self.train_time_s = arrays["train_time_s"]
+        self.built_by = arrays.get("built_by")
         self._canonical = canonicalizer(self.space)
         self._row = {tuple(a): i for i, a in enumerate(self.archs.tolist())}
 
