@@ -275,8 +275,15 @@ class GradientController(Controller):
         loss = self._loss(env, weights, batch)
         if not torch.isfinite(loss):
             return float("nan"), float("nan")
-        (grad,) = torch.autograd.grad(loss, self.alpha)
-        return loss.item(), self._arch_step(grad)
+        return loss.item(), self._arch_step(self._alpha_gradient(loss))
+
+    def _alpha_gradient(self, loss: torch.Tensor) -> torch.Tensor:
+        """d loss / d alpha; zero where the loss does not reach alpha: a hard sample of ``none``
+        on every edge into a cell's output cuts alpha out of the graph, and the gradient of
+        what does not depend on alpha is 0 (the step still runs, as the authors' code steps
+        with the zero gradient its all-``none`` cells give)."""
+        (grad,) = torch.autograd.grad(loss, self.alpha, allow_unused=True)
+        return torch.zeros_like(self.alpha) if grad is None else grad
 
 
 @register("darts")
@@ -429,7 +436,7 @@ class SNAS(GradientController):
                 self._clip_weights(env)
                 env.weight_optimizer.step()
             else:
-                (grad,) = torch.autograd.grad(loss, self.alpha)
+                grad = self._alpha_gradient(loss)
             grad_norm = self._arch_step(grad)
         with torch.no_grad():
             val_loss = self._loss(env, weights.detach(), env.next_val_batch()).item()

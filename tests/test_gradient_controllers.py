@@ -336,6 +336,29 @@ def test_relaxations_pass_the_right_weights():
             assert sorted(set(alpha_step[alpha_step != 0].tolist())) == pytest.approx([INACTIVE_GATE, 1.0])
 
 
+def test_gdas_steps_when_its_sample_cuts_every_cell_off():
+    """On nb201 a hard sample of ``none`` on the three edges into the output node gives a
+    network whose loss does not reach alpha: the step must still run, with a zero gradient."""
+    env = gym.make("nasgen/OneShotNAS-v0", space="nb201", dataset="digits", warmup_epochs=0, C=4,
+                   n_cells=1, seed=0)
+    env.reset()
+    env = env.unwrapped
+    ctrl = controllers.make("gdas", env.space, seed=0, arch_weight_decay=0.0)
+    none = env.space.op_names.index("none")
+
+    def all_none() -> torch.Tensor:
+        probs = torch.softmax(ctrl._logits(), dim=1)
+        one_hot = torch.zeros_like(probs)
+        one_hot[:, none] = 1.0
+        return one_hot - probs.detach() + probs
+
+    ctrl.hard_sample = all_none
+    alpha = ctrl.alpha.detach().clone()
+    metrics = ctrl.step(env)
+    assert math.isfinite(metrics["val_loss"]) and metrics["alpha_grad_norm"] == 0.0
+    assert torch.equal(ctrl.alpha.detach(), alpha)  # Adam's first step along a zero gradient
+
+
 def test_temperature_schedules():
     env = teacher().unwrapped
     for name, start, end in (("snas", 1.0, 0.03), ("gdas", 10.0, 0.1)):
