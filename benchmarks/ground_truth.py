@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import gymnasium as gym
 import numpy as np
@@ -99,8 +100,10 @@ def parse_args(argv=None):
                              "table's recipe and seeds and kept in this JSON-lines file; percentiles are among the "
                              "sampled cells, regrets against the best of them; black boxes on the table are skipped "
                              "(Tabular-v0 needs a complete table) and random search trains its cells")
-    parser.add_argument("--rejudge", default=None, metavar="JSON",
-                        help="do not search: judge the runs of an earlier --out JSON again with --table (and --fill)")
+    parser.add_argument("--rejudge", default=None, nargs="+", metavar="JSON",
+                        help="do not search: judge the runs of earlier --out JSONs again with --table (and --fill); "
+                             "several JSONs of the same settings are merged (methods in order; a (method, seed) "
+                             "run that two files hold is taken from the first)")
     parser.add_argument("--estimate", action="store_true",
                         help="time every method on a 2-epoch slice of search (seed 0) and print the "
                              "projected cost of the full run, instead of running it")
@@ -490,20 +493,50 @@ def report(args, judge, rows: list[dict], all_labels: list[str], n_random: int, 
     print("wrote " + ", ".join(map(str, paths)))
 
 
-def rejudge(args) -> None:
-    """Judge the runs of an earlier ``--out`` JSON again with ``--table`` (and ``--fill``): the
-    searches are not repeated, only the verdicts, summary, tests and targets (for example once a
-    larger or complete table exists). Random search keeps the cells it picked."""
+SAME_SETTINGS = ("space", "protocol", "warmup_epochs", "epochs", "seeds", "supernet_channels", "supernet_cells",
+                 "batch_size", "queries")
+
+
+def merged_results(paths: list[str]) -> dict:
+    """The ``--out`` JSONs at ``paths`` as one: the first file's settings and machine, the
+    methods of all in order, each (method, seed) run from the first file that holds it.
+
+    Exits 2 (one line) on a file that is not a ground_truth.py result or whose settings
+    (``SAME_SETTINGS``, ``random_search_n``) differ from the first's."""
     import json
 
-    try:
-        before = json.loads(Path(args.rejudge).read_text())
-    except (OSError, ValueError) as error:
-        fail(f"--rejudge {args.rejudge}: {error}")
-    if not isinstance(before, dict) or before.get("benchmark") != "ground_truth" or "runs" not in before:
-        fail(f"--rejudge {args.rejudge}: not a ground_truth.py result JSON")
-    for key in ("space", "protocol", "warmup_epochs", "epochs", "seeds", "supernet_channels", "supernet_cells",
-                "batch_size", "queries"):
+    merged: Optional[dict] = None
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            fail(f"--rejudge {path}: {error}")
+        if not isinstance(data, dict) or data.get("benchmark") != "ground_truth" or "runs" not in data:
+            fail(f"--rejudge {path}: not a ground_truth.py result JSON")
+        data.setdefault("labels", [s["controller"] for s in data.get("summary", [])])
+        if merged is None:
+            merged = {**data, "runs": list(data["runs"]), "labels": list(data["labels"])}
+            continue
+        for key in SAME_SETTINGS:
+            if data["config"].get(key) != merged["config"].get(key):
+                fail(f"--rejudge {path}: {key} is {data['config'].get(key)!r}, but {paths[0]} has "
+                     f"{merged['config'].get(key)!r}; only runs of the same settings merge")
+        if data.get("random_search_n") != merged.get("random_search_n"):
+            fail(f"--rejudge {path}: random search trained {data.get('random_search_n')} cells, "
+                 f"{paths[0]} {merged.get('random_search_n')}; only runs of the same settings merge")
+        held = {(r["controller"], r["seed"]) for r in merged["runs"]}
+        merged["runs"] += [r for r in data["runs"] if (r["controller"], r["seed"]) not in held]
+        merged["labels"] += [label for label in data["labels"] if label not in merged["labels"]]
+    return merged
+
+
+def rejudge(args) -> None:
+    """Judge the runs of earlier ``--out`` JSONs again with ``--table`` (and ``--fill``): the
+    searches are not repeated, only the verdicts, summary, tests and targets (for example once a
+    larger or complete table exists). Random search keeps the cells it picked. Several JSONs
+    of the same settings are merged (``merged_results``)."""
+    before = merged_results(args.rejudge)
+    for key in SAME_SETTINGS:
         setattr(args, key, before["config"][key])
     judge = load_judge(args)
     machine = C.start(args)
@@ -516,8 +549,9 @@ def rejudge(args) -> None:
                 row.pop(key, None)
             row.update(verdict(judge, row["derived_arch"]))
         rows.append(row)
-    labels = before.get("labels") or [s["controller"] for s in before["summary"]]
-    print(f"ground_truth: {len(rows)} runs of {args.rejudge} judged again by table {judge.table.name}", flush=True)
+    labels = before["labels"]
+    print(f"ground_truth: {len(rows)} runs of {', '.join(args.rejudge)} judged again by table {judge.table.name}",
+          flush=True)
     machine = C.finish_machine_info(machine)
     # The searches' machine and times are the earlier run's; only the verdicts are new.
     report(args, judge, rows, labels, before.get("random_search_n", 1), before.get("machine") or machine)

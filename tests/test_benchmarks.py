@@ -237,6 +237,31 @@ def test_ground_truth_quick_on_a_sampled_table(tmp_path):
     assert redone["table"]["n_archs"] == 10 and len(redone["runs"]) == len(data["runs"])
     for old, new in zip(data["runs"], redone["runs"]):
         assert new.get("derived_arch") == old.get("derived_arch") and new.get("wall_time_s") == old.get("wall_time_s")
+    # Two invocations' JSONs merge into one report: credit from one file, the rest from the other
+    # (which also holds a credit run of seed 0 that must lose to the first file's).
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps({**data, "runs": [r for r in data["runs"] if r["controller"] == "credit"],
+                                 "labels": ["credit"]}))
+    impostor = {**next(r for r in data["runs"] if r["controller"] == "credit"), "derived_arch": [0] * 6}
+    second.write_text(json.dumps({**data, "runs": [r for r in data["runs"] if r["controller"] != "credit"] + [impostor],
+                                  "labels": ["darts", "random search"]}))
+    merged = tmp_path / "merged.json"
+    run_script("ground_truth.py", "--rejudge", str(first), str(second), "--table", str(bigger), "--fill", str(fill),
+               "--out", str(merged))
+    joined = outputs(merged)
+    assert [s["controller"] for s in joined["summary"]] == ["credit", "darts", "random search"]
+    key = lambda r: (r["controller"], r["seed"])
+    assert sorted(map(key, joined["runs"])) == sorted(map(key, redone["runs"]))
+    for a, b in zip(sorted(joined["runs"], key=key), sorted(redone["runs"], key=key)):
+        assert a.get("derived_arch") == b.get("derived_arch") and a.get("test_regret") == b.get("test_regret")
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**data, "config": {**data["config"], "epochs": data["config"]["epochs"] + 1}}))
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "ground_truth.py"), "--rejudge", str(first), str(other),
+                           "--table", str(bigger), "--out", str(tmp_path / "x.json")],
+                          capture_output=True, text=True, env=env, cwd=BENCHMARKS.parent)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "epochs is" in proc.stderr and "only runs of the same settings merge" in proc.stderr
 
 
 def test_ground_truth_without_a_table_fails_in_one_line(tmp_path):
