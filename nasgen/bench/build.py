@@ -5,7 +5,8 @@ A build directory holds::
     build.json    space, dataset, seeds, recipe, the architecture limit, and one entry per
                   start of the build (``sessions``: start time, the device it trained on and
                   the package versions); a restart with other settings is refused (another
-                  device is not another setting: a row differs only by summation order)
+                  device is not another setting: the recipe is the same, only the order of
+                  float additions differs, which moves a row by about half a seed's noise)
     rows.jsonl    one JSON row per (architecture, seed), appended as Ray tasks finish
                   (``recipe.train_architecture`` rows plus ``session`` and ``time``)
 
