@@ -338,25 +338,30 @@ def test_reliability_subset_comes_first_and_has_every_seed():
         bench.plan_items(archs, [0, 1], 0)
 
 
-def test_the_shipped_sample_table_is_consistent_and_reproducible():
-    """The shipped nb201-mnist1d-sample: checksum, figures from its own arrays, and one of its
-    rows trained again here with the recipe it records gives the same numbers."""
+def test_the_shipped_table_is_complete_consistent_and_reproducible():
+    """The shipped nb201-mnist1d: every distinct cell, checksum, figures from its own arrays,
+    and one of its CPU-trained rows trained again here with the recipe it records gives the
+    same numbers."""
+    import torch
+
     from nasgen.bench.recipe import train_architecture
     from nasgen.bench.table import figures
 
-    table = load("nb201-mnist1d-sample")
+    table = load("nb201-mnist1d")
     manifest = table.manifest
     assert manifest["space"]["name"] == "nb201" and manifest["dataset"] == "mnist1d"
     assert Recipe.from_dict(manifest["recipe"]) == Recipe()  # built with the defaults
-    assert manifest["space_distinct"] == 6466 and 500 <= len(table.archs) < 6466 and not manifest["errors"]
+    assert manifest["space_distinct"] == 6466 == len(table.archs) and table.covers_space()
+    assert not manifest["errors"]
     test = table.metrics["test_accuracy"][:, :, -1]
+    assert np.isfinite(test[:, 0]).all() and np.isfinite(test[:, 1]).sum() == manifest["figures"]["n_paired"] >= 1000
     again = figures(test, table.metrics["val_accuracy"][:, :, -1])
     for key, value in manifest["figures"].items():
         assert again[key] == pytest.approx(value, nan_ok=True), key
-    assert manifest["figures"]["n_paired"] >= 300
-    row = int(np.flatnonzero(np.isfinite(test[:, 0]))[0])
-    import torch
-
+    builds = manifest["builds"]
+    assert sum(b["rows"] for b in builds) == manifest["n_rows"] == int((table.built_by >= 0).sum())
+    on_cpu = [k for k, b in enumerate(builds) if b["device"] == "cpu"]
+    row = int(np.flatnonzero(np.isin(table.built_by[:, 0], on_cpu))[0])
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as the build's tasks: one thread, the same summation order
     try:
