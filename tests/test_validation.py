@@ -364,14 +364,12 @@ def test_resume_refuses_to_extend_a_protocol_run(tmp_path, capsys):
 @pytest.mark.parametrize("kwargs,message", [
     (["reward=max"], "reward='max'"),
     (["budget=3"], "budget=3 queries is less than the 5"),
-    ([], None),  # no table ships under the default name: one line, not a traceback
-], ids=["bad reward", "budget below the run", "default table absent"])
+    (["table=no-such-table"], "no table 'no-such-table'"),  # one line that lists the shipped ones
+], ids=["bad reward", "budget below the run", "unknown table"])
 def test_tabular_arguments_only_the_env_can_check_are_one_line(tmp_path, tiny_table, kwargs, message, capsys):
-    table = [f"table={tiny_table}"] if kwargs else []
+    table = [] if any(k.startswith("table=") for k in kwargs) else [f"table={tiny_table}"]
     argv = ["search", "--env", "nasgen/Tabular-v0", "--controller", "random", "--steps", "5",
-            "--logdir", str(tmp_path / "runs"), "--no-progress"]
-    if table or kwargs:
-        argv += ["--env-kwargs", *table, *kwargs]
+            "--logdir", str(tmp_path / "runs"), "--no-progress", "--env-kwargs", *table, *kwargs]
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
