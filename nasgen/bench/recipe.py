@@ -182,24 +182,14 @@ def _error_text(error: BaseException) -> str:
 
 
 def training_device(device: torch.device | str) -> torch.device:
-    """``device`` as a ``torch.device`` a table can be trained on.
+    """``device`` as a ``torch.device`` a table can be trained on (``validation.check_device``).
 
     Raises:
-        ValueError: not a device name, or a CUDA device that this machine does not have (one line).
+        ValueError: not cpu, cuda or cuda:N, or a CUDA device that this machine does not have (one line).
     """
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}") from error
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} asked for, but torch sees no CUDA device here")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {str(device)!r} asked for, but torch sees {torch.cuda.device_count()} "
-                             f"CUDA device(s)")
-    elif device.type != "cpu":
-        raise ValueError(f"device must be cpu, cuda or cuda:N, got {str(device)!r}")
-    return device
+    from nasgen.validation import check_device
+
+    return torch.device(check_device(str(device)))
 
 
 @contextlib.contextmanager
