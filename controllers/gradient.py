@@ -278,10 +278,12 @@ class GradientController(Controller):
         return loss.item(), self._arch_step(self._alpha_gradient(loss))
 
     def _alpha_gradient(self, loss: torch.Tensor) -> torch.Tensor:
-        """d loss / d alpha; zero where the loss does not reach alpha: a hard sample of ``none``
-        on every edge into a cell's output cuts alpha out of the graph, and the gradient of
-        what does not depend on alpha is 0 (the step still runs, as the authors' code steps
-        with the zero gradient its all-``none`` cells give)."""
+        """d loss / d alpha; zero where the loss does not reach alpha: a hard GDAS sample of
+        ``none`` on every edge into a cell's output cuts alpha out of the graph, and the
+        gradient of what does not depend on alpha is 0, so the step still runs (Adam's
+        momentum and weight decay move alpha). AutoDL's GDAS would still route a gradient to
+        the unchosen ops there through their zero-valued weights, a term this supernet lacks
+        (see ``GDAS``)."""
         (grad,) = torch.autograd.grad(loss, self.alpha, allow_unused=True)
         return torch.zeros_like(self.alpha) if grad is None else grad
 

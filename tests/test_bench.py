@@ -161,7 +161,7 @@ def test_cli_refuses_a_bad_device_before_anything_is_written(tmp_path, capsys):
     out = tmp_path / "out"
     cases = [(["--device", "tpu", "--local"], "--device: unknown device 'tpu'; choose from: cpu, cuda, cuda:N")]
     if torch.cuda.is_available():
-        cases.append((["--device", "cuda"], "--device cuda trains in this process: add --local"))
+        cases.append((["--device", "cuda"], "trains in this process: use local=True (--local)"))
     else:
         cases.append((["--device", "cuda", "--local"], "CUDA is not available here"))
     for argv, message in cases:
