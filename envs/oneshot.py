@@ -35,6 +35,19 @@ def cosine_lr(base: float, minimum: float, progress: float) -> float:
     return minimum + (base - minimum) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+#: Supernet cells where no shipped table judges the search (``n_cells=None``).
+DEFAULT_SUPERNET_CELLS = 5
+
+
+def supernet_cells(space: str, dataset: str, n_cells: Optional[int]) -> int:
+    """``n_cells`` as given, or its default for ``space`` on ``dataset`` (see ``OneShotNASEnv``)."""
+    if n_cells is not None:
+        return n_cells
+    from nasgen.bench.ground_truth import supernet_cells_for
+
+    return supernet_cells_for(space, dataset) or DEFAULT_SUPERNET_CELLS
+
+
 class OneShotNASEnv(ArchitectureEnv):
     """One step = one whole architecture of a cell space (DARTS cells or the NAS-Bench-201
     cell), rewarded by the supernet.
@@ -83,7 +96,10 @@ class OneShotNASEnv(ArchitectureEnv):
             ``n_test``, ``val_fraction``, ``n_val``, ``seed``; see ``MNIST1DOptions``).
         space: a search-space preset name (a cell space).
         C: supernet channels of the first cells.
-        n_cells: supernet cells (``nb201``: cells per stage, N).
+        n_cells: supernet cells (``nb201``: cells per stage, N). None: the depth of the networks
+            of the shipped table that judges this space and dataset, so the supernet's
+            sub-networks are the networks the table trained (``nb201`` on ``mnist1d``: N=1);
+            otherwise ``DEFAULT_SUPERNET_CELLS`` (5).
         batch_size: examples per reward and per weight step.
         warmup_epochs: epochs of weight training on uniform paths before the first reward.
         train_weights: train the shared weights one step after every reward.
@@ -103,7 +119,7 @@ class OneShotNASEnv(ArchitectureEnv):
 
     def __init__(self, dataset: str = "digits", data_dir: Optional[str] = None, download: bool = False,
                  limit: Optional[int] = None, dataset_options: Optional[dict] = None,
-                 space: str = "small", C: int = 8, n_cells: int = 5,
+                 space: str = "small", C: int = 8, n_cells: Optional[int] = None,
                  batch_size: int = 64, warmup_epochs: float = 10.0, train_weights: bool = True,
                  weight_lr: float = 0.025, weight_momentum: float = 0.9, weight_decay: float = 3e-4,
                  grad_clip: float = 5.0, weight_lr_schedule: str = "constant", weight_lr_min: float = 1e-3,
@@ -121,9 +137,9 @@ class OneShotNASEnv(ArchitectureEnv):
         super().__init__(search_space, credit, credit_subset, nonfinite_reward, device, seed,
                          credit_check_every=credit_check_every)
         self.data = load_dataset(dataset, data_dir, download=download, limit=limit, options=dataset_options)
-        self.supernet_config = dict(C=C, n_cells=n_cells, in_channels=self.data.in_channels,
-                                    n_classes=self.data.n_classes, image_size=self.data.image_size,
-                                    dims=self.data.dims)
+        self.supernet_config = dict(C=C, n_cells=supernet_cells(space, dataset, n_cells),
+                                    in_channels=self.data.in_channels, n_classes=self.data.n_classes,
+                                    image_size=self.data.image_size, dims=self.data.dims)
         self.batch_size = batch_size
         self.warmup_epochs = warmup_epochs
         self.train_weights = train_weights
@@ -154,7 +170,7 @@ class OneShotNASEnv(ArchitectureEnv):
         search_space = get_space(args["space"])
         if not isinstance(search_space, CellSpace):
             raise ValueError(f"space {args['space']!r} is not a cell search space")
-        check_stack_size(args["C"], args["n_cells"])
+        check_stack_size(args["C"], supernet_cells(args["space"], args["dataset"], args["n_cells"]))
         for key in ("batch_size",) + (("limit",) if args["limit"] is not None else ()):
             if args[key] < 1:
                 raise ValueError(f"{key} must be >= 1, got {args[key]}")

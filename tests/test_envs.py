@@ -836,6 +836,25 @@ def test_oneshot_env_on_nb201_and_mnist1d_gives_per_edge_credit():
     assert (info["credit"][arch == 0] == 0).all() and (info["credit"][arch != 0] != 0).all()
 
 
+@pytest.mark.parametrize("space,dataset,expected", [("nb201", "mnist1d", "table"), ("nb201-nozero", "mnist1d", "table"),
+                                                   ("nb201", "digits", 5), ("small", "digits", 5)])
+def test_the_supernet_defaults_to_the_depth_of_the_judging_table(space, dataset, expected):
+    """A search a shipped table judges gets the table's skeleton; others get 5 cells."""
+    from nasgen.bench import ground_truth, load
+
+    if expected == "table":
+        expected = load(ground_truth.table_for(space, dataset)).manifest["recipe"]["cells_per_stage"]
+    options = {"n_train": 200, "n_test": 50, "seed": 3} if dataset == "mnist1d" else None
+    env = gym.make("nasgen/OneShotNAS-v0", space=space, dataset=dataset, C=4, warmup_epochs=0, limit=100,
+                   dataset_options=options)
+    env.reset(seed=0)
+    assert env.unwrapped.model.config["n_cells"] == expected
+    given = gym.make("nasgen/OneShotNAS-v0", space=space, dataset=dataset, C=4, n_cells=2, warmup_epochs=0,
+                     limit=100, dataset_options=options)
+    given.reset(seed=0)
+    assert given.unwrapped.model.config["n_cells"] == 2
+
+
 # --- credit quality -------------------------------------------------------------------------------
 def _hand_credit(env: ArchitectureEnv, arch: np.ndarray, batch) -> tuple[np.ndarray, np.ndarray]:
     """Taylor (-dL/dg at g = 1) and exact (L(edge i off) - L) credit of ``arch``, by hand."""

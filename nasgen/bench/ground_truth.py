@@ -75,6 +75,34 @@ def table_for(space: str, dataset: Optional[str]) -> Optional[str]:
     return None
 
 
+def supernet_cells_for(space: str, dataset: Optional[str]) -> Optional[int]:
+    """The supernet depth that matches the networks of the table judging ``space`` on ``dataset``.
+
+    A one-shot search ranks the sub-networks of its supernet; when a table judges the search,
+    the supernet whose sub-networks are the table's networks is the one with the table's
+    skeleton, so that depth is the search's default (``OneShotNAS-v0``'s ``n_cells=None``).
+
+    Args:
+        space: the search-space preset name.
+        dataset: the dataset name.
+
+    Returns:
+        Cells per stage (``nb201`` spaces) or cells in all (DARTS spaces) of the table's
+        networks, or None when no shipped table judges the search.
+    """
+    name = table_for(space, dataset)
+    if name is None:
+        return None
+    import json
+
+    from nasgen.searchspace import from_dict
+
+    from .recipe import network_cells
+
+    manifest = json.loads((SHIPPED_DIR / f"{name}.json").read_text())
+    return network_cells(from_dict(manifest["space"]), int(manifest["recipe"]["cells_per_stage"]))
+
+
 def to_table_arch(table: Table, space: Any, arch: Any) -> np.ndarray:
     """``arch`` of ``space`` as an encoding of the table's space.
 

@@ -131,14 +131,20 @@ def load_data(dataset: str, recipe: Recipe):
                         (recipe.train_size, recipe.val_size, recipe.test_size))
 
 
-def make_network(space, arch: np.ndarray, recipe: Recipe, data) -> nn.Module:
-    """The stand-alone network of ``arch`` under ``recipe``'s width and depth."""
-    from nasgen.searchspace import NB201SearchSpace, Network
+def network_cells(space, cells_per_stage: int) -> int:
+    """``n_cells`` of ``Network``/``Supernet`` for ``cells_per_stage`` cells in each of 3 stages."""
+    from nasgen.searchspace import NB201SearchSpace
 
     # NAS-Bench-201's skeleton takes N per stage; the DARTS skeleton counts all 3N cells.
-    n_cells = recipe.cells_per_stage if isinstance(space, NB201SearchSpace) else 3 * recipe.cells_per_stage
-    return Network(space, arch, C=recipe.C, n_cells=n_cells, in_channels=data.in_channels,
-                   n_classes=data.n_classes, dims=data.dims)
+    return cells_per_stage if isinstance(space, NB201SearchSpace) else 3 * cells_per_stage
+
+
+def make_network(space, arch: np.ndarray, recipe: Recipe, data) -> nn.Module:
+    """The stand-alone network of ``arch`` under ``recipe``'s width and depth."""
+    from nasgen.searchspace import Network
+
+    return Network(space, arch, C=recipe.C, n_cells=network_cells(space, recipe.cells_per_stage),
+                   in_channels=data.in_channels, n_classes=data.n_classes, dims=data.dims)
 
 
 def count_flops(model: nn.Module, example: torch.Tensor) -> int:
