@@ -297,3 +297,39 @@ def test_stacked_training_quick(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["k"] for r in rows] == [0, 1, 2] and rows[1]["vs_k1"] == 1.0
     assert all(r["per_arch_s"] > 0 for r in rows)
+
+
+def test_recipe_pilots_quick(tmp_path):
+    """Two tiny recipes on the same cells: figures, rate, projection and verdicts per recipe; a
+    second run resumes the builds instead of training again."""
+    out, work = tmp_path / "recipe_pilots.json", tmp_path / "work"
+    proc = run_script("recipe_pilots.py", "--quick", "--out", str(out), "--work", str(work))
+    assert "projected build" in proc.stdout
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["recipe"] for r in rows] == ["base", "e2"]
+    assert [r["changes"]["epochs"] for r in rows] == [1, 2] and all(r["rows"] == 12 and not r["errors"] for r in rows)
+    for r in rows:
+        assert 0 < r["figures"]["p10"] <= r["figures"]["p50"] <= r["figures"]["p90"] <= 1
+        assert -1 <= r["figures"]["spearman_all"] <= 1 and r["s_per_training"] > 0
+        assert r["projected_build_min"] == pytest.approx(r["s_per_training"] * (6466 + 1000) / 60)
+        assert r["targets"]["build_min"] == "n/a" and set(r["targets"]) == {"spread", "spearman_all",
+                                                                           "spearman_top_half", "build_min"}
+    rows_file = work / "base" / "rows.jsonl"
+    before = rows_file.read_text()
+    run_script("recipe_pilots.py", "--quick", "--out", str(out), "--work", str(work))
+    assert rows_file.read_text() == before
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--recipe", "noname"], "expected NAME:KEY=VALUE"),
+    (["--recipe", "a:epochs=0"], "Recipe.epochs must be an int >= 1, got 0"),
+    (["--recipe", "a:colour=red"], "unknown recipe field 'colour'"),
+    (["--recipe", "a:", "a:epochs=2"], "names must differ"),
+    (["--archs", "2"], "--archs must be >= 4"),
+    (["--device", "tpu"], "tpu"),
+])
+def test_recipe_pilots_refuses_bad_input_in_one_line(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "recipe_pilots.py"), *args, "--work", str(tmp_path / "w"),
+                           "--out", str(tmp_path / "o.json")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "w").exists()
