@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Callable, Optional
 
@@ -368,6 +369,10 @@ class OneShotNASEnv(ArchitectureEnv):
                 "train_stream": self.train_stream.state_dict(), "val_stream": self.val_stream.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        # torch.optim's load_state_dict keeps the given tensors as its buffers and steps them in
+        # place: one warm-up state loaded into several searches would carry each search's
+        # momentum into the next. A deep copy keeps the caller's state as it was.
+        state = copy.deepcopy(state)
         self._load_base_state(state)
         self.model.load_state_dict(state["model"])
         self.weight_optimizer.load_state_dict(state["weight_optimizer"])

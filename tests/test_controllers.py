@@ -131,7 +131,8 @@ def test_state_dict_round_trip_asks_the_same(name, space):
         archs, metrics = tell_round(original, n)
         expected_asks.append(as_lists(archs))
         expected_metrics.append(metrics)
-    for source in (state, pickled):
+    # ``state`` twice: a load that kept its tensors would have stepped them in the first pass.
+    for source in (state, pickled, state):
         restored = controllers.make(name, space, seed=12345)
         restored.load_state_dict(source)
         for n, asked, metrics in zip((2, 1, 3), expected_asks, expected_metrics):

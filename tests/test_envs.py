@@ -557,6 +557,41 @@ def test_seeding_through_make_kwarg():
         assert rewards[0] == rewards[1] != rewards[2]
 
 
+def _tensors(tree) -> list[torch.Tensor]:
+    if isinstance(tree, torch.Tensor):
+        return [tree.clone()]
+    if isinstance(tree, dict):
+        return [t for key in sorted(tree, key=str) for t in _tensors(tree[key])]
+    if isinstance(tree, (list, tuple)):
+        return [t for item in tree for t in _tensors(item)]
+    return []
+
+
+def test_a_loaded_state_is_never_stepped_in_place():
+    """One warm-up state loaded into two searches: the second starts where the first did
+    (torch.optim keeps a loaded momentum buffer and steps it in place unless it is copied)."""
+    warm = make("nasgen/OneShotNAS-v0", warmup_epochs=1.0)
+    warm.reset(seed=0)
+    state = warm.unwrapped.state_dict()
+    before = _tensors(state)
+    assert any(t.numel() > 1 for t in _tensors(state["weight_optimizer"]))  # the momentum buffers
+
+    def search_from(state) -> list[float]:
+        env = make("nasgen/OneShotNAS-v0", warmup_epochs=1.0)
+        env.reset(seed=1, options={"warmup": False})
+        env.unwrapped.load_state_dict(state)
+        rng = np.random.default_rng(0)
+        rewards = []
+        for _ in range(3):
+            rewards.append(env.step(env.unwrapped.space.sample(rng))[1])
+            env.reset()
+        return rewards
+
+    first = search_from(state)
+    assert all(torch.equal(a, b) for a, b in zip(before, _tensors(state)))
+    assert search_from(state) == first
+
+
 def test_unwrapped_attributes_for_gradient_controllers():
     env = make("nasgen/OneShotNAS-v0")
     u = env.unwrapped
