@@ -176,10 +176,11 @@ def supernet_seed(seed: int, labels: list[str], args, judge, runs_dir: Path) -> 
     return rows
 
 
-def verdict(judge, arch) -> dict:
-    """The table's figures of one derived cell (a cell outside a partial table is an error row)."""
+def verdict(judge, arch, space=None) -> dict:
+    """The table's figures of one derived cell, an encoding of ``space`` (default the search's);
+    a cell outside a partial table is an error row."""
     try:
-        v = judge.judge(arch)
+        v = judge.judge(arch, space)
     except ValueError as error:
         return {"error": str(error)}
     return {"test_accuracy": v["test_accuracy"], "val_accuracy": v["val_accuracy"],
@@ -204,9 +205,9 @@ def tabular_one(name: str, queries: int, seed: int, args, judge, runs_dir: Path,
     except Exception as error:  # one controller must not sink the run
         return {**row, "error": f"{type(error).__name__}: {error}"}
     answer = result["best_arch"]
-    return {**row, "wall_time_s": search.wall_time, "derived_arch": answer, **verdict(judge, answer),
+    return {**row, "wall_time_s": search.wall_time, "derived_arch": answer, **verdict(judge, answer, space),
             "policy_arch": result["derived_arch"],
-            "policy_test_regret": verdict(judge, result["derived_arch"]).get("test_regret")}
+            "policy_test_regret": verdict(judge, result["derived_arch"], space).get("test_regret")}
 
 
 def random_search_n(args, judge, total_epochs: float) -> int:
@@ -365,7 +366,8 @@ def random_search_fill(n: int, seed: int, args, judge) -> dict:
            "queries": n}
     start = time.perf_counter()
     try:
-        judged = [(arch, verdict(judge, arch)) for arch in (judge.table.space.sample(rng) for _ in range(n))]
+        space = judge.table.space
+        judged = [(arch, verdict(judge, arch, space)) for arch in (space.sample(rng) for _ in range(n))]
     except Exception as error:  # one method must not sink the run
         return {**row, "error": f"{type(error).__name__}: {error}"}
     arch, best = max(judged, key=lambda pair: pair[1].get("val_accuracy", -math.inf))

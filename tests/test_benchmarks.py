@@ -205,6 +205,22 @@ def test_ground_truth_quick(tmp_path):
     assert {t["versus"] for t in data["significance"] if t["method"] == "credit"} >= {"darts", "random search"}
 
 
+def test_ground_truth_quick_on_nb201_nozero_judges_the_table_rows_in_the_table_space(tmp_path):
+    """On nb201-nozero the black boxes and random search still draw from the table's own space
+    (with the zero op): their cells are judged as encodings of that space, not of nozero's."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _synthetic_table import write_synthetic_nb201_table
+
+    table = write_synthetic_nb201_table(tmp_path / "table")
+    out = tmp_path / "ground_truth.json"
+    run_script("ground_truth.py", "--quick", "--table", str(table), "--out", str(out), "--space", "nb201-nozero",
+               "--controllers", "credit", "--tabular-controllers", "random")
+    runs = json.loads(out.read_text())["runs"]
+    assert {r["controller"] for r in runs} == {"credit", "random (table)", "random search"}
+    assert not [r["error"] for r in runs if "error" in r]
+    assert all(0 not in r["table_arch"] for r in runs if r["controller"] == "credit")
+
+
 def test_ground_truth_quick_on_a_sampled_table(tmp_path):
     """A real partial table (6 cells trained here): --fill trains the cells it lacks."""
     from nasgen.bench import Recipe, build, pack

@@ -181,8 +181,8 @@ class Judge:
         return {"arch": list(key), "mean": mean, "epoch": int(self.table.epochs[-1]), "trained_on_demand": True}, \
             percentile
 
-    def judge(self, arch: Any) -> dict:
-        """The table's verdict on ``arch``.
+    def judge(self, arch: Any, space: Any = None) -> dict:
+        """The table's verdict on ``arch`` (an encoding of ``space``, default the search's).
 
         Returns:
             ``table`` (name), ``sha256``, ``arch`` (the table's representative encoding),
@@ -195,7 +195,7 @@ class Judge:
         Raises:
             ValueError: the architecture is not in the table (a partial table without ``fill``).
         """
-        encoded = to_table_arch(self.table, self.space, arch)
+        encoded = to_table_arch(self.table, self.space if space is None else space, arch)
         answer, percentile = self._answer(encoded)
         test = answer["mean"]["test_accuracy"]
         return {"table": self.table.name, "sha256": self.table.manifest.get("sha256"), "arch": answer["arch"],
