@@ -111,7 +111,8 @@ def main(argv=None) -> None:
         parser.error(f"--archs must be >= 4 (two above and two below the median), got {archs}")
     try:
         device = str(training_device(args.device))
-        base = load(args.base).manifest["recipe"]
+        base_table = load(args.base)
+        base = base_table.manifest["recipe"]
         texts = args.recipe or list(QUICK["recipes"] if args.quick else DEFAULT_RECIPES)
         recipes = [parse_recipe(text, base) for text in texts]
     except (ValueError, nasgen_cli.UsageError) as error:
@@ -127,7 +128,7 @@ def main(argv=None) -> None:
     on_two_cores = args.ray and (os.cpu_count() or 0) == 2
     machine = C.start(args)
     space = get_space("nb201")
-    distinct = len(load(args.base).archs)
+    distinct = len(base_table.archs)
     print(f"recipe pilots: {len(recipes)} recipes x {archs} cells x seeds 0,1 on {device}"
           f"{' (Ray)' if args.ray else ''}, {per_task} cell(s) per task\n{C.machine_line(machine)}", flush=True)
     rows = []
