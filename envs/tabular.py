@@ -29,8 +29,10 @@ class TabularEnv(ArchitectureEnv):
     epoch. With ``reward="sample"`` (the default, as NAS-Bench-201 does) each query draws one
     of the table's training seeds from ``self.np_random`` and rewards that seed's validation
     accuracy, so repeated queries of one architecture are noisy like a real training; with
-    ``reward="mean"`` it is the mean over seeds (deterministic). A training that failed in
-    the table gives reward 0 and ``info["failed"] = True``.
+    ``reward="mean"`` it is the mean over seeds (deterministic). Only the seeds the table
+    trained that cell with are drawn: a table whose later seeds cover a subset of its cells
+    answers the other cells from the seeds they have. A training the table records as failed
+    gives reward 0 and ``info["failed"] = True``; a missing seed is never a failure.
 
     Observation: ``[last reward]`` (float32 in [0, 1], 0 before the first step).
 
@@ -108,7 +110,8 @@ class TabularEnv(ArchitectureEnv):
                                        f"start a new search")
         row = self.table.row_of(arch)
         if self.reward_mode == "sample":
-            j = int(self.np_random.integers(len(self.table.seeds)))
+            ran = np.flatnonzero(self.table.ran[row])
+            j = int(ran[self.np_random.integers(len(ran))])
             value, seed = float(self._val[row, j]), int(self.table.seeds[j])
         else:
             finite = self._val[row][np.isfinite(self._val[row])]

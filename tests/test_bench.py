@@ -14,7 +14,7 @@ import pytest
 
 import nasgen.envs  # noqa: F401  (registers the ids)
 from nasgen import bench
-from nasgen.bench import Recipe, build, load, pack
+from nasgen.bench import METRICS, Recipe, build, load, pack
 from nasgen.searchspace import CellSearchSpace, get
 
 TINY_SPACE = CellSearchSpace("tiny", ("none", "skip_connect"), n_nodes=1)
@@ -282,6 +282,55 @@ def test_tabular_env_rewards_regret_and_budget(tiny_table):
                           (dict(credit="taylor"), "credit")):
         with pytest.raises(ValueError, match=match):
             gym.make("nasgen/Tabular-v0", table=str(tiny_table), **kwargs)
+
+
+def test_tabular_env_draws_only_the_seeds_a_cell_was_trained_with():
+    """The shipped table trained its second seed on 1,000 of its cells: a query of another
+    cell answers from seed 0 and is never a failed training; a paired cell draws both."""
+    env = gym.make("nasgen/Tabular-v0")  # the shipped nb201-mnist1d table
+    table = env.unwrapped.table
+    assert table.ran[:, 0].all() and 0 < table.ran[:, 1].sum() < len(table.archs) and not table.failed.any()
+    unpaired = [3, 1, 0, 0, 4, 4]
+    assert not table.ran[table.row_of(unpaired), 1]
+    paired = table.archs[np.flatnonzero(table.ran[:, 1])[0]].tolist()
+    env.reset(seed=0)
+    for arch, seeds in ((unpaired, {0}), (paired, {0, 1})):
+        drawn = set()
+        for _ in range(40):
+            env.reset()
+            _, reward, _, _, info = env.step(arch)
+            assert not info["failed"] and reward > 0.5
+            drawn.add(info["seed"])
+        assert drawn == seeds
+    rng = np.random.default_rng(0)
+    env.reset(seed=1)
+    infos = []
+    for _ in range(400):
+        env.reset()
+        infos.append(env.step(env.unwrapped.space.sample(rng))[4])
+    assert not any(i["failed"] for i in infos) and min(i["val_accuracy"] for i in infos) > 0
+
+
+def test_tabular_env_scores_a_recorded_failure_as_failed(tmp_path):
+    """A training the table records as failed (an error row) is the only failure."""
+    build(TINY_SPACE, "digits", [0, 1], Recipe(train_size=32, val_size=32, test_size=32, epochs=1, C=2),
+          tmp_path, local=True, progress=False)
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    broken = rows[0]
+    rows.append({**broken, **{m: [] for m in METRICS}, "train_time_s": None, "error": "RuntimeError: boom"})
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    env = gym.make("nasgen/Tabular-v0", table=str(pack(tmp_path, "failing")))
+    table = env.unwrapped.table
+    row = table.row_of(broken["arch"])
+    j = list(table.seeds).index(broken["seed"])
+    assert table.failed[row, j] and table.ran[row].all() and table.failed.sum() == 1
+    env.reset(seed=0)
+    seen = {}
+    for _ in range(40):
+        env.reset()
+        _, reward, _, _, info = env.step(broken["arch"])
+        seen[info["seed"]] = (reward, info["failed"])
+    assert seen[broken["seed"]] == (0.0, True) and seen[1 - broken["seed"]][1] is False
 
 
 def test_tabular_env_refuses_a_partial_table(tmp_path):

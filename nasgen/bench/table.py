@@ -174,6 +174,11 @@ class Table:
         built_by: ``[K, S]`` each row's index into ``manifest["builds"]`` (the device and
             package versions that trained it; -1: unknown), or None for a table packed before
             this was recorded.
+        failed: ``[K, S]`` bool: the training of that cell and seed is a recorded failure
+            (``manifest["errors"]``).
+        ran: ``[K, S]`` bool: that cell was trained with that seed, successfully or not. A
+            sampled seed (the table's later seeds on a subset of its cells) is False on
+            the other cells: missing, not failed.
     """
 
     def __init__(self, manifest: dict, arrays: dict[str, np.ndarray]):
@@ -194,6 +199,13 @@ class Table:
         self.built_by = arrays.get("built_by")
         self._canonical = canonicalizer(self.space)
         self._row = {tuple(a): i for i, a in enumerate(self.archs.tolist())}
+        self.failed = np.zeros(self.train_time_s.shape, dtype=bool)
+        seed_index = {int(s): j for j, s in enumerate(self.seeds)}
+        for error in manifest.get("errors", []):
+            row = self._row.get(tuple(self._canonical(np.asarray(error["arch"], dtype=np.int64))))
+            if row is not None and int(error["seed"]) in seed_index:
+                self.failed[row, seed_index[int(error["seed"])]] = True
+        self.ran = np.isfinite(self.train_time_s) | self.failed
 
     # --- lookup ---------------------------------------------------------------------------------
     def row_of(self, arch: Any, space: Any = None) -> int:
