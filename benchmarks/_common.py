@@ -69,21 +69,55 @@ def import_shadowed(module: str):
 
 
 # --- command line ---------------------------------------------------------------------------------
-def base_parser(description: str, default_out: str, default_seeds: int, default_threads: int) -> argparse.ArgumentParser:
-    """The flags every benchmark script shares."""
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run that finishes in a few minutes")
-    parser.add_argument("--seeds", type=int, default=None,
-                        help=f"number of seeds, run as 0..n-1 (default {default_seeds})")
-    parser.add_argument("--out", default=str(RESULTS / default_out),
-                        help="JSON output; the .md table and .png plot are written next to it "
-                             f"(default benchmarks/results/{default_out})")
-    parser.add_argument("--threads", type=int, default=default_threads,
-                        help=f"torch CPU threads (default {default_threads})")
-    parser.add_argument("--controllers", default=None,
-                        help="comma-separated row labels (default: every controller of this benchmark)")
-    return parser
+#: Where ``--quick`` runs write when no ``--out`` is given: never over the shipped results.
+QUICK_RESULTS = Path("runs") / "benchmarks-quick"
+
+
+class BenchmarkParser(argparse.ArgumentParser):
+    """The flags every benchmark script shares; ``parse_args`` resolves ``--out``.
+
+    A full run writes to ``benchmarks/results/`` by default. A ``--quick`` run writes to
+    ``runs/benchmarks-quick/`` by default and is refused an ``--out`` inside
+    ``benchmarks/results/``, so a smoke run never replaces a shipped result.
+    """
+
+    def __init__(self, description: str, default_out: str, default_seeds: int, default_threads: int):
+        super().__init__(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+        self.default_out = default_out
+        self.add_argument("--quick", action="store_true",
+                          help=f"a smoke run that finishes in a few minutes (writes under {QUICK_RESULTS}/ unless "
+                               "--out is given, and never into benchmarks/results/)")
+        self.add_argument("--seeds", type=int, default=None,
+                          help=f"number of seeds, run as 0..n-1 (default {default_seeds})")
+        self.add_argument("--out", default=None,
+                          help="JSON output; the .md table and .png plot are written next to it "
+                               f"(default benchmarks/results/{default_out})")
+        self.add_argument("--threads", type=int, default=default_threads,
+                          help=f"torch CPU threads (default {default_threads})")
+        self.add_argument("--controllers", default=None,
+                          help="comma-separated row labels (default: every controller of this benchmark)")
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        parsed.out = output_path(self, parsed.out, parsed.quick, self.default_out)
+        return parsed
+
+
+def output_path(parser: argparse.ArgumentParser, out: Optional[str], quick: bool, default_out: str) -> str:
+    """A script's ``--out``: ``benchmarks/results/DEFAULT`` for a full run, under
+    ``QUICK_RESULTS`` for a ``--quick`` one; a ``--quick`` run into ``benchmarks/results/``
+    is refused (``parser.error``: one line, exit 2)."""
+    if out is None:
+        return str((QUICK_RESULTS if quick else RESULTS) / default_out)
+    if quick and RESULTS.resolve() in Path(out).resolve().parents:
+        parser.error(f"--out {out}: a --quick run never writes into benchmarks/results/ (the shipped "
+                     f"results); give another --out or drop --quick")
+    return out
+
+
+def base_parser(description: str, default_out: str, default_seeds: int, default_threads: int) -> BenchmarkParser:
+    """The parser every benchmark script starts from (``BenchmarkParser``)."""
+    return BenchmarkParser(description, default_out, default_seeds, default_threads)
 
 
 def start(args: argparse.Namespace, seed: int = 0) -> dict:

@@ -39,6 +39,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import _common as C
+
 from nasgen import jsonfile
 from nasgen.searchspace import DARTS_OPS, OPS, CellSearchSpace, Network, Supernet, get, load_dataset
 
@@ -194,8 +196,11 @@ def main() -> None:
     parser.add_argument("--nb201-cells", type=int, default=5, help="N of the 1-D nb201 case (default: 5)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--out", default="benchmarks/results/cost_scaling.json")
+    parser.add_argument("--out", default=None,
+                        help="JSON output (default benchmarks/results/cost_scaling.json; with --quick, "
+                             "runs/benchmarks-quick/cost_scaling.json)")
     args = parser.parse_args()
+    args.out = C.output_path(parser, args.out, args.quick, "cost_scaling.json")
     if args.quick:
         args.repeats = 3
     if args.threads:

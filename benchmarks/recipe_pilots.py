@@ -1,60 +1,70 @@
-"""NAS-Bench-1D recipe pilots: the table's quality figures under several training recipes.
+"""NAS-Bench-1D recipe pilots: does a recipe rank the good half of the cells?
 
-Issue 14's targets for the table's recipe: spread (p90 - p10 of test accuracy) >= 5 pp, the
-Spearman correlation of two training seeds >= 0.8 over all cells and >= 0.5 over the cells
-above the median, and the whole build <= 90 min on 2 CPU cores. Each recipe here trains the
-same ``--archs`` distinct ``nb201`` cells (drawn at random, ``plan_archs`` seed 0) under
-seeds 0 and 1 with ``nasgen.bench.build`` in this process (``--device cuda`` trains each
-group of ``--archs-per-task`` cells as one stacked model on the GPU; ``--ray`` trains on all
-CPU cores). A recipe is the shipped table's recipe with ``--recipe NAME:KEY=VALUE ...``
-changed (values as ``nasgen bench build --recipe`` reads them). Per recipe it prints the
-figures, the wall seconds per training on this device, the projected wall time of the whole
-build at that rate (every distinct cell once, plus a second seed on 1,000 of them, as the
-shipped table) and which targets the sample meets. The builds stay in ``--work`` (a rerun
-resumes them).
+The shipped table tells a collapsed cell from a good one but cannot order the good ones
+(its seeds agree at Spearman about 0.07 above the median). A pilot measures a candidate
+recipe where that matters. Per recipe it trains, with ``nasgen.bench.build``:
 
-The figures of a sample are estimates: with K cells a Spearman correlation moves by about
-1/sqrt(K), and the spread by a few tenths of a point (the README's pilots: 2.9 vs 5.8 pp for
-one recipe on 40 and 32 cells). Use several hundred cells before choosing a recipe.
+- **the good half**: ``--archs`` cells drawn at random (seed 0) from the cells above the
+  median of the ``--base`` table's seed-mean test accuracy, under seeds 0 and 1. The cells
+  are chosen by the base table, so the choice is independent of the pilot's seeds. Figures:
+  the seeds' Spearman correlation over these cells, its Spearman-Brown reliability for the
+  mean of two seeds, the mean absolute seed difference and the good half's own p90 - p10;
+- **a random sample** of ``--spread-archs`` cells of the whole space (seed 0 only), for the
+  spread p90 - p10 of test accuracy over all cells.
+
+A recipe is the base table's recipe with ``--recipe NAME:KEY=VALUE ...`` changed (values as
+``nasgen bench build --recipe`` reads them; ``noise=X`` multiplies both of the mnist1d
+generator's noise scales). It also prints the wall seconds per training on this device and
+the projected build at that rate (every distinct cell with one seed, plus a second seed on
+the good half). The builds live in ``--work`` and resume; a run prints the pilot table from
+every build found there, so pilots run one at a time in the background add up.
+
+With K good cells the Spearman correlation has a standard error of about 1/sqrt(K); at the
+default 96 cells that is about 0.1 at r = 0, less near r = 0.8.
 
 Usage::
 
-    python benchmarks/recipe_pilots.py                          # the default candidates, 64 cells, CPU
-    python benchmarks/recipe_pilots.py --archs 512 --device cuda --archs-per-task 1024
-    python benchmarks/recipe_pilots.py --recipe "e20:epochs=20" "n8k:train_size=8000 epochs=5"
-    python benchmarks/recipe_pilots.py --quick                  # 6 cells, 1 epoch: a smoke run
+    python benchmarks/recipe_pilots.py --recipe "n16k_noise2:train_size=16000 noise=2"
+    python benchmarks/recipe_pilots.py --archs 512 --device cuda --archs-per-task 1024 --recipe ...
+    python benchmarks/recipe_pilots.py --report          # the table from the builds in --work
+    python benchmarks/recipe_pilots.py --quick           # 6 cells, 1 epoch: a smoke run
 """
 
 from __future__ import annotations
 
+import json
 import math
-import os
 import shlex
 import time
 from pathlib import Path
+
+import numpy as np
 
 import _common as C
 from nasgen import cli as nasgen_cli
 from nasgen.bench import Recipe, build, load, pack
 from nasgen.bench.recipe import training_device
+from nasgen.bench.table import spearman
 from nasgen.searchspace import get as get_space
 
-#: The candidates when no ``--recipe`` is given: the shipped recipe and one change per lever
-#: the issue names (epochs, training size at equal steps, width, depth).
-DEFAULT_RECIPES = ("base:", "epochs20:epochs=20", "train8k:train_size=8000 epochs=5", "wide16:C=16",
-                   "deep2:cells_per_stage=2")
-#: Targets of issue 14 (accuracy points in [0, 1], minutes on 2 CPU cores).
-TARGETS = {"spread": 0.05, "spearman_all": 0.8, "spearman_top_half": 0.5, "build_min": 90.0}
-#: Cells trained twice in the shipped table's plan (the reliability subset).
-RELIABILITY_ARCHS = 1000
-FULL = {"archs": 64}
-QUICK = {"archs": 6, "recipes": ("base:epochs=1 train_size=256 val_size=256 test_size=256",
-                                 "e2:epochs=2 train_size=256 val_size=256 test_size=256")}
+#: The candidate when no ``--recipe`` is given: the probes' best (16,000 signals, both noise
+#: scales doubled, 10 epochs), to be confirmed on more cells.
+DEFAULT_RECIPES = ("n16k_noise2:train_size=16000 noise=2",)
+#: The v2 targets: the good half's two-seed reliability and the spread over all cells.
+TARGETS = {"reliability_top_half": 0.8, "spread": 0.05}
+#: The mnist1d generator's noise scales at noise=1 (the published dataset's).
+NOISE_SCALES = {"iid_noise_scale": 0.02, "corr_noise_scale": 0.25}
+FULL = {"archs": 96, "spread_archs": 64}
+QUICK = {"archs": 6, "spread_archs": 10,
+         "recipes": ("base:epochs=1 train_size=256 val_size=256 test_size=256",
+                     "e2:epochs=2 train_size=256 val_size=256 test_size=256 noise=2")}
+GOOD, SPREAD = "good-half", "random"
 
 
 def parse_recipe(text: str, base: dict) -> tuple[str, Recipe]:
     """``NAME:KEY=VALUE ...`` as (name, the base recipe with those fields changed).
 
+    ``noise=X`` scales both generator noise scales of mnist1d by X (into ``data_options``).
     ``record_epochs`` of the base is dropped when ``epochs`` changes and it is not given
     (the half-way and last epochs are recorded then).
 
@@ -66,6 +76,12 @@ def parse_recipe(text: str, base: dict) -> tuple[str, Recipe]:
         raise ValueError(f"--recipe {text!r}: expected NAME:KEY=VALUE ... with a NAME of letters, digits, - and _")
     overrides = nasgen_cli.parse_key_values(shlex.split(changes), f"--recipe {name}")
     fields = dict(base)
+    if "noise" in overrides:
+        noise = overrides.pop("noise")
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not 0 < noise <= 100:
+            raise ValueError(f"--recipe {name}: noise must be a number in (0, 100], got {noise!r}")
+        fields["data_options"] = {**fields.get("data_options", {}),
+                                  **{k: v * noise for k, v in NOISE_SCALES.items()}}
     if "epochs" in overrides and "record_epochs" not in overrides:
         fields.pop("record_epochs", None)
     fields.update(overrides)
@@ -75,45 +91,126 @@ def parse_recipe(text: str, base: dict) -> tuple[str, Recipe]:
         raise ValueError(f"--recipe {name}: {error}") from None
 
 
-def projected_minutes(seconds_per_training: float, distinct: int) -> float:
-    """Minutes of the whole build (every distinct cell once, ``RELIABILITY_ARCHS`` twice)."""
-    return seconds_per_training * (distinct + min(RELIABILITY_ARCHS, distinct)) / 60.0
+def good_half(table, k: int, seed: int = 0) -> np.ndarray:
+    """``k`` cells drawn at random from those above the median of ``table``'s seed-mean test
+    accuracy (all of them when there are fewer)."""
+    mean = table.mean("test_accuracy")
+    above = np.flatnonzero(np.isfinite(mean) & (mean > np.nanmedian(mean)))
+    rng = np.random.default_rng(seed)
+    return table.archs[np.sort(rng.choice(above, size=min(k, len(above)), replace=False))]
 
 
-def verdicts(figures: dict, build_min: float, on_two_cores: bool) -> dict[str, str]:
-    """Per target: ``met``, ``not met`` or ``n/a`` (the budget, unless measured on 2 CPU cores)."""
-    out = {key: ("met" if figures[key] >= TARGETS[key] else "not met") if math.isfinite(figures[key]) else "n/a"
-           for key in ("spread", "spearman_all", "spearman_top_half")}
-    out["build_min"] = ("met" if build_min <= TARGETS["build_min"] else "not met") if on_two_cores else "n/a"
+def random_cells(table, k: int, seed: int = 1) -> np.ndarray:
+    """``k`` cells drawn uniformly from every distinct cell of ``table``."""
+    rng = np.random.default_rng(seed)
+    return table.archs[np.sort(rng.choice(len(table.archs), size=min(k, len(table.archs)), replace=False))]
+
+
+def spearman_brown(r: float, n: int = 2) -> float:
+    """Reliability of the mean of ``n`` seeds from the correlation ``r`` of two (nan for
+    r <= 0, where the seeds share no ranking to add up)."""
+    return n * r / (1 + (n - 1) * r) if math.isfinite(r) and r > 0 else math.nan
+
+
+def pilot_figures(good: dict, spread: dict) -> dict:
+    """The figures of one recipe from its packed good-half and random-sample manifests' tables."""
+    acc = good["test_accuracy"]  # [K, 2]
+    r = spearman(acc[:, 0], acc[:, 1])
+    both = np.isfinite(acc).all(axis=1)
+    mean = acc[both].mean(axis=1)
+    all_acc = spread["test_accuracy"][:, 0]
+    all_acc = all_acc[np.isfinite(all_acc)]
+    p10, p50, p90 = np.percentile(all_acc, [10, 50, 90]) if all_acc.size else (math.nan,) * 3
+    g10, g50, g90 = np.percentile(mean, [10, 50, 90]) if mean.size else (math.nan,) * 3
+    return {"n_good": int(both.sum()), "n_random": int(all_acc.size),
+            "spearman_top_half": r, "reliability_top_half": spearman_brown(r),
+            "seed_gap_top_half": float(np.abs(acc[both, 0] - acc[both, 1]).mean()) if both.any() else math.nan,
+            "good_median": float(g50), "good_spread": float(g90 - g10),
+            "median": float(p50), "spread": float(p90 - p10), "p10": float(p10), "p90": float(p90)}
+
+
+def projected_cpu_hours(seconds_per_training: float, distinct: int, second_seed: int) -> float:
+    """Hours of the whole build at this rate: every distinct cell once, ``second_seed`` twice."""
+    return seconds_per_training * (distinct + second_seed) / 3600.0
+
+
+def pilot(name: str, recipe: Recipe, args, base_table, device: str, per_task: int) -> dict:
+    """Train (or resume) one recipe's two builds and pack them; returns its row."""
+    space = get_space("nb201")
+    start = time.perf_counter()
+    parts = {}
+    for part, archs, seeds in ((GOOD, good_half(base_table, args.archs), [0, 1]),
+                               (SPREAD, random_cells(base_table, args.spread_archs), [0])):
+        out = Path(args.work) / name / part
+        build(space, "mnist1d", seeds, recipe, out, archs=archs, archs_per_task=per_task, local=not args.ray,
+              device=device, threads=args.threads, progress=not args.quick)
+        parts[part] = load(pack(out, f"{name}-{part}"))
+    return row_of(name, recipe, parts, time.perf_counter() - start)
+
+
+def row_of(name: str, recipe: Recipe, parts: dict, wall_s: float) -> dict:
+    last = lambda t: {"test_accuracy": t.metrics["test_accuracy"][:, :, -1]}
+    figures = pilot_figures(last(parts[GOOD]), last(parts[SPREAD]))
+    manifests = [t.manifest for t in parts.values()]
+    rows = sum(m["n_rows"] for m in manifests)
+    seconds = sum(m["build_time_s"] for m in manifests) / max(1, rows)
+    cpu = sum(m.get("cpu_time_s", 0.0) for m in manifests) / max(1, rows)
+    devices = sorted({b["device"] or "unknown" for m in manifests for b in m.get("builds", []) if b["rows"]})
+    return {"recipe": name, "changes": recipe.to_dict(), "figures": figures, "rows": rows,
+            "errors": sum(len(m["errors"]) for m in manifests), "s_per_training": seconds,
+            "cpu_s_per_training": cpu, "devices": devices, "wall_s": wall_s,
+            "targets": {k: ("met" if figures[k] >= v else "not met") if math.isfinite(figures[k]) else "n/a"
+                        for k, v in TARGETS.items()}}
+
+
+def found_pilots(work: Path) -> dict[str, Recipe]:
+    """Every recipe with a build in ``work`` (its good-half build's recipe)."""
+    out = {}
+    for path in sorted(work.glob(f"*/{GOOD}/build.json")):
+        out[path.parent.parent.name] = Recipe.from_dict(json.loads(path.read_text())["recipe"])
     return out
 
 
 def main(argv=None) -> None:
     parser = C.base_parser(__doc__.split("\n\n")[0], "recipe_pilots.json", default_seeds=2, default_threads=1)
     parser.add_argument("--recipe", nargs="+", default=None, metavar="NAME:KEY=VALUE ...",
-                        help="recipes to compare, each the shipped table's recipe with fields changed "
-                             f"(default: {' '.join(DEFAULT_RECIPES)})")
+                        help="recipes to pilot, each the base table's recipe with fields changed; noise=X scales "
+                             f"both mnist1d noise scales (default: {' '.join(DEFAULT_RECIPES)})")
     parser.add_argument("--archs", type=int, default=None,
-                        help=f"distinct cells each recipe trains, under seeds 0 and 1 (default {FULL['archs']})")
-    parser.add_argument("--base", default="nb201-mnist1d", help="the table whose recipe the changes start from")
+                        help=f"good-half cells each recipe trains under seeds 0 and 1 (default {FULL['archs']})")
+    parser.add_argument("--spread-archs", type=int, default=None,
+                        help=f"random cells of the whole space each recipe trains under seed 0, for the spread "
+                             f"(default {FULL['spread_archs']})")
+    parser.add_argument("--base", default="nb201-mnist1d",
+                        help="the table whose recipe the changes start from and whose top half is sampled")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda / cuda:N (stacked groups)")
     parser.add_argument("--archs-per-task", type=int, default=None,
                         help="cells trained side by side as one model (default: 1 on a CPU, 512 on a GPU)")
     parser.add_argument("--ray", action="store_true", help="train on all CPU cores as Ray tasks (CPU only)")
-    parser.add_argument("--work", default="recipe-pilots", help="folder of the pilot builds (resumable)")
+    parser.add_argument("--work", default=str(C.RESULTS / "recipe_pilots"),
+                        help="folder of the pilot builds (resumable; default benchmarks/results/recipe_pilots, "
+                             "committed so that a fresh machine resumes them)")
+    parser.add_argument("--report", action="store_true",
+                        help="train nothing: print and write the pilot table of the builds in --work")
     args = parser.parse_args(argv)
     if args.seeds not in (None, 2):
         parser.error(f"--seeds: a pilot trains seeds 0 and 1 for the seed-agreement figures, got {args.seeds}")
     if args.controllers is not None:
         parser.error("--controllers: a recipe pilot trains no controller")
-    archs = args.archs if args.archs is not None else (QUICK if args.quick else FULL)["archs"]
-    if archs < 4:
-        parser.error(f"--archs must be >= 4 (two above and two below the median), got {archs}")
+    sizes = QUICK if args.quick else FULL
+    args.archs = sizes["archs"] if args.archs is None else args.archs
+    args.spread_archs = sizes["spread_archs"] if args.spread_archs is None else args.spread_archs
+    if args.archs < 4:
+        parser.error(f"--archs must be >= 4 (a rank correlation needs a few cells), got {args.archs}")
+    if args.spread_archs < 10:
+        parser.error(f"--spread-archs must be >= 10 (for the 10th and 90th percentiles), got {args.spread_archs}")
+    if args.quick and Path(args.work).resolve() == (C.RESULTS / "recipe_pilots").resolve():
+        parser.error("--quick needs its own --work: the shipped pilot builds are not for smoke runs")
     try:
         device = str(training_device(args.device))
         base_table = load(args.base)
         base = base_table.manifest["recipe"]
-        texts = args.recipe or list(QUICK["recipes"] if args.quick else DEFAULT_RECIPES)
+        texts = [] if args.report else (args.recipe or list(QUICK["recipes"] if args.quick else DEFAULT_RECIPES))
         recipes = [parse_recipe(text, base) for text in texts]
     except (ValueError, nasgen_cli.UsageError) as error:
         parser.error(str(error))
@@ -123,55 +220,68 @@ def main(argv=None) -> None:
     if args.ray and device != "cpu":
         parser.error("--ray trains on CPUs; give --device cpu or drop --ray")
     per_task = args.archs_per_task or (1 if device == "cpu" else 512)
-    # The budget target is for a build on two CPU cores: only a Ray build on such a machine
-    # measures it (a local CPU build trains on one core; a GPU is another machine).
-    on_two_cores = args.ray and (os.cpu_count() or 0) == 2
     machine = C.start(args)
-    space = get_space("nb201")
     distinct = len(base_table.archs)
-    print(f"recipe pilots: {len(recipes)} recipes x {archs} cells x seeds 0,1 on {device}"
-          f"{' (Ray)' if args.ray else ''}, {per_task} cell(s) per task\n{C.machine_line(machine)}", flush=True)
+    print(f"recipe pilots: {len(recipes)} recipe(s) x ({args.archs} good-half cells x seeds 0,1 + "
+          f"{args.spread_archs} random cells x seed 0) on {device}{' (Ray)' if args.ray else ''}, {per_task} "
+          f"cell(s) per task\n{C.machine_line(machine)}", flush=True)
     rows = []
     for name, recipe in recipes:
-        out = Path(args.work) / name
-        start = time.perf_counter()
         try:
-            build(space, "mnist1d", [0, 1], recipe, out, limit_archs=archs, archs_per_task=per_task,
-                  local=not args.ray, device=device, threads=args.threads, progress=not args.quick)
+            row = pilot(name, recipe, args, base_table, device, per_task)
         except ValueError as error:  # e.g. --work holds this recipe's build with other settings
             parser.exit(2, f"{parser.prog}: error: recipe {name}: {error}\n")
-        manifest = load(pack(out, name)).manifest
-        seconds = manifest["build_time_s"] / max(1, manifest["n_rows"])
-        minutes = projected_minutes(seconds, distinct)
-        row = {"recipe": name, "changes": recipe.to_dict(), "figures": manifest["figures"],
-               "rows": manifest["n_rows"], "errors": len(manifest["errors"]), "s_per_training": seconds,
-               "projected_build_min": minutes, "wall_s": time.perf_counter() - start}
-        row["targets"] = verdicts(manifest["figures"], minutes, on_two_cores)
         rows.append(row)
-        f = row["figures"]
-        print(f"  {name:12s} spread {100 * f['spread']:5.2f} pp  Spearman {f['spearman_all']:+.2f} / top half "
-              f"{f['spearman_top_half']:+.2f}  |seed diff| {100 * f['seed_gap']:.2f} pp  "
-              f"{seconds:.2f} s/training  build {minutes:.0f} min", flush=True)
+        print(line(row, distinct), flush=True)
+    # Every pilot in --work, the ones run before too, in one table.
+    for name, recipe in found_pilots(Path(args.work)).items():
+        if name in names:
+            continue
+        parts = {part: load(pack(Path(args.work) / name / part, f"{name}-{part}")) for part in (GOOD, SPREAD)
+                 if (Path(args.work) / name / part / "rows.jsonl").is_file()}
+        if len(parts) == 2:
+            rows.append(row_of(name, recipe, parts, math.nan))
     machine = C.finish_machine_info(machine)
-    text = C.markdown_table(
-        ["recipe", "changes over the base", "median %", "spread pp", "Spearman, all", "above the median",
-         "mean abs seed diff pp", "s per training", "projected build", "targets met"],
-        [[r["recipe"], changes(r["changes"], base), f"{100 * r['figures']['p50']:.2f}",
-          f"{100 * r['figures']['spread']:.2f}", f"{r['figures']['spearman_all']:+.2f}",
-          f"{r['figures']['spearman_top_half']:+.2f}", f"{100 * r['figures']['seed_gap']:.2f}",
-          f"{r['s_per_training']:.2f}", f"{r['projected_build_min']:.0f} min",
-          f"{sum(v == 'met' for v in r['targets'].values())}/{sum(v != 'n/a' for v in r['targets'].values())}"]
-         for r in rows], "llrrrrrrrr")
-    describe = (f"{archs} random distinct nb201 cells (plan_archs seed 0) x seeds 0,1 on MNIST-1D, recipes over "
-                f"{args.base}'s; {device}{' with Ray' if args.ray else ', one process'}, {per_task} cell(s) per "
-                f"task; projected build = s per training x ({distinct} + {min(RELIABILITY_ARCHS, distinct)}) "
-                f"trainings; targets: spread >= 5 pp, Spearman >= 0.8 and >= 0.5 above the median, "
-                f"build <= 90 min (judged only for a Ray build on 2 CPU cores)")
+    text = markdown(rows, base, distinct, args.archs)
+    describe = (f"Each recipe: {args.archs} cells drawn from the top half of {args.base} (by its seed-mean test "
+                f"accuracy) x seeds 0,1, and {args.spread_archs} random cells x seed 0, on MNIST-1D; recipes over "
+                f"{args.base}'s. Reliability = Spearman-Brown of the two seeds' Spearman (the mean of two seeds); "
+                f"spread = p90 - p10 of test accuracy over the random cells. Projected build = CPU s per training x "
+                f"({distinct} + {distinct // 2}) trainings (every cell once, the good half twice). Targets: "
+                f"reliability >= 0.8 above the median, spread >= 5 pp.")
     print(f"\n{describe}\n{C.machine_line(machine)}\n{text}")
     paths = C.write_outputs(args.out, {"benchmark": "recipe_pilots", "config": vars(args), "machine": machine,
                                        "base": base, "rows": rows},
                             f"{describe}  \n{C.machine_line(machine)}\n\n{text}\n")
     print("wrote " + ", ".join(map(str, paths)))
+
+
+def line(row: dict, distinct: int) -> str:
+    f = row["figures"]
+    return (f"  {row['recipe']:14s} good half: Spearman {f['spearman_top_half']:+.2f} (reliability "
+            f"{f['reliability_top_half']:+.2f}), |seed diff| {100 * f['seed_gap_top_half']:.2f} pp; all cells: "
+            f"median {100 * f['median']:.1f}%, spread {100 * f['spread']:.2f} pp; {row['s_per_training']:.2f} s/training"
+            f" wall, projected build {projected_cpu_hours(row['cpu_s_per_training'], distinct, distinct // 2):.1f} "
+            f"CPU h")
+
+
+def markdown(rows: list[dict], base: dict, distinct: int, archs: int) -> str:
+    return C.markdown_table(
+        ["recipe", "changes over the base", "good cells", "Spearman, good half", "reliability (2 seeds)",
+         "mean abs seed diff pp", "median % (all)", "spread pp (all)", "wall s per training", "CPU s per training",
+         "projected build, CPU h", "trained on", "targets met"],
+        [[r["recipe"], changes(r["changes"], base), r["figures"]["n_good"],
+          f"{r['figures']['spearman_top_half']:+.2f}", num(r["figures"]["reliability_top_half"]),
+          f"{100 * r['figures']['seed_gap_top_half']:.2f}", f"{100 * r['figures']['median']:.1f}",
+          f"{100 * r['figures']['spread']:.2f}", f"{r['s_per_training']:.2f}", f"{r['cpu_s_per_training']:.2f}",
+          f"{projected_cpu_hours(r['cpu_s_per_training'], distinct, distinct // 2):.1f}",
+          ", ".join(r["devices"]) or "-",
+          f"{sum(v == 'met' for v in r['targets'].values())}/{len(r['targets'])}"] for r in rows],
+        "llrrrrrrrrrll")
+
+
+def num(value: float) -> str:
+    return f"{value:+.2f}" if math.isfinite(value) else "-"
 
 
 def changes(recipe: dict, base: dict) -> str:

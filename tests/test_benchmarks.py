@@ -316,24 +316,33 @@ def test_stacked_training_quick(tmp_path):
 
 
 def test_recipe_pilots_quick(tmp_path):
-    """Two tiny recipes on the same cells: figures, rate, projection and verdicts per recipe; a
-    second run resumes the builds instead of training again."""
+    """Two tiny recipes, each on good-half cells x 2 seeds and random cells x 1 seed: the
+    figures, rate, projection and verdicts per recipe; a second run resumes the builds, and
+    --report tables every pilot in --work without training."""
     out, work = tmp_path / "recipe_pilots.json", tmp_path / "work"
     proc = run_script("recipe_pilots.py", "--quick", "--out", str(out), "--work", str(work))
     assert "projected build" in proc.stdout
     rows = json.loads(out.read_text())["rows"]
     assert [r["recipe"] for r in rows] == ["base", "e2"]
-    assert [r["changes"]["epochs"] for r in rows] == [1, 2] and all(r["rows"] == 12 and not r["errors"] for r in rows)
+    assert [r["changes"]["epochs"] for r in rows] == [1, 2] and all(r["rows"] == 22 and not r["errors"] for r in rows)
+    assert rows[1]["changes"]["data_options"] == {"iid_noise_scale": 0.04, "corr_noise_scale": 0.5}
+    from nasgen.bench import load
+
+    table = load("nb201-mnist1d")
+    median = np.median(table.mean("test_accuracy"))
+    good = load(work / "base" / "good-half" / "base-good-half.json")
+    assert all(table.query(a)["mean"]["test_accuracy"] > median for a in good.archs)
     for r in rows:
-        assert 0 < r["figures"]["p10"] <= r["figures"]["p50"] <= r["figures"]["p90"] <= 1
-        assert -1 <= r["figures"]["spearman_all"] <= 1 and r["s_per_training"] > 0
-        assert r["projected_build_min"] == pytest.approx(r["s_per_training"] * (6466 + 1000) / 60)
-        assert r["targets"]["build_min"] == "n/a" and set(r["targets"]) == {"spread", "spearman_all",
-                                                                           "spearman_top_half", "build_min"}
-    rows_file = work / "base" / "rows.jsonl"
+        f = r["figures"]
+        assert f["n_good"] == 6 and f["n_random"] == 10 and 0 < f["p10"] <= f["median"] <= f["p90"] <= 1
+        assert -1 <= f["spearman_top_half"] <= 1 and r["s_per_training"] > 0 and r["devices"] == ["cpu"]
+        assert set(r["targets"]) == {"reliability_top_half", "spread"}
+    rows_file = work / "base" / "good-half" / "rows.jsonl"
     before = rows_file.read_text()
     run_script("recipe_pilots.py", "--quick", "--out", str(out), "--work", str(work))
     assert rows_file.read_text() == before
+    run_script("recipe_pilots.py", "--quick", "--report", "--out", str(tmp_path / "report.json"), "--work", str(work))
+    assert [r["recipe"] for r in json.loads((tmp_path / "report.json").read_text())["rows"]] == ["base", "e2"]
 
 
 @pytest.mark.parametrize("args,message", [
@@ -342,6 +351,7 @@ def test_recipe_pilots_quick(tmp_path):
     (["--recipe", "a:colour=red"], "unknown recipe field 'colour'"),
     (["--recipe", "a:", "a:epochs=2"], "names must differ"),
     (["--archs", "2"], "--archs must be >= 4"),
+    (["--recipe", "a:noise=-1"], "noise must be a number in (0, 100]"),
     (["--device", "tpu"], "tpu"),
 ])
 def test_recipe_pilots_refuses_bad_input_in_one_line(tmp_path, args, message):
