@@ -51,7 +51,7 @@ import _stats
 import nasgen.envs  # noqa: F401  (registers the env ids)
 import search_cost
 from nasgen import controllers, protocols
-from nasgen.bench import ground_truth
+from nasgen.nb1d import judge as ground_truth
 from nasgen.search import Search, SearchConfig
 
 ENV_ID = search_cost.ENV_ID
@@ -141,7 +141,7 @@ def load_judge(args):
 
 def table_file(args) -> str:
     """The table's manifest path (Tabular-v0 and the report name it)."""
-    from nasgen.bench.table import resolve
+    from nasgen.nb1d.table import resolve
 
     return str(resolve(args.table))
 

@@ -2,7 +2,7 @@
 
 The shipped table tells a collapsed cell from a good one but cannot order the good ones
 (its seeds agree at Spearman about 0.07 above the median). A pilot measures a candidate
-recipe where that matters. Per recipe it trains, with ``nasgen.bench.build``:
+recipe where that matters. Per recipe it trains, with ``nasgen.nb1d.build``:
 
 - **the good half**: ``--archs`` cells drawn at random (seed 0) from the cells above the
   median of the ``--base`` table's seed-mean test accuracy, under seeds 0 and 1. The cells
@@ -42,9 +42,9 @@ import numpy as np
 
 import _common as C
 from nasgen import cli as nasgen_cli
-from nasgen.bench import Recipe, build, load, pack
-from nasgen.bench.recipe import training_device
-from nasgen.bench.table import spearman
+from nasgen.nb1d import Recipe, build, load, pack
+from nasgen.nb1d.recipe import training_device
+from nasgen.nb1d.table import spearman
 from nasgen.searchspace import get as get_space
 
 #: The candidate when no ``--recipe`` is given: the probes' best (16,000 signals, both noise

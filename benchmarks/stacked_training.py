@@ -1,7 +1,7 @@
 """NAS-Bench-1D training cost: K architectures side by side against one at a time.
 
 The table recipe trains a tiny NB201 network (C=8, one cell per stage, signals of 40
-samples, batch 256). ``nasgen.bench.stacked.StackedNB201`` holds K such networks as one
+samples, batch 256). ``nasgen.nb1d.stacked.StackedNB201`` holds K such networks as one
 model (grouped convolutions; the architectures that chose a convolution on an edge gathered
 and run together), on the hypothesis that at these sizes a step is mostly per-call overhead,
 which K networks would share. This script measures it: the wall time of one SGD step (forward,
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 import _common as C
-from nasgen.bench.stacked import StackedNB201, clip_per_architecture
+from nasgen.nb1d.stacked import StackedNB201, clip_per_architecture
 from nasgen.searchspace import Network
 from nasgen.searchspace import get as get_space
 

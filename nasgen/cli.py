@@ -332,7 +332,7 @@ def cmd_search(args: argparse.Namespace) -> int:
             validation.check_creatable_dir(_given(args.logdir, "logdir"), "--logdir")
         except ValueError as error:
             raise UsageError(str(error)) from None
-    from nasgen.bench.ground_truth import TableError
+    from nasgen.nb1d.judge import TableError
     from nasgen.checkpoint import CheckpointError, CheckpointWriteError
 
     seed_everything(config.seed)
@@ -384,7 +384,7 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
         print(f"score of the derived architecture: {result['score']:.4f}   best reward seen: "
               f"{best if best is None else round(best, 4)}")
     if result.get("ground_truth"):
-        from nasgen.bench.ground_truth import format_verdict
+        from nasgen.nb1d.judge import format_verdict
 
         print(format_verdict(result["ground_truth"]))
     loop = result.get("loop_time_s", result["wall_time_s"])
@@ -647,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
     from nasgen.sweep import add_sweep_parser
 
     add_sweep_parser(sub)
-    from nasgen.bench.cli import add_bench_parser
+    from nasgen.nb1d.cli import add_bench_parser
 
     add_bench_parser(sub)
     return parser

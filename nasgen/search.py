@@ -64,7 +64,7 @@ class SearchConfig:
     into warm-up and search per method, with a cosine weight lr over both; None: as configured"""
     table: Optional[str] = None
     """ground-truth table (shipped name or path) judging the derived architecture; None: the shipped
-    table of ``nasgen.bench.ground_truth.TABLES`` for the env's space and dataset, if any; "none": off"""
+    table of ``nasgen.nb1d.judge.TABLES`` for the env's space and dataset, if any; "none": off"""
 
 
 def seed_everything(seed: int) -> None:
@@ -175,16 +175,16 @@ class Search:
     final_credit_check = True
 
     def _ground_truth(self):
-        """The table that judges this search (``nasgen.bench.ground_truth``), or None.
+        """The table that judges this search (``nasgen.nb1d.judge``), or None.
 
         Raises:
             TableError: ``config.table`` names a table that cannot judge this search.
         """
-        from nasgen.bench import ground_truth
+        from nasgen.nb1d import judge
 
         env = self.env.unwrapped
         data = getattr(env, "data", None)
-        return ground_truth.for_search(self.config.table, env.space, getattr(data, "name", None),
+        return judge.for_search(self.config.table, env.space, getattr(data, "name", None),
                                        self.config.env_kwargs.get("dataset_options"))
 
     # --- setup ---------------------------------------------------------------------------------
@@ -451,7 +451,7 @@ class Search:
     def _judge(self, arch: np.ndarray) -> dict:
         """The table's verdict on ``arch``, logged under ``ground_truth/``. A partial (sampled)
         table trains a cell it lacks with its own recipe; those rows stay in the run directory."""
-        from nasgen.bench.ground_truth import FILL_NAME
+        from nasgen.nb1d.judge import FILL_NAME
 
         self.judge.fill = self.run_dir / FILL_NAME
         try:

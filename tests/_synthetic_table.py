@@ -2,9 +2,9 @@
 
 Training all 6,466 distinct NAS-Bench-201 cells takes far longer than a test may, so this
 writes a build directory in the real formats (``build.json`` + ``rows.jsonl``, one row per
-(architecture, seed) as ``nasgen.bench.build`` writes them) whose accuracies are a made-up
+(architecture, seed) as ``nasgen.nb1d.build`` writes them) whose accuracies are a made-up
 function of the cell (more convolutions: higher), plus seed noise, and packs it with the
-real ``nasgen.bench.pack``. The result loads, checksums and queries like a built table; its
+real ``nasgen.nb1d.pack``. The result loads, checksums and queries like a built table; its
 numbers mean nothing.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nasgen.bench import METRICS, Recipe, all_distinct, pack
+from nasgen.nb1d import METRICS, Recipe, all_distinct, pack
 from nasgen.searchspace import get
 
 RECIPE = Recipe(train_size=64, val_size=64, test_size=64, epochs=2, batch_size=32, C=2)

@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 def tiny_table(tmp_path_factory):
     """Manifest path of a complete NAS-Bench-1D table of a 16-encoding space ('tiny': one
     node, ops none/skip_connect), trained for real on 64 digits (1 epoch, 2 seeds, no Ray)."""
-    from nasgen.bench import Recipe, build, pack
+    from nasgen.nb1d import Recipe, build, pack
     from nasgen.searchspace import CellSearchSpace
 
     space = CellSearchSpace("tiny", ("none", "skip_connect"), n_nodes=1)

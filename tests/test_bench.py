@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 import nasgen.envs  # noqa: F401  (registers the ids)
-from nasgen import bench
-from nasgen.bench import METRICS, Recipe, build, load, pack
+from nasgen import nb1d
+from nasgen.nb1d import METRICS, Recipe, build, load, pack
 from nasgen.searchspace import CellSearchSpace, get
 
 TINY_SPACE = CellSearchSpace("tiny", ("none", "skip_connect"), n_nodes=1)
 TINY_RECIPE = Recipe(train_size=64, val_size=64, test_size=64, epochs=2, batch_size=32, C=2)
 #: What must agree between two trainings of one (architecture, seed); times may differ.
-SAME = ("arch", "seed", "epochs", *bench.METRICS, "params", "flops", "error")
+SAME = ("arch", "seed", "epochs", *nb1d.METRICS, "params", "flops", "error")
 
 
 def comparable(rows):
@@ -52,14 +52,14 @@ def test_recipe_defaults_and_bad_values():
 
 
 def test_plan_archs():
-    every = bench.plan_archs(TINY_SPACE)
+    every = nb1d.plan_archs(TINY_SPACE)
     assert every.shape == (16, 4) and len({tuple(a) for a in every.tolist()}) == 16
-    few = bench.plan_archs(TINY_SPACE, 5)
+    few = nb1d.plan_archs(TINY_SPACE, 5)
     assert len(few) == 5 and {tuple(a) for a in few.tolist()} <= {tuple(a) for a in every.tolist()}
-    assert np.array_equal(few, bench.plan_archs(TINY_SPACE, 5))  # seeded
+    assert np.array_equal(few, nb1d.plan_archs(TINY_SPACE, 5))  # seeded
     with pytest.raises(ValueError, match="limit_archs"):
-        bench.plan_archs(get("small"))  # 5**18 encodings, no canonical form to enumerate
-    assert len(bench.plan_archs(get("small"), 3)) == 3
+        nb1d.plan_archs(get("small"))  # 5**18 encodings, no canonical form to enumerate
+    assert len(nb1d.plan_archs(get("small"), 3)) == 3
 
 
 def test_spearman_matches_scipy_with_ties():
@@ -67,14 +67,14 @@ def test_spearman_matches_scipy_with_ties():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 5, 40).astype(float)
     b = a + rng.integers(0, 3, 40)
-    assert bench.spearman(a, b) == pytest.approx(stats.spearmanr(a, b)[0])
-    assert bench.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert math.isnan(bench.spearman([1, 2], [1, 2])) and math.isnan(bench.spearman([1, 1, 1], [1, 2, 3]))
-    f = bench.figures(np.array([[0.5, 0.6], [0.7, 0.7], [0.9, 0.8], [np.nan, np.nan]]))
+    assert nb1d.spearman(a, b) == pytest.approx(stats.spearmanr(a, b)[0])
+    assert nb1d.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(nb1d.spearman([1, 2], [1, 2])) and math.isnan(nb1d.spearman([1, 1, 1], [1, 2, 3]))
+    f = nb1d.figures(np.array([[0.5, 0.6], [0.7, 0.7], [0.9, 0.8], [np.nan, np.nan]]))
     assert f["n_archs"] == 3 and f["best"] == pytest.approx(0.85) and f["spearman_all"] == pytest.approx(1.0)
     assert f["seed_gap"] == pytest.approx(0.2 / 3) and math.isnan(f["val_test_spearman"])
     val = np.array([[0.9, 0.9], [0.7, 0.7], [0.5, 0.5], [np.nan, np.nan]])
-    assert bench.figures(np.array([[0.5, 0.6], [0.7, 0.7], [0.9, 0.8], [np.nan, np.nan]]), val)[
+    assert nb1d.figures(np.array([[0.5, 0.6], [0.7, 0.7], [0.9, 0.8], [np.nan, np.nan]]), val)[
         "val_test_spearman"] == pytest.approx(-1.0)
 
 
@@ -111,10 +111,10 @@ def test_ray_build_killed_midway_resumes_to_the_same_rows(tmp_path, local_ray):
 
 
 def test_a_failed_architecture_is_a_row_and_is_retried(tmp_path, monkeypatch):
-    from nasgen.bench import recipe as recipe_module
+    from nasgen.nb1d import recipe as recipe_module
 
     real = recipe_module.make_network
-    bad = tuple(bench.plan_archs(TINY_SPACE, 2)[1].tolist())
+    bad = tuple(nb1d.plan_archs(TINY_SPACE, 2)[1].tolist())
 
     def failing(space, arch, recipe, data):
         if tuple(arch.tolist()) == bad:
@@ -136,8 +136,8 @@ def test_a_failed_architecture_is_a_row_and_is_retried(tmp_path, monkeypatch):
 
 
 def test_the_table_records_which_device_and_versions_trained_each_row(tmp_path):
-    from nasgen.bench.build import versions
-    from nasgen.bench.table import format_summary
+    from nasgen.nb1d.build import versions
+    from nasgen.nb1d.table import format_summary
 
     build(TINY_SPACE, "digits", [0], TINY_RECIPE, tmp_path, limit_archs=2, local=True, progress=False)
     settings = json.loads((tmp_path / "build.json").read_text())
@@ -373,8 +373,8 @@ def test_local_build_refuses_ray_flags(tmp_path, capsys):
 
 
 def test_reliability_subset_comes_first_and_has_every_seed():
-    archs = bench.plan_archs(TINY_SPACE)
-    items = bench.plan_items(archs, [0, 1, 2], reliability_archs=5)
+    archs = nb1d.plan_archs(TINY_SPACE)
+    items = nb1d.plan_items(archs, [0, 1, 2], reliability_archs=5)
     assert len(items) == 5 * 3 + 11
     subset = [tuple(a) for a, s in items[:5]]
     assert [s for _, s in items[:15]] == [0] * 5 + [1] * 5 + [2] * 5
@@ -382,9 +382,9 @@ def test_reliability_subset_comes_first_and_has_every_seed():
     assert len({tuple(a) for a, _ in items}) == 16
     rest = [tuple(a) for a, _ in items[15:]]  # the rest in a random order: a cut build is a random sample
     assert rest != sorted(rest, key=lambda a: [tuple(x) for x in archs.tolist()].index(a))
-    assert bench.plan_items(archs, [0, 1], None) == [(a, s) for s in (0, 1) for a in archs.tolist()]
+    assert nb1d.plan_items(archs, [0, 1], None) == [(a, s) for s in (0, 1) for a in archs.tolist()]
     with pytest.raises(ValueError, match="reliability_archs must be >= 1, got 0"):
-        bench.plan_items(archs, [0, 1], 0)
+        nb1d.plan_items(archs, [0, 1], 0)
 
 
 def test_the_shipped_table_is_complete_consistent_and_reproducible():
@@ -393,8 +393,8 @@ def test_the_shipped_table_is_complete_consistent_and_reproducible():
     same numbers."""
     import torch
 
-    from nasgen.bench.recipe import train_architecture
-    from nasgen.bench.table import figures
+    from nasgen.nb1d.recipe import train_architecture
+    from nasgen.nb1d.table import figures
 
     table = load("nb201-mnist1d")
     manifest = table.manifest

@@ -177,7 +177,7 @@ def test_ground_truth_quick(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from _synthetic_table import write_synthetic_nb201_table
 
-    from nasgen.bench import load
+    from nasgen.nb1d import load
 
     table = write_synthetic_nb201_table(tmp_path / "table")
     out = tmp_path / "ground_truth.json"
@@ -223,7 +223,7 @@ def test_ground_truth_quick_on_nb201_nozero_judges_the_table_rows_in_the_table_s
 
 def test_ground_truth_quick_on_a_sampled_table(tmp_path):
     """A real partial table (6 cells trained here): --fill trains the cells it lacks."""
-    from nasgen.bench import Recipe, build, pack
+    from nasgen.nb1d import Recipe, build, pack
     from nasgen.searchspace import get
 
     recipe = Recipe(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2)
@@ -326,7 +326,7 @@ def test_recipe_pilots_quick(tmp_path):
     assert [r["recipe"] for r in rows] == ["base", "e2"]
     assert [r["changes"]["epochs"] for r in rows] == [1, 2] and all(r["rows"] == 22 and not r["errors"] for r in rows)
     assert rows[1]["changes"]["data_options"] == {"iid_noise_scale": 0.04, "corr_noise_scale": 0.5}
-    from nasgen.bench import load
+    from nasgen.nb1d import load
 
     table = load("nb201-mnist1d")
     median = np.median(table.mean("test_accuracy"))

@@ -84,7 +84,7 @@ def test_bad_encodings_are_refused():
 
 
 def test_the_nb201_spaces_use_the_canonical_form():
-    from nasgen.bench import all_distinct, canonicalizer
+    from nasgen.nb1d import all_distinct, canonicalizer
     from nasgen.searchspace import get
 
     for name, count in (("nb201", 6466), ("nb201-nozero", 3131)):

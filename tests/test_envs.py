@@ -875,7 +875,7 @@ def test_oneshot_env_on_nb201_and_mnist1d_gives_per_edge_credit():
                                                    ("nb201", "digits", 5), ("small", "digits", 5)])
 def test_the_supernet_defaults_to_the_depth_of_the_judging_table(space, dataset, expected):
     """A search a shipped table judges gets the table's skeleton; others get 5 cells."""
-    from nasgen.bench import ground_truth, load
+    from nasgen.nb1d import judge as ground_truth, load
 
     if expected == "table":
         expected = load(ground_truth.table_for(space, dataset)).manifest["recipe"]["cells_per_stage"]

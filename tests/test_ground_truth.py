@@ -1,5 +1,5 @@
 """Ground truth in the main job: a search on a space and dataset with a table is judged by it
-(``nasgen.bench.ground_truth``; result.json ``ground_truth``, TensorBoard ``ground_truth/``)."""
+(``nasgen.nb1d.judge``; result.json ``ground_truth``, TensorBoard ``ground_truth/``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from nasgen.bench import ground_truth, load
-from nasgen.bench import table as table_module
+from nasgen.nb1d import judge as ground_truth, load
+from nasgen.nb1d import table as table_module
 from nasgen.cli import main
 from nasgen.searchspace import get
 
@@ -87,7 +87,7 @@ def test_search_logs_the_ground_truth(nb201_table, tmp_path, capsys):
 
 
 def test_search_on_a_sampled_table_trains_the_derived_cell(tmp_path, capsys):
-    from nasgen.bench import Recipe, build, pack
+    from nasgen.nb1d import Recipe, build, pack
 
     recipe = Recipe(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2)
     build(get("nb201"), "mnist1d", [0], recipe, tmp_path / "b", local=True, progress=False, limit_archs=3)
@@ -144,7 +144,7 @@ def test_paired_statistics_of_the_harness():
 
 
 def test_a_sampled_table_trains_a_missing_cell_on_demand_once(tmp_path):
-    from nasgen.bench import Recipe, build, pack
+    from nasgen.nb1d import Recipe, build, pack
 
     space = get("nb201")
     recipe = Recipe(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2)

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nasgen.bench import Recipe
-from nasgen.bench.recipe import train_architecture, train_group
-from nasgen.bench.stacked import StackedNB201, avg_pool_3, clip_per_architecture
+from nasgen.nb1d import Recipe
+from nasgen.nb1d.recipe import train_architecture, train_group
+from nasgen.nb1d.stacked import StackedNB201, avg_pool_3, clip_per_architecture
 from nasgen.searchspace import Network, get
 
 SPACE = get("nb201")
@@ -135,7 +135,7 @@ def test_the_op_indices_move_with_the_model():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_a_row_trained_on_cuda_matches_the_cpu_row():
-    from nasgen.bench import build
+    from nasgen.nb1d import build
 
     recipe = Recipe(train_size=256, val_size=256, test_size=256, epochs=2, batch_size=64, C=4)
     flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)

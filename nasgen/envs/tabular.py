@@ -1,4 +1,4 @@
-"""``nasgen/Tabular-v0``: rewards looked up in a NAS-Bench-1D table (``nasgen.bench``).
+"""``nasgen/Tabular-v0``: rewards looked up in a NAS-Bench-1D table (``nasgen.nb1d``).
 
 The black-box counterpart of ``OneShotNAS-v0``: one step is one architecture, rewarded by
 its stand-alone training result instead of the supernet, so a controller's search can be
@@ -46,7 +46,7 @@ class TabularEnv(ArchitectureEnv):
     ``QueryBudgetExhausted`` (a RuntimeError) instead of answering, so a search cannot
     quietly look at more of the table than it was allowed; ``None`` (default) is unlimited.
 
-    ``env.unwrapped`` exposes ``table`` (a ``nasgen.bench.Table``), ``best_test``,
+    ``env.unwrapped`` exposes ``table`` (a ``nasgen.nb1d.Table``), ``best_test``,
     ``best_arch`` (the best mean test accuracy's architecture), ``lookup(arch)`` and
     ``score(arch)``.
 
@@ -67,7 +67,7 @@ class TabularEnv(ArchitectureEnv):
 
     def __init__(self, table: str = "nb201-mnist1d", reward: str = "sample", budget: Optional[int] = None,
                  credit: Optional[str] = None, seed: Optional[int] = None):
-        from nasgen.bench import load
+        from nasgen.nb1d import load
 
         if credit is not None:
             raise ValueError(f"Tabular-v0 cannot give credit={credit!r}: a table has no gates to ablate; "

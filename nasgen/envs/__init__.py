@@ -5,7 +5,7 @@
 - ``nasgen/OneShotNASSeq-v0``: OneShotNAS as an autoregressive episode, one decision per step.
 - ``nasgen/SeqTarget-v0``: the report's RNN toy, one token per step against a target sequence.
 - ``nasgen/NASBenchGraph-v0``: rewards from the NAS-Bench-Graph table (extra ``bench``).
-- ``nasgen/Tabular-v0``: rewards from a NAS-Bench-1D table of ``nasgen.bench`` (``table=``).
+- ``nasgen/Tabular-v0``: rewards from a NAS-Bench-1D table of ``nasgen.nb1d`` (``table=``).
 """
 
 import gymnasium as gym

@@ -1,6 +1,6 @@
 """Search spaces, ops, the shared-weight supernet, data and stand-alone retraining."""
 
-from .credit import (CREDIT_MODES, Credit, CreditCheck, agreement, check_credit, compute_credit, exact_credit,
+from .credit_estimators import (CREDIT_MODES, Credit, CreditCheck, agreement, check_credit, compute_credit, exact_credit,
                      figures_of, hybrid_credit, subset_corrected, taylor_credit)
 from .data import (BatchStream, DataError, DataNotFoundError, Dataset, MNIST1DOptions, Split, dataset_names,
                    dataset_options, load_dataset)

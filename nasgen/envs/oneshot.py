@@ -44,7 +44,7 @@ def supernet_cells(space: str, dataset: str, n_cells: Optional[int]) -> int:
     """``n_cells`` as given, or its default for ``space`` on ``dataset`` (see ``OneShotNASEnv``)."""
     if n_cells is not None:
         return n_cells
-    from nasgen.bench.ground_truth import supernet_cells_for
+    from nasgen.nb1d.judge import supernet_cells_for
 
     return supernet_cells_for(space, dataset) or DEFAULT_SUPERNET_CELLS
 
