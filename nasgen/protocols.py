@@ -214,9 +214,7 @@ def plan_search(config: Any, env: Any) -> Plan:
     if config.epochs is not None:
         search = math.ceil(config.epochs * env.val_batches_per_epoch)
     else:
-        from nasgen.search import DEFAULT_STEPS
-
-        search = DEFAULT_STEPS if config.steps is None else config.steps
+        search = config.budget_steps
     return make_plan(config.protocol, config.controller, env.warmup_epochs, search, env.train_batches_per_epoch)
 
 

@@ -7,12 +7,11 @@ Black-box controllers run ``ask -> env.step -> tell``; gradient controllers run 
 
 from __future__ import annotations
 
-import inspect
 import math
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Optional
 
@@ -20,51 +19,19 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from nasgen import controllers, envs, jsonfile, protocols
+from nasgen import controllers, jsonfile, protocols
 from nasgen.checkpoint import CheckpointError, load_checkpoint, remove_temporaries, save_checkpoint
+from nasgen.config import SearchConfig, env_kwargs
 from nasgen.controllers.diagnostics import parameter_free_cells
 from nasgen.searchspace import CellSpace, plot_cell, plot_op_probabilities
 from nasgen.tblog import hyperparameter_table, write_hparams
 
 CHECKPOINT_NAME = "checkpoint.pt"
-DEFAULT_STEPS = 1000
 
 # Controller metric names -> TensorBoard tags (fixed families); other names go to search/.
 _TAGS = {"reward_mean": "charts/reward", "reward_max": "charts/reward_max", "reward": "charts/reward",
          "train_loss": "losses/train", "val_loss": "losses/val", "baseline": "losses/baseline",
          "entropy": "search/entropy", "zero_op_share": "search/zero_op_share"}
-
-
-@dataclass
-class SearchConfig:
-    """Everything that defines a search run (written once to TensorBoard and result.json)."""
-
-    controller: str = "credit"
-    """registered controller name (``nasgen list``)"""
-    env: str = "nasgen/OneShotNAS-v0"
-    """registered environment id"""
-    steps: Optional[int] = None
-    """search steps (one ask/tell round, or one gradient step); default 1000"""
-    epochs: Optional[float] = None
-    """architecture-phase epochs over the validation split, instead of ``steps``"""
-    seed: int = 0
-    """seeds everything: the run is repeatable on CPU"""
-    device: str = "cpu"
-    """torch device of the environment's model"""
-    env_kwargs: dict = field(default_factory=dict)
-    """keyword arguments of the environment (dataset, space, warmup_epochs, credit, ...)"""
-    controller_kwargs: dict = field(default_factory=dict)
-    """hyper-parameters of the controller"""
-    checkpoint_every: int = 50
-    """steps between checkpoints (and one at the end)"""
-    image_every: int = 0
-    """steps between op-probability heatmaps and genotype text; 0 = about ten per run"""
-    protocol: Optional[str] = None
-    """``nasgen.protocols`` preset (``paper``, ``shared``) splitting the supernet-training budget
-    into warm-up and search per method, with a cosine weight lr over both; None: as configured"""
-    table: Optional[str] = None
-    """ground-truth table (shipped name or path) judging the derived architecture; None: the shipped
-    table of ``nasgen.nb1d.judge.TABLES`` for the env's space and dataset, if any; "none": off"""
 
 
 def seed_everything(seed: int) -> None:
@@ -89,52 +56,9 @@ def _set_global_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def env_class(env_id: str):
-    """The class behind a registered environment id."""
-    spec = gym.spec(env_id)
-    entry = spec.entry_point
-    return gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
-
-
-def env_parameters(env_id: str) -> list[str]:
-    """Keyword arguments the environment ``env_id`` accepts."""
-    return [p for p in inspect.signature(env_class(env_id).__init__).parameters if p != "self"]
-
-
 def make_env(config: SearchConfig, progress: bool = False) -> gym.Env:
-    """The environment of ``config``: the controller's requirements, then the user's kwargs.
-
-    ``progress`` turns on the env's own progress bar (the supernet warm-up) where it has one;
-    it is not part of the config, so it never changes a run or its checkpoint.
-
-    Raises:
-        KeyError: unknown env or controller id.
-        TypeError: a keyword the environment does not take, naming it and the accepted ones.
-    """
+    """The environment of ``config`` (``config.env_kwargs``; ``progress`` shows its warm-up bar)."""
     return gym.make(config.env, **env_kwargs(config, progress))
-
-
-def env_kwargs(config: SearchConfig, progress: bool = False) -> dict[str, Any]:
-    """The keyword arguments ``make_env`` builds the environment of ``config`` with.
-
-    Raises:
-        KeyError: unknown env or controller id.
-        TypeError: a keyword the environment does not take, naming it and the accepted ones.
-    """
-    if config.env not in envs.env_ids():
-        raise KeyError(f"unknown env {config.env!r}; known: {', '.join(envs.env_ids())}")
-    controller_class = controllers.get(config.controller)
-    accepted = env_parameters(config.env)
-    kwargs = {k: v for k, v in controller_class.env_requirements.items() if k in accepted}
-    kwargs.update(config.env_kwargs)
-    for key in kwargs:
-        if key not in accepted:
-            raise TypeError(f"env {config.env!r} got an unexpected keyword {key!r}; "
-                            f"it accepts: {', '.join(accepted)}")
-    for key, value in (("seed", config.seed), ("device", config.device), ("progress", progress or None)):
-        if key in accepted and value is not None:
-            kwargs.setdefault(key, value)
-    return kwargs
 
 
 class Search:
@@ -201,9 +125,10 @@ class Search:
             self.env.unwrapped.load_state_dict(env_state)
         self.space = self.env.unwrapped.space
         kwargs = dict(self.config.controller_kwargs)
-        if self.plan is not None and "weight_lr_min" in inspect.signature(self.controller_class.__init__).parameters:
+        hyperparameters = controllers.hyperparameters(self.config.controller)
+        if self.plan is not None and "weight_lr_min" in hyperparameters:
             kwargs["weight_lr_min"] = None  # the env's cosine spans warm-up and search instead
-        if "total_steps" in inspect.signature(self.controller_class.__init__).parameters:
+        if "total_steps" in hyperparameters:
             # Schedules (temperature, cosine lr) anneal over the real run length.
             kwargs.setdefault("total_steps", self._resolve_steps(samples_per_step=1))
         self.controller = controllers.make(self.config.controller, self.space, seed=self.config.seed, **kwargs)
@@ -222,10 +147,7 @@ class Search:
                 raise ValueError(f"epochs needs an env with a validation split; {self.config.env} has "
                                  f"none, give steps instead")
             return max(1, math.ceil(self.config.epochs * stream.batches_per_epoch / samples_per_step))
-        steps = DEFAULT_STEPS if self.config.steps is None else self.config.steps
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1, got {steps}")
-        return steps
+        return self.config.budget_steps
 
     # --- one step --------------------------------------------------------------------------------
     def _play(self, arch: np.ndarray) -> tuple[float, dict]:
@@ -526,6 +448,23 @@ class Search:
 
     def _image_every(self) -> int:
         return self.config.image_every or max(1, self.total_steps // 10)
+
+
+def run_logged(search: Search, state: Optional[dict]) -> dict:
+    """Run ``search`` (from ``state`` when resuming) with a TensorBoard writer on its run
+    directory; a resumed run drops the events logged after its checkpoint.
+
+    Returns:
+        The search's result.
+    """
+    from torch.utils.tensorboard import SummaryWriter  # tensorboard: imported only to write
+
+    writer = SummaryWriter(str(search.run_dir), purge_step=state["step"] + 1 if state else None)
+    search.logger = writer
+    try:
+        return search.run(resume_state=state)
+    finally:
+        writer.close()
 
 
 def resume_state(run_dir: str | Path) -> dict:

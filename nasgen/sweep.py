@@ -47,9 +47,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-# Attribute access at call time, so nasgen.cli may import this module at its top (no import cycle).
-import nasgen.cli as _cli
-from nasgen import jsonfile
+from nasgen import config as search_config
+from nasgen import controllers, jsonfile
+from nasgen.checkpoint import CheckpointError
+from nasgen.checks import InputError, short
+from nasgen.runtime import apply_threads
+from nasgen.search import Search, SearchConfig, resume_state, run_logged, seed_everything
 
 INSTALL_HINT = 'pip install "nasgen[distributed]"'
 RUNS = "runs"
@@ -96,22 +99,22 @@ def parse_seeds(text: str) -> list[int]:
         The distinct non-negative seeds, in the given order.
 
     Raises:
-        UsageError: not integers, negative, a count below 1, or repeated seeds.
+        InputError: not integers, negative, a count below 1, or repeated seeds.
     """
     text = text.strip()
     try:
         if "," not in text:
             count = int(text)
             if count < 1:
-                raise _cli.UsageError(f"--seeds: a count must be >= 1, got {count}")
+                raise InputError(f"--seeds: a count must be >= 1, got {count}")
             return list(range(count))
         seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise _cli.UsageError(f"--seeds expects a count (3) or a comma-separated list (0,1,5), got {text!r}") from None
+        raise InputError(f"--seeds expects a count (3) or a comma-separated list (0,1,5), got {text!r}") from None
     if not seeds or any(s < 0 for s in seeds):
-        raise _cli.UsageError(f"--seeds expects non-negative seeds, got {text!r}")
+        raise InputError(f"--seeds expects non-negative seeds, got {text!r}")
     if len(set(seeds)) != len(seeds):
-        raise _cli.UsageError(f"--seeds lists a seed twice: {text!r}")
+        raise InputError(f"--seeds lists a seed twice: {text!r}")
     return seeds
 
 
@@ -119,12 +122,12 @@ def parse_names(text: str, known: Sequence[str]) -> list[str]:
     """``"credit,darts"`` -> ``["credit", "darts"]``, each checked against ``known``."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
-        raise _cli.UsageError("--controllers expects a comma-separated list of controller names")
+        raise InputError("--controllers expects a comma-separated list of controller names")
     for name in names:
         if name not in known:
-            raise _cli.UsageError(f"unknown controller {name!r}; choose from: {', '.join(known)}")
+            raise InputError(f"unknown controller {name!r}; choose from: {', '.join(known)}")
     if len(set(names)) != len(names):
-        raise _cli.UsageError(f"--controllers lists a controller twice: {text!r}")
+        raise InputError(f"--controllers lists a controller twice: {text!r}")
     return names
 
 
@@ -140,11 +143,11 @@ def parse_grid(pairs: Optional[Sequence[str]]) -> dict[str, list[str]]:
         key = key.strip()
         options = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not key.isidentifier() or not options:
-            raise _cli.UsageError(f"--grid-env-kwargs expects key=v1,v2 pairs, got {pair!r}")
+            raise InputError(f"--grid-env-kwargs expects key=v1,v2 pairs, got {pair!r}")
         if key in grid:
-            raise _cli.UsageError(f"--grid-env-kwargs gives {key!r} twice")
+            raise InputError(f"--grid-env-kwargs gives {key!r} twice")
         if len(set(options)) != len(options):
-            raise _cli.UsageError(f"--grid-env-kwargs lists a value of {key!r} twice: {pair!r}")
+            raise InputError(f"--grid-env-kwargs lists a value of {key!r} twice: {pair!r}")
         grid[key] = options
     return grid
 
@@ -158,28 +161,22 @@ def split_controller_kwargs(pairs: Optional[Sequence[str]], controllers_: Sequen
     Returns:
         ``{controller: ["key=value", ...]}`` (raw text, validated later per controller).
     """
-    import inspect
-
-    from nasgen import controllers
-
     out: dict[str, list[str]] = {name: [] for name in controllers_}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise _cli.UsageError(f"--controller-kwargs expects key=value or controller.key=value, got {pair!r}")
+            raise InputError(f"--controller-kwargs expects key=value or controller.key=value, got {pair!r}")
         scope, dot, bare = key.rpartition(".")
         if dot:
             if scope not in out:
-                raise _cli.UsageError(f"--controller-kwargs: {pair!r} is scoped to {scope!r}, which is not in "
+                raise InputError(f"--controller-kwargs: {pair!r} is scoped to {scope!r}, which is not in "
                                  f"--controllers ({', '.join(controllers_)})")
             out[scope].append(f"{bare}={value}")
             continue
         for name in controllers_:
-            taken = [p for p in inspect.signature(controllers.get(name).__init__).parameters
-                     if p not in ("self", "space", "seed")]
-            if key not in taken:
-                raise _cli.UsageError(f"--controller-kwargs: controller {name!r} takes no {key!r}; scope it to the "
+            if key not in controllers.hyperparameters(name):
+                raise InputError(f"--controller-kwargs: controller {name!r} takes no {key!r}; scope it to the "
                                  f"controllers that do, e.g. {controllers_[0]}.{key}={value}")
             out[name].append(pair)
     return out
@@ -190,14 +187,15 @@ def _label(variant: dict[str, str]) -> str:
     return re.sub(r"[^A-Za-z0-9._=-]+", "-", text)
 
 
-def _config_namespace(args: argparse.Namespace, controller: str, seed: int, env_pairs: list[str],
-                      controller_pairs: list[str]) -> argparse.Namespace:
-    """The ``nasgen search`` arguments of one trial (validated by the search command's code)."""
-    return argparse.Namespace(
-        controller=controller, env=args.env, env_kwargs=env_pairs, controller_kwargs=controller_pairs,
-        dataset=args.dataset, data_dir=args.data_dir, space=args.space, warmup_epochs=args.warmup_epochs,
-        download=False, device=args.device, steps=args.steps, epochs=args.epochs,
-        checkpoint_every=args.checkpoint_every, seed=seed)
+def _config(args: argparse.Namespace, controller: str, seed: int, env_pairs: list[str],
+            controller_pairs: list[str]) -> SearchConfig:
+    """The checked search config of one trial (the gate every search goes through)."""
+    return search_config.make_config(
+        env_kwargs=search_config.parse_key_values(env_pairs, "--env-kwargs"),
+        controller_kwargs=search_config.parse_key_values(controller_pairs, "--controller-kwargs"),
+        controller=controller, seed=seed, env=args.env, dataset=args.dataset, data_dir=args.data_dir,
+        space=args.space, warmup_epochs=args.warmup_epochs, device=args.device, steps=args.steps,
+        epochs=args.epochs, checkpoint_every=args.checkpoint_every)
 
 
 def _normalised(config: dict) -> dict:
@@ -206,7 +204,7 @@ def _normalised(config: dict) -> dict:
 
 
 def plan_trials(args: argparse.Namespace, sweep_dir: Path) -> list[Trial]:
-    """Every trial of the grid, each with a validated config; bad input raises ``UsageError``.
+    """Every trial of the grid, each with a validated config; bad input raises ``InputError``.
 
     Args:
         args: the parsed ``nasgen sweep`` arguments.
@@ -215,16 +213,13 @@ def plan_trials(args: argparse.Namespace, sweep_dir: Path) -> list[Trial]:
     Returns:
         The trials in grid order: controller, then env-kwargs variant, then seed.
     """
-    from nasgen import controllers
-    from nasgen.cli import _search_config
-
     names = parse_names(args.controllers, controllers.names())
     seeds = parse_seeds(args.seeds)
     grid = parse_grid(args.grid_env_kwargs)
     base_env = list(args.env_kwargs or [])
     clash = sorted(set(grid) & {p.partition("=")[0].strip() for p in base_env})
     if clash:
-        raise _cli.UsageError(f"{', '.join(clash)} given in both --env-kwargs and --grid-env-kwargs")
+        raise InputError(f"{', '.join(clash)} given in both --env-kwargs and --grid-env-kwargs")
     per_controller = split_controller_kwargs(args.controller_kwargs, names)
     variants = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
     trials: list[Trial] = []
@@ -232,12 +227,12 @@ def plan_trials(args: argparse.Namespace, sweep_dir: Path) -> list[Trial]:
         for variant in variants:
             for seed in seeds:
                 env_pairs = base_env + [f"{k}={v}" for k, v in variant.items()]
-                config = _search_config(_config_namespace(args, name, seed, env_pairs, per_controller[name]))
+                config = _config(args, name, seed, env_pairs, per_controller[name])
                 trial_name = f"{name}__s{seed}" + (f"__{_label(variant)}" if variant else "")
                 trials.append(Trial(trial_name, name, seed, dict(variant), _normalised(asdict(config)),
                                     str((sweep_dir / RUNS / trial_name).resolve())))
     if len({t.name for t in trials}) != len(trials):
-        raise _cli.UsageError("--grid-env-kwargs values give two trials the same directory name; "
+        raise InputError("--grid-env-kwargs values give two trials the same directory name; "
                          "use values that differ in letters or digits")
     return trials
 
@@ -246,7 +241,7 @@ def finished_result(trial: Trial) -> Optional[dict]:
     """The trial's ``result.json`` when it finished with this very config, else None.
 
     Raises:
-        UsageError: a finished run with another config sits in the trial's directory.
+        InputError: a finished run with another config sits in the trial's directory.
     """
     path = Path(trial.run_dir) / RESULT
     if not path.is_file():
@@ -259,7 +254,7 @@ def finished_result(trial: Trial) -> Optional[dict]:
     if found != trial.config:
         differing = sorted(k for k in set(trial.config) | set(found or {})
                            if (found or {}).get(k) != trial.config.get(k))
-        raise _cli.UsageError(f"trial {trial.name} already finished in {trial.run_dir} with other settings "
+        raise InputError(f"trial {trial.name} already finished in {trial.run_dir} with other settings "
                          f"({', '.join(differing)}); give the sweep another --name")
     return result
 
@@ -281,10 +276,6 @@ def run_trial(spec: dict) -> dict:
         The final metrics: ``best_reward``, ``score`` (nan when absent), ``steps``,
         ``wall_time_s``, ``resumed_from_step`` and ``run_dir``.
     """
-    from nasgen.checkpoint import CheckpointError
-    from nasgen.search import Search, SearchConfig, resume_state, seed_everything
-    from nasgen.threads import apply_threads
-
     apply_threads(max(1, int(spec.get("threads", 1))))
     config = SearchConfig(**spec["config"])
     run_dir = Path(spec["run_dir"])
@@ -305,7 +296,7 @@ def run_trial(spec: dict) -> dict:
                 print(f"nasgen sweep: trial {spec['name']} cannot continue ({why}); moved {run_dir} to {aside} "
                       f"and started it afresh", file=sys.stderr, flush=True)
     seed_everything(config.seed)
-    result = _cli.run_logged(Search(config, run_dir), state)
+    result = run_logged(Search(config, run_dir), state)
 
     def number(value: Any) -> float:
         return float("nan") if value is None else float(value)
@@ -457,16 +448,16 @@ def _error_line(error: BaseException) -> str:
 
 
 # --- Ray -------------------------------------------------------------------------------------------
-def _import_ray():
+def import_ray():
     try:
         import ray
         from ray import tune
     except ImportError:
-        raise _cli.UsageError(f"nasgen sweep needs Ray Tune, which is not installed; {INSTALL_HINT}") from None
+        raise InputError(f"nasgen sweep needs Ray Tune, which is not installed; {INSTALL_HINT}") from None
     return ray, tune
 
 
-def _start_ray(ray, args: argparse.Namespace) -> bool:
+def start_ray(ray, args: argparse.Namespace) -> bool:
     """Join ``--address`` or start a local instance; returns whether this call started Ray."""
     if ray.is_initialized():
         return False
@@ -478,21 +469,21 @@ def _start_ray(ray, args: argparse.Namespace) -> bool:
             ray.init(num_cpus=args.num_cpus, num_gpus=args.num_gpus, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as error:
         where = f"the Ray cluster at {args.address}" if args.address else "a local Ray instance"
-        raise _cli.UsageError(f"could not start or join {where}: {_error_line(error)}") from None
+        raise InputError(f"could not start or join {where}: {_error_line(error)}") from None
     return True
 
 
-def _check_resources(ray, args: argparse.Namespace) -> None:
+def check_resources(ray, args: argparse.Namespace) -> None:
     available = ray.cluster_resources()
     for flag, key, wanted in (("--cpus-per-trial", "CPU", args.cpus_per_trial),
                               ("--gpus-per-trial", "GPU", args.gpus_per_trial)):
         have = float(available.get(key, 0.0))
         if wanted > have:
-            raise _cli.UsageError(f"{flag} {wanted:g} exceeds the {have:g} {key}s of the Ray "
+            raise InputError(f"{flag} {wanted:g} exceeds the {have:g} {key}s of the Ray "
                              f"{'cluster' if args.address else 'instance'}; no trial could ever start")
 
 
-def _run_with_tune(ray, tune, todo: list[Trial], sweep_dir: Path, args: argparse.Namespace) -> None:
+def run_with_tune(ray, tune, todo: list[Trial], sweep_dir: Path, args: argparse.Namespace) -> None:
     """Run ``todo`` as one Tune experiment; sets each trial's status, result and error."""
     tune_dir = (sweep_dir / TUNE).resolve()
     tune_dir.mkdir(parents=True, exist_ok=True)
@@ -526,7 +517,7 @@ def _run_with_tune(ray, tune, todo: list[Trial], sweep_dir: Path, args: argparse
             continue
         try:
             trial.result = finished_result(trial)
-        except _cli.UsageError as error:  # cannot happen for a trial that just ran, but never hide it
+        except InputError as error:  # cannot happen for a trial that just ran, but never hide it
             trial.status, trial.error = "failed", str(error)
             continue
         if trial.result is None and "steps" in (result.metrics or {}):
@@ -539,159 +530,3 @@ def _run_with_tune(ray, tune, todo: list[Trial], sweep_dir: Path, args: argparse
     for trial in todo:
         if trial.name not in seen:
             trial.status, trial.error = "interrupted", "Ray Tune returned no result for it"
-
-
-# --- the command ----------------------------------------------------------------------------------
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """``nasgen sweep``: plan the grid, skip finished trials, run the rest on Ray Tune, summarise.
-
-    Args:
-        args: the arguments registered by ``add_sweep_parser``.
-
-    Returns:
-        0 when every trial finished, 1 when any failed (the summary lists them), 130 when the
-        sweep was interrupted (Ctrl+C) before every trial finished.
-
-    Raises:
-        UsageError: Ray missing, bad flags, an unreachable cluster, or a name clash with a
-            finished sweep of other settings.
-    """
-    from nasgen import validation
-
-    ray, tune = _import_ray()
-    for flag, value in (("--cpus-per-trial", args.cpus_per_trial), ("--gpus-per-trial", args.gpus_per_trial)):
-        if value < 0:
-            raise _cli.UsageError(f"{flag} must be >= 0, got {value:g}")
-    if args.cpus_per_trial <= 0 and args.gpus_per_trial <= 0:
-        raise _cli.UsageError("a trial needs some resources: --cpus-per-trial or --gpus-per-trial must be > 0")
-    if args.address and (args.num_cpus is not None or args.num_gpus is not None):
-        raise _cli.UsageError("--num-cpus/--num-gpus size a local Ray instance; they do not apply with --address")
-    if args.num_cpus is not None and args.num_cpus < 1:
-        raise _cli.UsageError(f"--num-cpus must be >= 1, got {args.num_cpus}")
-    if args.device is None:
-        args.device = "cuda" if args.gpus_per_trial > 0 else "cpu"
-    elif args.device.startswith("cuda") and args.gpus_per_trial <= 0:
-        raise _cli.UsageError("--device cuda needs --gpus-per-trial > 0, so that Ray gives each trial a GPU")
-    env_short = (args.env or "nasgen/OneShotNAS-v0").split("/")[-1]
-    name = args.name or f"sweep-{env_short}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not name or name in (".", "..") or "/" in name or os.sep in name:
-        raise _cli.UsageError(f"--name must be a plain folder name, got {name!r}")
-    try:
-        validation.check_creatable_dir(args.logdir, "--logdir")
-    except ValueError as error:
-        raise _cli.UsageError(str(error)) from None
-    sweep_dir = (Path(args.logdir) / name).resolve()
-    trials = plan_trials(args, sweep_dir)
-    for trial in trials:
-        trial.result = finished_result(trial)
-        if trial.result is not None:
-            trial.status = "skipped"
-    todo = [t for t in trials if t.result is None]
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    settings = {k: v for k, v in vars(args).items() if k != "func"}
-    jsonfile.write(sweep_dir / "sweep.json", {
-        "settings": settings, "trials": [{"name": t.name, "controller": t.controller, "seed": t.seed,
-                                          "variant": t.variant, "run_dir": t.run_dir} for t in trials]},
-        default=str)
-    skipped = len(trials) - len(todo)
-    continuing = sum((Path(t.run_dir) / "checkpoint.pt").is_file() for t in todo)
-    print(f"sweep {name}: {len(trials)} trials ({skipped} finished before and skipped, {len(todo)} to run"
-          + (f", {continuing} of them from a checkpoint" if continuing else "") + f"); directory {sweep_dir}",
-          flush=True)
-    if todo:
-        started = _start_ray(ray, args)
-        try:
-            _check_resources(ray, args)
-            _run_with_tune(ray, tune, todo, sweep_dir, args)
-        finally:
-            if started:
-                ray.shutdown()
-    _, markdown = write_summary(sweep_dir, trials, f"Sweep {name}: {env_short}")
-    print(markdown, end="")
-    failed = [t for t in trials if t.status == "failed"]
-    unfinished = [t for t in trials if t.result is None and t.status != "failed"]
-    print(f"{len(trials) - len(failed) - len(unfinished)}/{len(trials)} trials finished ({skipped} skipped as "
-          f"finished before), {len(failed)} failed, {len(unfinished)} unfinished. Summary: "
-          f"{sweep_dir / 'summary.md'}, {sweep_dir / 'summary.csv'}; curves: tensorboard --logdir {sweep_dir / RUNS}")
-    if failed or unfinished:
-        print(f"nasgen sweep: {len(failed)} trial(s) failed, {len(unfinished)} unfinished; start the same command "
-              f"again to retry or continue them (finished trials are skipped)", file=sys.stderr)
-    return 1 if failed else 130 if unfinished else 0
-
-
-def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the ``sweep`` subcommand (``set_defaults(func=cmd_sweep)``).
-
-    Args:
-        subparsers: what ``ArgumentParser.add_subparsers()`` returned.
-
-    Returns:
-        The ``sweep`` parser.
-    """
-    from nasgen import validation as v
-
-    sweep = subparsers.add_parser(
-        "sweep", help="a grid of controllers x seeds as Ray Tune trials, with a summary table",
-        description="Run every controller x seed (x env-kwargs variant) as a search on Ray Tune, then "
-                    "summarise best reward and derived-architecture score per controller. Needs "
-                    f"{INSTALL_HINT}. Starting the same sweep (same --logdir/--name) again skips the "
-                    "trials that finished and continues interrupted ones from their checkpoints.")
-    sweep.add_argument("--controllers", default="credit,reinforce,random",
-                       help="comma-separated controller names (default: credit,reinforce,random)")
-    sweep.add_argument("--seeds", default="3", help="a count (3 = seeds 0,1,2) or a list 0,1,5 (default: 3)")
-    sweep.add_argument("--env", type=v.name, help="environment id (default: nasgen/OneShotNAS-v0)")
-    sweep.add_argument("--dataset", type=v.name, help="dataset of the environment (default: digits)")
-    sweep.add_argument("--data-dir", type=v.name, help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
-    sweep.add_argument("--space", type=v.name, help="search-space preset (default: small)")
-    budget = sweep.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=v.positive_int, help="search steps per trial (default: 1000)")
-    budget.add_argument("--epochs", type=v.positive_float, help="architecture-phase epochs per trial")
-    sweep.add_argument("--warmup-epochs", type=v.non_negative_float,
-                       help="weight-training epochs before the first reward")
-    sweep.add_argument("--device", type=v.name, help="cpu or cuda (default: cuda when --gpus-per-trial > 0, else cpu)")
-    sweep.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", help="environment keyword arguments")
-    sweep.add_argument("--controller-kwargs", nargs="*", metavar="[CONTROLLER.]KEY=VALUE",
-                       help="controller hyper-parameters; prefix with a controller name to apply to that one only")
-    sweep.add_argument("--grid-env-kwargs", nargs="*", metavar="KEY=V1,V2",
-                       help="environment keyword arguments to sweep over (a grid dimension each)")
-    sweep.add_argument("--logdir", type=v.name, default="runs", help="parent folder of sweep directories (default: runs/)")
-    sweep.add_argument("--name", help="sweep directory name (default: sweep-ENV-TIME); reuse it to continue a sweep")
-    sweep.add_argument("--address", help="join this Ray cluster (auto or HOST:PORT; run on a cluster node that "
-                                         "shares --logdir with the others); default: start a local instance")
-    sweep.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
-    sweep.add_argument("--num-gpus", type=int, help="GPUs of the local Ray instance (default: all)")
-    sweep.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs reserved per trial (default: 1)")
-    sweep.add_argument("--gpus-per-trial", type=float, default=0.0,
-                       help="GPUs reserved per trial, fractions allowed (default: 0)")
-    sweep.add_argument("--checkpoint-every", type=v.positive_int, default=50,
-                       help="steps between checkpoints (default: 50)")
-    sweep.add_argument("--threads", type=v.positive_int,
-                       help="torch CPU threads of each trial (default: --cpus-per-trial, at least 1)")
-    sweep.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Ray Tune's verbosity (default: 1)")
-    sweep.set_defaults(func=cmd_sweep)
-    return sweep
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m nasgen.sweep [flags]``: the ``nasgen sweep`` command on its own.
-
-    Returns:
-        The exit status: 0, 1 (a trial failed), 2 (bad input, Ray missing), 130 (interrupted).
-    """
-    parser = argparse.ArgumentParser(prog="nasgen")
-    add_sweep_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["sweep", *(sys.argv[1:] if argv is None else argv)])
-    from nasgen.searchspace import DataError, DataNotFoundError
-
-    try:
-        return args.func(args)
-    except (_cli.UsageError, DataNotFoundError, DataError) as error:
-        print(f"nasgen sweep: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("nasgen sweep: interrupted; start the same command again to continue", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

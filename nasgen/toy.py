@@ -19,25 +19,8 @@
   ``carry_state`` passes ``(h, c)`` from step to step; ``False`` restarts every step from the
   initial state, so each step sees only its input (the fed-back token).
 
-What it shows (measured, 10 seeds each, evaluation every 10 updates; ``learned`` = every
-free-running greedy sequence equals the target):
-
-- With ``(h, c)`` carried, every mode learns. Updates to learn, median / max:
-  ``[1,1,0,0]`` (300-update runs): argmax 10 / 20, teacher 10 / 20, soft 20 / 20,
-  sample 20 / 30, 10 of 10 seeds each. ``[1,1,0,0,1,0,1,0]`` (400-update runs): argmax
-  30 / 40, soft 30 / 30, teacher 20 / 30, 10 of 10 each; sample reached it in 9 of 10 seeds
-  (median 110, max 280) and 8 of 10 were still exact at the end, with the default entropy
-  bonus 0.1 (with 0.01 it entropy-collapses onto zeros after the first four tokens).
-  Detaching the argmax feedback is therefore *not* what breaks the report's setup: with
-  per-step targets no gradient needs to pass through the fed-back token.
-- Without carried state nothing learns (0 of 10 in every mode): each step then sees only the
-  fed-back token, and ``[1,1,0,0]`` needs the token 1 to be followed once by 1 and once by 0,
-  which no memoryless map can do. The per-step loss fits the transition frequencies instead:
-  ``0 -> 0`` is learned with certainty (0 is absorbing) while ``p(1 | 1)`` is driven onto the
-  0.5 threshold. With argmax feedback the generator flips between ``[1,0,0,0]`` (every output
-  produced from a fed-back token is 0, the report's "always 0") and ``[1,1,1,1]``, ending in
-  one or the other (12 and 8 of 20 seeds); with sampled feedback (REINFORCE) the best
-  memoryless policy has ``p(1 | 1) = 1/3`` and generation is ``[1,0,0,0]`` in 20 of 20.
+What each mode does with and without carried state is measured on the results pages of
+the docs ("Toy tasks").
 
 All modes use the same :class:`nasgen.controllers.rnn.LSTMGenerator` as the ``rnn``
 controller (token embedding for the feedback, explicit state), with unclipped logits.
@@ -48,7 +31,6 @@ returns a :class:`ToyResult` with the diagnostics and the collapse verdict
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -59,12 +41,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasgen import checks
 from nasgen.controllers.diagnostics import (Diagnostics, Verdict, compute_diagnostics, detect_collapse,
                                             distinct_per_100, grad_norm)
 from nasgen.controllers.diagnostics import format_report as format_diagnostics
 from nasgen.controllers.rnn import LSTMGenerator, build_module
 
 TASKS = ("map", "generate")
+DEFAULT_INPUT = (1, 0, 1, 0)
+#: Bounds of a toy run: far beyond the report's sequences, small enough to fit in memory.
+MAX_LENGTH, MAX_TOKENS, MAX_WIDTH, MAX_BATCH, MAX_LR = 10_000, 100_000, 16_384, 1_000_000, 1e3
 FEEDBACK_MODES = ("argmax", "sample", "soft", "teacher")
 REWARDS = ("sequence", "per_token")
 
@@ -73,89 +59,84 @@ REWARDS = ("sequence", "per_token")
 class ToyConfig:
     """Configuration of one toy run (``nasgen toy``)."""
 
-    task: str = "generate"
+    task: str = field(default="generate", metadata=checks.field(checks.one_of(*TASKS)))
     """``"map"`` (input sequence -> target, report 4.1) or ``"generate"`` (z -> target with the
     output fed back, report 4.2)."""
-    feedback: str = "argmax"
+    feedback: str = field(default="argmax", metadata=checks.field(checks.one_of(*FEEDBACK_MODES)))
     """How the emitted token is fed back and trained in ``generate``: ``argmax`` (the report's
     setup), ``sample`` (REINFORCE), ``soft`` (Gumbel straight-through) or ``teacher`` (teacher
     forcing, then scheduled sampling). Ignored by ``map``."""
     carry_state: bool = True
     """Pass ``(h, c)`` from one step to the next; False restarts every step from the initial
     state (the generator then sees only the fed-back token)."""
-    input: tuple[int, ...] = (1, 0, 1, 0)
-    """Input sequence of the ``map`` task (same length as ``target``)."""
+    input: Optional[tuple[int, ...]] = None
+    """Input sequence of the ``map`` task, as long as ``target`` (default 1,0,1,0)."""
     target: tuple[int, ...] = (1, 1, 0, 0)
     """The sequence to emit."""
-    n_tokens: Optional[int] = None
+    n_tokens: Optional[int] = field(default=None, metadata=checks.field(checks.positive_int))
     """Vocabulary size; default ``max(input + target) + 1`` and at least 2."""
-    steps: int = 300
+    steps: int = field(default=300, metadata=checks.field(checks.positive_int))
     """Parameter updates (one batch each)."""
-    batch_size: int = 32
+    batch_size: int = field(default=32, metadata=checks.field(checks.positive_int))
     """Sequences per update (``z`` draws, or samples for ``sample``)."""
-    hidden_size: int = 32
+    hidden_size: int = field(default=32, metadata=checks.field(checks.positive_int))
     """LSTM width."""
-    z_dim: int = 8
+    z_dim: int = field(default=8, metadata=checks.field(checks.positive_int))
     """Size of the random ``z`` read at step 0 of ``generate`` (``z ~ N(0, I)``)."""
-    lr: float = 1e-2
+    lr: float = field(default=1e-2, metadata=checks.field(checks.positive_float))
     """Adam learning rate."""
-    entropy_weight: float = 0.1
+    entropy_weight: float = field(default=0.1, metadata=checks.field(checks.non_negative_float))
     """Entropy bonus of ``sample`` (per step, summed). 0.01 is enough for 4 tokens but lets
     the 8-token target entropy-collapse onto zeros; 0.1 learns it in 4 of 5 seeds."""
-    baseline_decay: float = 0.9
+    baseline_decay: float = field(default=0.9, metadata=checks.field(checks.non_negative_float))
     """EMA decay of the reward baseline of ``sample``."""
-    reward: str = "sequence"
+    reward: str = field(default="sequence", metadata=checks.field(checks.one_of(*REWARDS)))
     """``sample`` reward: ``sequence`` (``-(wrong tokens)`` at the end, credited to every
     step) or ``per_token`` (``-1`` per wrong token, each step credited with the reward to go,
     per-step baselines)."""
-    gumbel_tau: float = 1.0
+    gumbel_tau: float = field(default=1.0, metadata=checks.field(checks.positive_float))
     """Temperature of the Gumbel-softmax in ``soft``."""
-    tanh_constant: Optional[float] = None
+    tanh_constant: Optional[float] = field(default=None, metadata=checks.field(checks.positive_float))
     """Clip the logits to ``c * tanh(l / temperature)`` (ENAS: c = 2.5); None: unclipped."""
-    temperature: float = 1.0
+    temperature: float = field(default=1.0, metadata=checks.field(checks.positive_float))
     """``T`` dividing the logits (before the tanh when clipping)."""
-    teacher_fraction: float = 0.5
+    teacher_fraction: float = field(default=0.5, metadata=checks.field(checks.positive_float))
     """Share of the updates over which ``teacher`` decays the teacher-forcing probability
     from 1 to 0 (scheduled sampling); the rest runs free."""
-    eval_every: int = 10
+    eval_every: int = field(default=10, metadata=checks.field(checks.positive_int))
     """Evaluate free-running generation every this many updates (sets ``learned_at``)."""
-    eval_samples: int = 100
+    eval_samples: int = field(default=100, metadata=checks.field(checks.positive_int))
     """``z`` draws (fixed) for evaluation and the diagnostics."""
     stop_when_learned: bool = False
     """Stop at the first evaluation where every free-running sequence equals the target."""
-    seed: int = 0
+    seed: int = field(default=0, metadata=checks.field(checks.seed))
     """Seeds the parameters, the ``z`` draws, sampling and Gumbel noise (torch generators)."""
 
     def __post_init__(self) -> None:
-        self.input = tuple(int(v) for v in self.input)
+        checks.check_fields(self)
+        if self.input is not None:
+            self.input = tuple(int(v) for v in self.input)
         self.target = tuple(int(v) for v in self.target)
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
-        if self.feedback not in FEEDBACK_MODES:
-            raise ValueError(f"feedback must be one of {', '.join(FEEDBACK_MODES)}, got {self.feedback!r}")
-        if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {', '.join(REWARDS)}, got {self.reward!r}")
-        if not self.target or min(self.target) < 0:
-            raise ValueError(f"target must be a non-empty sequence of non-negative tokens, got {list(self.target)}")
-        if self.task == "map" and (len(self.input) != len(self.target) or min(self.input, default=0) < 0):
-            raise ValueError(f"map needs an input of non-negative tokens as long as the target; got "
-                             f"input {list(self.input)} and target {list(self.target)}")
+        if not self.target or min(self.target) < 0 or len(self.target) > MAX_LENGTH:
+            raise ValueError(f"target must be 1 to {MAX_LENGTH} non-negative tokens, got {checks.short(list(self.target))}")
+        if self.input is not None and (len(self.input) != len(self.target) or min(self.input, default=0) < 0):
+            raise ValueError(f"input must be non-negative tokens as long as the target; got input "
+                             f"{checks.short(list(self.input))} and target {checks.short(list(self.target))}")
+        if self.input is None:
+            self.input = DEFAULT_INPUT if self.task == "generate" or len(self.target) == len(DEFAULT_INPUT) else None
+            if self.input is None:
+                raise ValueError(f"map needs an input as long as the target ({len(self.target)} tokens); give --input")
         needed = max(self.target + (self.input if self.task == "map" else ())) + 1
         if self.n_tokens is None:
             self.n_tokens = max(2, needed)
         elif self.n_tokens < needed:
             raise ValueError(f"n_tokens={self.n_tokens} but the sequences use token {needed - 1}")
-        for name in ("lr", "entropy_weight", "baseline_decay", "gumbel_tau", "temperature", "teacher_fraction",
-                     "tanh_constant"):
-            if getattr(self, name) is not None and not math.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} must be finite, got {getattr(self, name)}")
-        for name in ("steps", "batch_size", "hidden_size", "z_dim", "eval_every", "eval_samples"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lr <= 0 or self.entropy_weight < 0 or self.gumbel_tau <= 0 or self.temperature <= 0:
-            raise ValueError("need lr > 0, entropy_weight >= 0, gumbel_tau > 0 and temperature > 0")
-        if self.tanh_constant is not None and self.tanh_constant <= 0:
-            raise ValueError(f"tanh_constant must be > 0 or None, got {self.tanh_constant}")
+        for name, limit in (("n_tokens", MAX_TOKENS), ("hidden_size", MAX_WIDTH), ("z_dim", MAX_WIDTH),
+                            ("batch_size", MAX_BATCH), ("eval_samples", MAX_BATCH)):
+            if getattr(self, name) > limit:
+                raise ValueError(f"{name}={getattr(self, name)} is more than this toy allows ({limit})")
+        if self.lr > MAX_LR:
+            raise ValueError(f"lr={self.lr:g} is beyond any step Adam takes usefully here (at most {MAX_LR:g})")
         if not 0 <= self.baseline_decay < 1 or not 0 < self.teacher_fraction <= 1:
             raise ValueError("need 0 <= baseline_decay < 1 and 0 < teacher_fraction <= 1")
 
@@ -465,76 +446,6 @@ def format_report(result: ToyResult) -> str:
 
 
 # --- command line -----------------------------------------------------------------------------------
-def _token_list(text: str) -> tuple[int, ...]:
-    parts = [p for p in text.replace(",", " ").replace("[", " ").replace("]", " ").split() if p]
-    try:
-        values = tuple(int(p) for p in parts)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected tokens like 1,1,0,0, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected non-negative tokens like 1,1,0,0, got {text!r}")
-    return values
-
-
-def add_toy_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``nasgen toy`` flags to ``parser``.
-
-    Args:
-        parser: the (sub)parser of ``nasgen toy``.
-
-    Returns:
-        The same parser.
-    """
-    from nasgen.validation import non_negative_float, positive_float, positive_int, seed
-
-    d = ToyConfig()
-    parser.add_argument("--task", choices=TASKS, default=d.task, help="map (report 4.1) or generate (4.2)")
-    parser.add_argument("--feedback", choices=FEEDBACK_MODES, default=d.feedback,
-                        help="how the output is fed back in generate (argmax = the report's setup)")
-    parser.add_argument("--carry-state", action=argparse.BooleanOptionalAction, default=d.carry_state,
-                        help="pass (h, c) from step to step")
-    parser.add_argument("--input", type=_token_list, default=d.input, help="map input tokens, e.g. 1,0,1,0")
-    parser.add_argument("--target", type=_token_list, default=d.target, help="target tokens, e.g. 1,1,0,0")
-    parser.add_argument("--n-tokens", type=positive_int, default=None, help="vocabulary size (default: from the sequences)")
-    parser.add_argument("--steps", type=positive_int, default=d.steps, help="parameter updates")
-    parser.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    parser.add_argument("--hidden-size", type=positive_int, default=d.hidden_size)
-    parser.add_argument("--z-dim", type=positive_int, default=d.z_dim)
-    parser.add_argument("--lr", type=positive_float, default=d.lr)
-    parser.add_argument("--entropy-weight", type=non_negative_float, default=d.entropy_weight, help="sample: entropy bonus")
-    parser.add_argument("--baseline-decay", type=non_negative_float, default=d.baseline_decay, help="sample: EMA baseline decay")
-    parser.add_argument("--reward", choices=REWARDS, default=d.reward, help="sample: reward shape")
-    parser.add_argument("--gumbel-tau", type=positive_float, default=d.gumbel_tau, help="soft: Gumbel temperature")
-    parser.add_argument("--tanh-constant", type=positive_float, default=d.tanh_constant,
-                        help="clip logits to c*tanh(l/T) (ENAS: 2.5); default unclipped")
-    parser.add_argument("--temperature", type=positive_float, default=d.temperature, help="T dividing the logits")
-    parser.add_argument("--teacher-fraction", type=positive_float, default=d.teacher_fraction,
-                        help="teacher: share of updates over which teacher forcing decays to 0")
-    parser.add_argument("--eval-every", type=positive_int, default=d.eval_every)
-    parser.add_argument("--eval-samples", type=positive_int, default=d.eval_samples)
-    parser.add_argument("--stop-when-learned", action="store_true", help="stop once generation is exact")
-    parser.add_argument("--seed", type=seed, default=d.seed)
-    return parser
-
-
-def toy_config_from_args(args: argparse.Namespace) -> ToyConfig:
-    """Build a :class:`ToyConfig` from the flags of :func:`add_toy_arguments`.
-
-    Args:
-        args: the parsed namespace.
-
-    Returns:
-        The configuration (validated).
-    """
-    return ToyConfig(task=args.task, feedback=args.feedback, carry_state=args.carry_state, input=args.input,
-                     target=args.target, n_tokens=args.n_tokens, steps=args.steps, batch_size=args.batch_size,
-                     hidden_size=args.hidden_size, z_dim=args.z_dim, lr=args.lr, entropy_weight=args.entropy_weight,
-                     baseline_decay=args.baseline_decay, reward=args.reward, gumbel_tau=args.gumbel_tau,
-                     tanh_constant=args.tanh_constant, temperature=args.temperature,
-                     teacher_fraction=args.teacher_fraction, eval_every=args.eval_every,
-                     eval_samples=args.eval_samples, stop_when_learned=args.stop_when_learned, seed=args.seed)
-
-
 def config_dict(config: ToyConfig) -> dict[str, Any]:
     """The configuration as plain data (for logs and result files)."""
     out = asdict(config)

@@ -159,7 +159,7 @@ def test_divergence_between_ranks_is_detected(two_ranks):
 
 
 def test_resume_with_another_number_of_processes_is_refused(two_ranks, capsys):
-    from nasgen.distributed import main
+    from nasgen.cli.distributed import main
 
     _, _, out = two_ranks
     assert main(["--resume", str(out / "credit"), "--no-progress"]) == 2
@@ -168,7 +168,7 @@ def test_resume_with_another_number_of_processes_is_refused(two_ranks, capsys):
 
 
 def test_env_without_a_supernet_is_refused(capsys):
-    from nasgen.distributed import main
+    from nasgen.cli.distributed import main
 
     assert main(["--env", "nasgen/TeacherArch-v0", "--steps", "2"]) == 2
     err = capsys.readouterr().err.strip()

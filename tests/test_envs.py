@@ -220,7 +220,7 @@ def test_an_interrupted_warm_up_is_redone_by_the_next_reset():
 
 
 def test_the_sequential_view_takes_the_inner_env_keywords():
-    from nasgen.search import env_parameters
+    from nasgen.envs import env_parameters
 
     assert env_parameters("nasgen/OneShotNASSeq-v0") == env_parameters("nasgen/OneShotNAS-v0")
     assert "dataset" in env_parameters("nasgen/OneShotNASSeq-v0")

@@ -9,7 +9,7 @@ import threading
 from types import SimpleNamespace
 
 from nasgen import jsonfile
-from nasgen.cli import _run_dir
+from nasgen.cli.search import make_run_dir
 
 SUBPROCESS_ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
@@ -28,7 +28,7 @@ def test_run_directories_are_created_exclusively(tmp_path):
 
     def start():
         barrier.wait()  # all in the same second, so all want the same name
-        made.append(_run_dir(str(tmp_path / "logs"), config))
+        made.append(make_run_dir(str(tmp_path / "logs"), config))
 
     threads = [threading.Thread(target=start) for _ in range(8)]
     for thread in threads:

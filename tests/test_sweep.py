@@ -16,7 +16,7 @@ TEACHER = ["--env", "nasgen/TeacherArch-v0", "--env-kwargs", "n_edges=3", "n_ops
 
 
 def sweep_args(*argv: str) -> argparse.Namespace:
-    from nasgen.sweep import add_sweep_parser
+    from nasgen.cli.sweep import add_sweep_parser
 
     parser = argparse.ArgumentParser(prog="nasgen")
     add_sweep_parser(parser.add_subparsers(dest="command"))
@@ -25,7 +25,7 @@ def sweep_args(*argv: str) -> argparse.Namespace:
 
 def run_sweep(*argv: str, cwd=None, timeout=300) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "RAY_AUTH_MODE": "disabled"}
-    return subprocess.run([sys.executable, "-m", "nasgen.sweep", *argv], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "nasgen", "sweep", *argv], capture_output=True, text=True,
                           cwd=cwd, env=env, timeout=timeout)
 
 
@@ -37,12 +37,9 @@ def read_csv(path: Path) -> list[dict]:
 # --- without Ray ---------------------------------------------------------------------------------
 def test_sweep_subcommand_plugs_into_the_nasgen_parser():
     from nasgen.cli import build_parser
-    from nasgen.sweep import add_sweep_parser, cmd_sweep
+    from nasgen.cli.sweep import cmd_sweep
 
     parser = build_parser()
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "sweep" not in subparsers.choices:  # until nasgen.cli registers it itself
-        add_sweep_parser(subparsers)
     args = parser.parse_args(["sweep", "--controllers", "credit,darts", "--seeds", "2", "--gpus-per-trial", "0.5"])
     assert args.func is cmd_sweep and args.controllers == "credit,darts" and args.gpus_per_trial == 0.5
 
@@ -50,8 +47,8 @@ def test_sweep_subcommand_plugs_into_the_nasgen_parser():
 def test_nasgen_imports_and_sweep_exits_2_without_ray(tmp_path):
     code = ("import sys; sys.modules['ray'] = None\n"
             "import nasgen, nasgen.cli, nasgen.search, nasgen.sweep, nasgen.distributed\n"
-            "from nasgen.sweep import main\n"
-            f"sys.exit(main(['--controllers', 'random', '--seeds', '1', '--logdir', {str(tmp_path)!r}]))\n")
+            "from nasgen.cli import main\n"
+            f"sys.exit(main(['sweep', '--controllers', 'random', '--seeds', '1', '--logdir', {str(tmp_path)!r}]))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
@@ -253,7 +250,7 @@ def test_sweep_over_a_trial_holding_a_hostile_checkpoint_runs_no_code(tmp_path):
 
 def test_sweep_refuses_impossible_resources(tmp_path):
     pytest.importorskip("ray.tune")
-    from nasgen.sweep import cmd_sweep
+    from nasgen.cli.sweep import cmd_sweep
 
     base = ["--controllers", "random", "--seeds", "1", *TEACHER, "--logdir", str(tmp_path)]
     for argv, message in ((["--cpus-per-trial", "0"], "must be > 0"),

@@ -3,13 +3,14 @@ its recursive generation, and the remedies."""
 
 from __future__ import annotations
 
-import argparse
 
 import numpy as np
 import pytest
 
-from nasgen.toy import (REPORT_SETUP, ToyConfig, add_toy_arguments, format_report, run_toy,
-                        toy_config_from_args)
+from nasgen.cli import build_parser
+from nasgen.cli.args import given
+from nasgen.cli.toy import FLAGS
+from nasgen.toy import REPORT_SETUP, ToyConfig, format_report, run_toy
 
 TARGET = (1, 1, 0, 0)
 
@@ -166,19 +167,18 @@ def test_logger_and_stop_when_learned():
 
 
 def test_cli_arguments_build_the_config():
-    parser = add_toy_arguments(argparse.ArgumentParser())
-    args = parser.parse_args(["--task", "generate", "--feedback", "soft", "--no-carry-state",
-                              "--target", "1,1,0,0,1", "--steps", "7", "--seed", "3", "--tanh-constant", "2.5"])
-    config = toy_config_from_args(args)
+    parser = build_parser()
+    toy_config = lambda argv: ToyConfig(**given(parser.parse_args(["toy", *argv]), FLAGS))  # noqa: E731
+    config = toy_config(["--task", "generate", "--feedback", "soft", "--no-carry-state", "--target", "1,1,0,0,1",
+                         "--steps", "7", "--seed", "3", "--tanh-constant", "2.5"])
     assert (config.task, config.feedback, config.carry_state) == ("generate", "soft", False)
     assert config.target == (1, 1, 0, 0, 1) and config.steps == 7 and config.seed == 3
     assert config.tanh_constant == 2.5
-    defaults = toy_config_from_args(parser.parse_args([]))
-    assert defaults == ToyConfig()
+    assert toy_config([]) == ToyConfig()
     with pytest.raises(SystemExit):
-        parser.parse_args(["--target", "1,x"])
+        parser.parse_args(["toy", "--target", "1,x"])
     with pytest.raises(SystemExit):
-        parser.parse_args(["--feedback", "magic"])
+        parser.parse_args(["toy", "--feedback", "magic"])
 
 
 @pytest.mark.parametrize("bad", [dict(task="other"), dict(feedback="magic"), dict(target=()),

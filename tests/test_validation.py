@@ -301,7 +301,7 @@ def test_huge_finite_rewards_and_credit_leave_a_working_controller(name, reward)
 @pytest.mark.parametrize("command", ["search", "retrain", "toy", "sweep", "bench"])
 def test_every_command_takes_threads(command):
     from nasgen.cli import build_parser
-    from nasgen.threads import DEFAULT_THREADS
+    from nasgen.runtime import DEFAULT_THREADS
 
     extra = {"retrain": ["x.json"], "bench": ["build"]}.get(command, [])
     assert build_parser().parse_args([command, *extra, "--threads", "3"]).threads == 3

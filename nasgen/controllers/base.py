@@ -18,6 +18,8 @@ from typing import Any, ClassVar, Optional, Sequence
 
 import numpy as np
 
+from nasgen import kwargs as typed_kwargs
+from nasgen.checks import short
 from nasgen.searchspace import SearchSpace
 from nasgen.searchspace.registry import Registry
 
@@ -53,8 +55,31 @@ def get(name: str) -> type["Controller"]:
     return CONTROLLERS.get(name)
 
 
+#: Constructor parameters the caller fills in, never the user's hyper-parameters.
+INTERNAL = ("self", "space", "seed")
+
+
+def hyperparameters(name: str) -> dict[str, inspect.Parameter]:
+    """The hyper-parameters controller ``name`` takes, with their defaults: its constructor's
+    keyword parameters (the constructor is a controller's contract)."""
+    return {key: p for key, p in inspect.signature(get(name).__init__).parameters.items() if key not in INTERNAL}
+
+
+def check_kwargs(name: str, kwargs: dict[str, Any]) -> None:
+    """Refuse an unknown hyper-parameter or a value of the wrong type (against the
+    constructor's annotations, or its default's type where it has none); the values' own
+    ranges are the constructor's to check.
+
+    Raises:
+        KeyError: unknown controller, listing the known ones.
+        TypeError: one line naming the keyword or value and what was expected.
+    """
+    typed_kwargs.check_kwargs(get(name).__init__, kwargs, f"controller {name!r}", internal=INTERNAL)
+
+
 def make(name: str, space: SearchSpace, seed: int = 0, **kwargs) -> "Controller":
-    """Build controller ``name`` for ``space``.
+    """Build controller ``name`` for ``space``: the one place a controller's hyper-parameters
+    are checked (``check_kwargs``, then the constructor's own checks).
 
     Args:
         name: one of ``names()``.
@@ -64,15 +89,16 @@ def make(name: str, space: SearchSpace, seed: int = 0, **kwargs) -> "Controller"
 
     Raises:
         KeyError: unknown name, listing the known ones.
-        TypeError: a keyword the controller does not take, naming it and the accepted ones.
+        TypeError, ValueError: a bad hyper-parameter, in one line naming it.
     """
-    cls = get(name)
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "space", "seed")]
-    for key in kwargs:
-        if key not in accepted:
-            raise TypeError(f"controller {name!r} got an unexpected keyword {key!r}; "
-                            f"it accepts: {', '.join(accepted) or 'none'}")
-    return cls(space, seed=seed, **kwargs)
+    check_kwargs(name, kwargs)
+    try:
+        return get(name)(space, seed=seed, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"controller {name!r}: {error}") from None
+    except (RuntimeError, OverflowError) as error:  # torch refusing a value the checks let through
+        given = ", ".join(f"{k}={short(v, 40)}" for k, v in kwargs.items())
+        raise ValueError(f"controller {name!r} cannot be built with {given}: {error}") from None
 
 
 class Controller:

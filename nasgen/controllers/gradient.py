@@ -39,11 +39,13 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import numpy as np
 import torch
 from torch import nn
+
+from nasgen.interfaces import DIFFERENTIABLE_MEMBERS, missing_members
 
 from .base import Controller, mean_entropy, register
 
@@ -62,8 +64,6 @@ DEFAULT_HORIZON = 1000
 # coefficient instead: it runs and d loss / d gate = <d loss / d y, op(x)> is exact, while its
 # share of the output (1e-12 of an O(1) value) is below float32 resolution.
 INACTIVE_GATE = 1e-12
-
-_ENV_MEMBERS = ("model", "weight_optimizer", "next_train_batch", "next_val_batch", "loss_fn")
 
 
 class GradientController(Controller):
@@ -107,6 +107,9 @@ class GradientController(Controller):
                                                eps=arch_eps, weight_decay=arch_weight_decay)
         self.steps = 0
         self._base_lrs: Optional[list[float]] = None
+        #: maps alpha's gradient before every Adam step (the data-parallel search averages it
+        #: over processes); None: used as it is
+        self.alpha_gradient_hook: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
 
     # --- public interface ----------------------------------------------------------------------
     def step(self, env: Any) -> dict[str, float]:
@@ -201,9 +204,9 @@ class GradientController(Controller):
 
     def _check_env(self, env: Any) -> Any:
         env = getattr(env, "unwrapped", env)
-        missing = [m for m in _ENV_MEMBERS if not hasattr(env, m)]
+        missing = missing_members(env)
         if missing:
-            raise TypeError(f"{self.name} needs an environment exposing {', '.join(_ENV_MEMBERS)} "
+            raise TypeError(f"{self.name} needs an environment exposing {', '.join(DIFFERENTIABLE_MEMBERS)} "
                             f"(env.unwrapped of nasgen/OneShotNAS-v0 or nasgen/TeacherArch-v0); "
                             f"{type(env).__name__} lacks {', '.join(missing)}")
         if env.model is None:
@@ -241,6 +244,9 @@ class GradientController(Controller):
             group["lr"] = self.weight_lr_min + (base - self.weight_lr_min) * cosine
 
     def _clip_weights(self, env: Any) -> None:
+        hook = getattr(env, "gradient_hook", None)  # the env's own, between backward and clipping
+        if hook is not None:
+            hook()
         clip = getattr(env, "grad_clip", None)
         if clip:
             nn.utils.clip_grad_norm_(env.model.parameters(), clip)
@@ -258,6 +264,8 @@ class GradientController(Controller):
 
     def _arch_step(self, grad: Optional[torch.Tensor]) -> float:
         """Adam step of alpha along ``grad`` (skipped when None or not finite); returns its norm."""
+        if grad is not None and self.alpha_gradient_hook is not None:
+            grad = self.alpha_gradient_hook(grad)
         if grad is None or not torch.isfinite(grad).all():
             return float("nan")
         self.arch_optimizer.zero_grad(set_to_none=True)

@@ -1,6 +1,6 @@
 """Data-parallel supernet search with ``torch.distributed``.
 
-Run it with torchrun; it takes every flag of ``nasgen search``::
+Run it with torchrun (the command is ``nasgen.cli.distributed``); it takes every flag of ``nasgen search``::
 
     torchrun --nproc_per_node=4 -m nasgen.distributed --device cuda --controller credit \\
         --dataset cifar10 --data-dir data/ --space darts --env-kwargs C=16 n_cells=8
@@ -47,11 +47,9 @@ Backends: gloo on CPU (used by the tests), NCCL on CUDA (``--device cuda``: rank
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -59,9 +57,13 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from tqdm.auto import tqdm
+
 from nasgen import controllers
-from nasgen.checkpoint import CheckpointError, CheckpointWriteError, save_checkpoint
+from nasgen.checkpoint import CheckpointError, save_checkpoint
+from nasgen.envs import OneShotNASEnv
 from nasgen.search import CHECKPOINT_NAME, Search, SearchConfig
+from nasgen.searchspace import BatchStream, Split
 
 # --- the process group -----------------------------------------------------------------------------
 
@@ -195,8 +197,6 @@ class DataParallelSupernet:
                 tensor.copy_(broadcast_tensor(tensor, self.ctx))
 
     def _shard(self, split, salt: int):
-        from nasgen.searchspace.data import Split
-
         per_rank = len(split) // self.ctx.world_size
         if per_rank < 1:
             raise ValueError(f"a split of {len(split)} examples cannot be shared by {self.ctx.world_size} ranks")
@@ -205,8 +205,6 @@ class DataParallelSupernet:
         return Split(split.x[index], split.y[index]), index
 
     def _shard_streams(self) -> None:
-        from nasgen.searchspace.data import BatchStream
-
         env = self.env
         self.shard_index = {}
         for name, split, salt in (("train_stream", env._train_data, 1), ("val_stream", env._val_data, 2)):
@@ -246,25 +244,12 @@ class DataParallelSupernet:
 
     # --- gradient controllers -------------------------------------------------------------------------
     def attach_controller(self, controller) -> None:
-        """Average a gradient controller's alpha gradient (and weight gradients before its
-        clipping) over ranks: wraps its ``_arch_step`` and ``_clip_weights``."""
-        for member in ("_arch_step", "_clip_weights", "generator", "alpha"):
-            if not hasattr(controller, member):
-                raise TypeError(f"{type(controller).__name__} is not a GradientController "
-                                f"(no {member}); it cannot run data-parallel")
-        arch_step, clip_weights = controller._arch_step, controller._clip_weights
-
-        def synced_arch_step(grad):
-            if grad is not None:
-                grad = all_reduce_mean(grad, self.ctx)
-            return arch_step(grad)
-
-        def synced_clip_weights(env):
-            self.sync_gradients()
-            return clip_weights(env)
-
-        controller._arch_step = synced_arch_step
-        controller._clip_weights = synced_clip_weights
+        """Average a gradient controller's alpha gradient over ranks before its every Adam step
+        (its weight gradients are averaged through the env's ``gradient_hook`` already)."""
+        if not hasattr(controller, "alpha_gradient_hook"):
+            raise TypeError(f"{type(controller).__name__} is not a GradientController (no alpha_gradient_hook); "
+                            f"it cannot run data-parallel")
+        controller.alpha_gradient_hook = lambda grad: all_reduce_mean(grad, self.ctx)
 
     def agree_generator(self, generator: torch.Generator) -> None:
         """Give ``generator`` rank 0's state on every rank."""
@@ -301,7 +286,6 @@ class DataParallelSupernet:
         steps = int(round(env.warmup_epochs * env.train_stream.batches_per_epoch))
         iterator = range(steps)
         if progress and steps:
-            from tqdm.auto import tqdm
             iterator = tqdm(iterator, desc="warm-up", unit="step", leave=False)
         for _ in iterator:
             arch = torch.from_numpy(np.asarray(env.space.sample(env.np_random), dtype=np.int64))
@@ -346,8 +330,6 @@ class DistributedSearch(Search):
 
     def __init__(self, config: SearchConfig, run_dir: str | Path, ctx: DistContext, logger: Any = None,
                  progress: bool = False, check_every: int = 0):
-        from nasgen.envs import OneShotNASEnv
-
         super().__init__(config, run_dir, logger if ctx.is_main else None, progress and ctx.is_main)
         if not isinstance(self.env.unwrapped, OneShotNASEnv):
             raise ValueError(f"data-parallel search shards a supernet's data; env {config.env} has none "
@@ -367,15 +349,13 @@ class DistributedSearch(Search):
         return self.ctx.is_main
 
     def _start(self, resume_state: Optional[dict], env_state: Optional[dict] = None) -> None:
-        import inspect
-
         self.env.reset(seed=self.config.seed, options={"warmup": False})
         self.space = self.env.unwrapped.space
         self.replica = DataParallelSupernet(self.env, self.ctx, self.config.seed)
         self.controller = None
         if self.ctx.is_main or self.gradient:
             kwargs = dict(self.config.controller_kwargs)
-            if "total_steps" in inspect.signature(self.controller_class.__init__).parameters:
+            if "total_steps" in controllers.hyperparameters(self.config.controller):
                 kwargs.setdefault("total_steps", self._resolve_steps(samples_per_step=1))
             self.controller = controllers.make(self.config.controller, self.space, seed=self.config.seed, **kwargs)
             if self.gradient:
@@ -462,120 +442,4 @@ class DistributedSearch(Search):
                                 "global_batch_size": env.train_stream.batch_size * self.ctx.world_size}}
 
     def _config_rows(self) -> dict:
-        from dataclasses import asdict
-
         return {**asdict(self.config), "world_size": self.ctx.world_size, "backend": self.ctx.backend}
-
-
-# --- the command ----------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    """The flags of ``nasgen search`` plus ``--backend`` and ``--check-every``.
-
-    Returns:
-        The parser (the ``search`` subcommand's parser of ``nasgen.cli.build_parser``).
-    """
-    from nasgen.cli import build_parser as cli_parser
-
-    actions = [a for a in cli_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    parser = actions[0].choices["search"]
-    parser.prog = "torchrun --nproc_per_node=N -m nasgen.distributed"
-    parser.description = ("Data-parallel search over the processes torchrun starts: shared supernet "
-                          "weights with averaged gradients, a data shard per process, the controller on "
-                          "rank 0 (gradient controllers: alpha gradients averaged). Rank 0 writes the results.")
-    group = parser.add_argument_group("distributed")
-    group.add_argument("--backend", choices=("gloo", "nccl"), help="default: nccl with --device cuda, else gloo")
-    group.add_argument("--check-every", type=int, default=0,
-                       help="steps between checks that all ranks hold the same weights and architecture "
-                            "parameters (default: 0 = at checkpoints and at the end)")
-    return parser
-
-
-def _leave(ctx: DistContext) -> None:
-    """Leave the process group together: a rank tearing down its connections while another
-    still uses them can abort the process at exit."""
-    try:
-        if ctx.world_size > 1 and sys.exc_info()[0] is None:
-            dist.barrier()
-    finally:
-        dist.destroy_process_group()
-
-
-def _is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``torchrun --nproc_per_node=N -m nasgen.distributed [nasgen search flags]``.
-
-    Returns:
-        0, 2 on bad input (one line on stderr, from rank 0), 130 when interrupted.
-    """
-    from torch.utils.tensorboard import SummaryWriter
-
-    from nasgen.cli import UsageError, _resume_config, _run_dir, _search_config, print_result
-    from nasgen.search import env_class, seed_everything
-    from nasgen.searchspace import DataError, DataNotFoundError
-
-    args = build_parser().parse_args(argv)
-    from nasgen.threads import apply_threads
-
-    apply_threads(args.threads)
-    try:
-        from nasgen.envs import OneShotNASEnv
-
-        if args.check_every < 0:
-            raise UsageError(f"--check-every must be >= 0, got {args.check_every}")
-        if args.resume:
-            run_dir, config, state, note = _resume_config(args)
-            if _is_rank_zero():
-                print(note, flush=True)
-        else:
-            config, state, run_dir = _search_config(args), None, None
-        if config.protocol is not None:
-            raise UsageError("--protocol is not supported by the data-parallel search yet; use nasgen search")
-        if not issubclass(env_class(config.env), OneShotNASEnv):
-            raise UsageError(f"data-parallel search needs a supernet environment; {config.env} has none "
-                             f"(choose from: nasgen/OneShotNAS-v0)")
-        if args.backend == "nccl" and not config.device.startswith("cuda"):
-            raise UsageError("--backend nccl needs --device cuda")
-        if config.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UsageError("--device cuda but CUDA is not available here")
-        ctx = init_distributed(args.backend, config.device)
-        writer = None
-        try:
-            if run_dir is None:
-                run_dir = broadcast_object(str(_run_dir(args.logdir or "runs", config)) if ctx.is_main else None, ctx)
-            seed_everything(config.seed)
-            search = DistributedSearch(config, run_dir, ctx, progress=not args.no_progress,
-                                       check_every=args.check_every)
-            if ctx.is_main:
-                writer = SummaryWriter(str(run_dir), purge_step=state["step"] + 1 if state else None)
-                search.logger = writer
-            try:
-                result = search.run(resume_state=state)
-            except CheckpointWriteError:
-                raise
-            except CheckpointError as error:
-                raise UsageError(f"--resume: {error}; nothing was changed") from None
-        finally:
-            if writer is not None:
-                writer.close()
-            _leave(ctx)
-        if ctx.is_main:
-            print_result(result, run_dir, where=f" on {ctx.world_size} processes ({ctx.backend})")
-        return 0
-    except (UsageError, DataNotFoundError, DataError) as error:
-        if _is_rank_zero():
-            print(f"nasgen.distributed: error: {error}", file=sys.stderr)
-        return 2
-    except CheckpointWriteError as error:
-        print(f"nasgen.distributed: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        if _is_rank_zero():
-            print("nasgen.distributed: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -8,7 +8,12 @@
 - ``nasgen/Tabular-v0``: rewards from a NAS-Bench-1D table of ``nasgen.nb1d`` (``table=``).
 """
 
+import inspect
+from typing import Optional
+
 import gymnasium as gym
+
+from nasgen.interfaces import class_is_differentiable
 
 from .base import ArchitectureEnv
 from .oneshot import OneShotNASEnv
@@ -41,4 +46,42 @@ def env_ids() -> list[str]:
     return [spec["id"] for spec in ENV_SPECS]
 
 
-__all__ = ["ArchitectureEnv", "OneShotNASEnv", "TeacherArchEnv", "TeacherModel", "ENV_SPECS", "env_ids"]
+def env_class(env_id: str) -> type:
+    """The class behind a registered environment id (KeyError listing the known ids)."""
+    if env_id not in gym.registry:
+        raise KeyError(f"unknown env {env_id!r}; choose from: {', '.join(env_ids())}")
+    entry = gym.spec(env_id).entry_point
+    return gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+
+
+def env_parameters(env_id: str) -> dict[str, inspect.Parameter]:
+    """The keyword arguments env ``env_id`` accepts, with their defaults: the fields of its
+    ``config_class`` where it has one, else the parameters of its ``__init__``."""
+    cls = env_class(env_id)
+    config = getattr(cls, "config_class", None)
+    function = config if config is not None else cls.__init__
+    return {name: p for name, p in inspect.signature(function).parameters.items() if name != "self"}
+
+
+def env_datasets(env_id: str) -> Optional[list[str]]:
+    """The dataset names env ``env_id`` accepts, or None when it takes no ``dataset``."""
+    if "dataset" not in env_parameters(env_id):
+        return None
+    names = getattr(env_class(env_id), "dataset_names", None)
+    return list(names()) if names is not None else None
+
+
+def differentiable(env_id: str) -> bool:
+    """True when gradient controllers can drive the env's model (``step(env.unwrapped)``)."""
+    return class_is_differentiable(env_class(env_id))
+
+
+def credit_modes(env_id: str) -> tuple[str, ...]:
+    """The values ``credit=`` of env ``env_id`` accepts besides None (empty: no credit)."""
+    if "credit" not in env_parameters(env_id):
+        return ()
+    return tuple(getattr(env_class(env_id), "credit_modes", ()))
+
+
+__all__ = ["ArchitectureEnv", "OneShotNASEnv", "TeacherArchEnv", "TeacherModel", "ENV_SPECS", "credit_modes",
+           "differentiable", "env_class", "env_datasets", "env_ids", "env_parameters"]

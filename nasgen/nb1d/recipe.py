@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasgen.runtime import check_device
+
 #: The metrics recorded at each recorded epoch, in this order.
 METRICS = ("train_accuracy", "train_loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss")
 
@@ -188,13 +190,11 @@ def _error_text(error: BaseException) -> str:
 
 
 def training_device(device: torch.device | str) -> torch.device:
-    """``device`` as a ``torch.device`` a table can be trained on (``validation.check_device``).
+    """``device`` as a ``torch.device`` a table can be trained on (``runtime.check_device``).
 
     Raises:
         ValueError: not cpu, cuda or cuda:N, or a CUDA device that this machine does not have (one line).
     """
-    from nasgen.validation import check_device
-
     return torch.device(check_device(str(device)))
 
 

@@ -1,0 +1,70 @@
+"""The ``nasgen`` command: ``list``, ``search``, ``retrain``, ``toy``, ``sweep`` and ``bench``.
+
+The top of the import graph: nothing in the package imports it. Each subcommand turns its
+flags into a config, and bad input -- an ``InputError`` from wherever the value is owned --
+becomes one line on stderr and exit status 2 here, before anything is created.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+from nasgen.checkpoint import CheckpointWriteError
+from nasgen.checks import InputError
+from nasgen.nb1d.cli import add_bench_parser
+from nasgen.runtime import apply_threads
+from nasgen.searchspace import DataError, DataNotFoundError
+
+from .args import Parser, UsageError, parse_key_values, parse_value
+from .listing import add_list_parser
+from .retrain import add_retrain_parser
+from .search import add_search_parser
+from .sweep import add_sweep_parser
+from .toy import add_toy_parser
+
+__all__ = ["UsageError", "build_parser", "main", "parse_key_values", "parse_value"]
+
+
+def _choice(value: str, known: Sequence[str], what: str) -> str:
+    if value not in known:
+        raise UsageError(f"unknown {what} {value!r}; choose from: {', '.join(known)}")
+    return value
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="nasgen", description="Neural-architecture-search controllers against a one-shot "
+                                               "supernet environment.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_list_parser(sub)
+    add_search_parser(sub)
+    add_retrain_parser(sub)
+    add_toy_parser(sub)
+    add_sweep_parser(sub)
+    add_bench_parser(sub)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if getattr(args, "threads", None) is not None:
+        apply_threads(args.threads)
+    try:
+        return args.func(args)
+    except (InputError, DataNotFoundError, DataError) as error:
+        print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except CheckpointWriteError as error:
+        print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"nasgen {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

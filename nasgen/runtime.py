@@ -1,0 +1,84 @@
+"""Where work runs: the torch CPU threads of a process, the device of its models, and the
+folder its outputs go to.
+
+The supernets and controllers here are small: a second intra-op thread mostly adds
+synchronisation, and on a shared machine every extra thread competes with the other
+processes, so one thread is the default (the measurement: docs, "CPU threads").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from nasgen.checks import short
+
+#: torch intra-op threads when ``--threads`` is not given
+DEFAULT_THREADS = 1
+#: The longest file name and path most file systems take (Linux: 255 and 4096 bytes).
+NAME_MAX, PATH_MAX = 255, 4096
+
+
+def apply_threads(threads: int) -> None:
+    """Set torch's intra-op threads to ``threads``, and its inter-op threads too where torch
+    still allows it (only before the first parallel work of the process)."""
+    torch.set_num_threads(threads)
+    # Inter-op threads are fixed once parallel work has run (e.g. in a test session).
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(threads)
+
+
+def check_device(device: str) -> str:
+    """``device`` when torch can use it here; ValueError naming what is available otherwise."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"unknown device {str(device)[:80]!r}; choose from: cpu, cuda, cuda:N") from None
+    if parsed.type == "cpu":
+        return device
+    if parsed.type != "cuda":
+        raise ValueError(f"unknown device {str(device)[:80]!r}; choose from: cpu, cuda, cuda:N")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} but CUDA is not available here; use --device cpu")
+    if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def check_creatable_dir(path: str | Path, flag: str) -> None:
+    """Refuse a folder that cannot be created or written: it is a file, or its nearest
+    existing ancestor is a file or not writable. Creates nothing.
+
+    Raises:
+        ValueError: one line naming ``flag`` and the path.
+    """
+    path = Path(path)
+    for part in path.parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise ValueError(f"{flag} {short(str(path))}: the folder name {short(part, 40)} is longer than "
+                             f"{NAME_MAX} bytes, the most a file system takes")
+    if len(os.fsencode(str(path))) > PATH_MAX:
+        raise ValueError(f"{flag} {short(str(path))} is longer than {PATH_MAX} bytes")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} cannot be created: {str(existing)!r} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag} {str(path)!r} cannot be written: no write permission in {str(existing)!r}")
+
+
+def memory_bytes() -> Optional[int]:
+    """This machine's physical memory in bytes (None where the system does not say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
