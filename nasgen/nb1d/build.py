@@ -9,30 +9,45 @@ A build directory holds::
                   float additions differs, which moves a row by about half a seed's noise)
     rows.jsonl    one JSON row per (architecture, seed), appended as Ray tasks finish
                   (``recipe.train_architecture`` rows plus ``session`` and ``time``)
+    build.lock    held (``flock``) by the build or pack using the folder, so two never mix
+                  their rows; it holds the last holder's pid
+    rows.rejected.jsonl  lines moved out of ``rows.jsonl`` because they were not rows of the
+                  build (``read_rows(move_bad_lines=True)``, ``--move-bad-rows``)
 
-A restart reads ``rows.jsonl`` (a torn last line from a kill is cut off), skips the
-(architecture, seed) pairs that have a row without an error, and trains the rest; rows with
-an error are trained again, and packing keeps the last row of each pair.
+A restart reads ``rows.jsonl`` (a torn last line from a kill is cut off; any other line that
+is not a row of the build stops it, naming the line), skips the (architecture, seed) pairs
+that have a row without an error, and trains the rest; rows with an error are trained again,
+and packing keeps the last row of each pair.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import math
 import os
 import platform
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from .archs import canonicalizer, plan_archs
 from .recipe import METRICS, Recipe, train_items, training_device
-from .table import FORMAT, figures, sha256_of
+from .table import FORMAT, clip, figures, plain_name, reason, sha256_of
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: builds go unlocked
+    fcntl = None
 
 ROWS = "rows.jsonl"
 BUILD = "build.json"
+LOCK = "build.lock"
+
+
 def versions() -> dict[str, str]:
     """The versions a table was built with."""
     import gymnasium
@@ -48,22 +63,189 @@ def versions() -> dict[str, str]:
     return out
 
 
+# --- the build folder's lock -----------------------------------------------------------------------
+@contextlib.contextmanager
+def build_lock(out: str | Path) -> Iterator[Path]:
+    """Hold the exclusive lock of build folder ``out`` for the ``with`` block.
+
+    The lock is an ``flock`` on ``out/build.lock``, taken without waiting. The kernel drops it
+    when its holder exits however that ends, so a killed build never leaves the folder locked
+    (the file stays, holding the last holder's pid). A folder this call created is removed
+    again if nothing but the lock file is in it at the end (a build refused before writing).
+
+    Yields:
+        ``out`` as a Path.
+
+    Raises:
+        ValueError: another build or pack holds the folder (one line with its pid).
+    """
+    out = Path(out)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        _take_lock(fd, out)
+        try:
+            yield out
+        finally:
+            if created and os.listdir(out) == [LOCK]:
+                (out / LOCK).unlink()
+                out.rmdir()
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _take_lock(fd: int, out: Path) -> None:
+    """``flock`` the open lock file ``fd`` and write this process's pid into it."""
+    if fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 20, 0).decode("ascii", "replace").strip()
+        raise ValueError(f"build folder {out} is in use by another build "
+                         f"(pid {holder if holder.isdigit() else 'unknown'})") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+
+
 # --- the rows file ---------------------------------------------------------------------------------
-def read_rows(path: Path, repair: bool = False) -> list[dict]:
-    """The rows of ``rows.jsonl``; a torn last line (a killed build) is ignored, and cut off
-    the file when ``repair`` (so the next append starts on a fresh line)."""
+def rejected_path(path: Path) -> Path:
+    """Where ``read_rows(move_bad_lines=True)`` keeps the bad lines of ``path``: ``rows.rejected.jsonl``
+    beside ``rows.jsonl``."""
+    return path.with_name(f"{path.stem}.rejected{path.suffix}")
+
+
+def read_rows(path: Path, repair: bool = False, move_bad_lines: bool = False,
+              check: Optional[Callable[[dict], None]] = None) -> list[dict]:
+    """The rows of a JSON-lines rows file, one JSON object a line.
+
+    A torn last line (a killed build) is ignored, and cut off the file when ``repair`` (so the
+    next append starts on a fresh line). Any other line that is not a JSON object, or that
+    ``check`` refuses, stops the read with its line number, unless ``move_bad_lines``: then
+    such lines are appended to ``rejected_path(path)`` (kept, not lost) and ``path`` is
+    rewritten without them (a temporary file replacing it, so a crash leaves one or the other).
+
+    Args:
+        path: the rows file (none yet: no rows).
+        repair: cut a torn last line off the file.
+        move_bad_lines: move bad lines aside instead of refusing them.
+        check: called with each row; raises ValueError saying what is wrong with it.
+
+    Raises:
+        ValueError: ``PATH line N is not a JSON row: ...`` or ``... is not a row of this
+            build: ...`` (one line).
+    """
     if not path.is_file():
         return []
     data = path.read_bytes()
     good_end = data.rfind(b"\n") + 1
-    rows = []
-    for line in data[:good_end].splitlines():
-        if line.strip():
-            rows.append(json.loads(line))
-    if repair and good_end < len(data):
+    rows, kept, bad = [], [], []
+    for number, line in enumerate(data[:good_end].split(b"\n")[:-1], 1):
+        if not line.strip():
+            continue
+        row, problem = _parse_row(line, check)
+        if problem is None:
+            rows.append(row)
+            kept.append(line)
+        elif move_bad_lines:
+            bad.append(line)
+        else:
+            raise ValueError(f"{path} line {number} {problem}; move_bad_lines=True (nasgen bench build "
+                             f"--move-bad-rows) moves such lines into {rejected_path(path).name}")
+    tail = b"" if repair else data[good_end:]
+    if bad:
+        _set_aside(path, kept, bad, tail)
+    elif repair and good_end < len(data):
         with open(path, "r+b") as f:
             f.truncate(good_end)
     return rows
+
+
+def _parse_row(line: bytes, check: Optional[Callable[[dict], None]]) -> tuple[Optional[dict], Optional[str]]:
+    """``(row, None)`` for a good line, ``(None, what is wrong)`` for a bad one."""
+    try:
+        row = json.loads(line)
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        return None, f"is not a JSON row: {reason(error)}"
+    if not isinstance(row, dict):
+        return None, f"is not a JSON row: {clip(row)} is not an object"
+    if check is not None:
+        try:
+            check(row)
+        except ValueError as error:
+            return None, f"is not a row of this build: {reason(error)}"
+    return row, None
+
+
+def _set_aside(path: Path, kept: list[bytes], bad: list[bytes], tail: bytes) -> None:
+    """Append ``bad`` lines to the rejected file, then replace ``path`` by ``kept`` + ``tail``."""
+    with open(rejected_path(path), "ab") as f:
+        f.write(b"".join(line + b"\n" for line in bad))
+        f.flush()
+        os.fsync(f.fileno())
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as f:
+        f.write(b"".join(line + b"\n" for line in kept) + tail)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def row_check(space, seeds: Sequence[int], recipe: Recipe) -> Callable[[dict], None]:
+    """A ``read_rows`` check for the rows of a build of ``space``, ``seeds`` and ``recipe``.
+
+    A row's architecture must be the representative of its class in ``space``, its seed one of
+    ``seeds``; a row without an error must hold each metric at every recorded epoch
+    (accuracies in [0, 1], losses >= 0, nan allowed) and its training time, as ``pack`` needs.
+    """
+    canonical = canonicalizer(space)
+    allowed = {int(s) for s in seeds}
+    n_epochs = len(recipe.record_epochs)
+
+    def check(row: dict) -> None:
+        try:
+            arch = space.validate(row.get("arch"))
+        except (TypeError, ValueError, OverflowError) as error:
+            raise ValueError(f"arch: {reason(error)}") from None
+        if canonical(arch) != tuple(arch.tolist()):
+            raise ValueError(f"arch {arch.tolist()} is not the representative {list(canonical(arch))} of its class")
+        if not _is_count(row.get("seed")) or row["seed"] not in allowed:
+            raise ValueError(f"seed {clip(row.get('seed'))} is not one of the build's seeds {sorted(allowed)}")
+        if row.get("error") is not None and not isinstance(row["error"], str):
+            raise ValueError(f"error must be a string or null, got {clip(row['error'])}")
+        for key in ("params", "flops", "session"):
+            if row.get(key) is not None and not _is_count(row[key]):
+                raise ValueError(f"{key} must be a count or null, got {clip(row[key])}")
+        for key in ("time", "cpu_time_s"):
+            if row.get(key) is not None and not (_is_real(row[key]) and math.isfinite(row[key])):
+                raise ValueError(f"{key} must be a finite number or null, got {clip(row[key])}")
+        if row.get("error") is None:
+            _check_results(row, n_epochs)
+
+    return check
+
+
+def _check_results(row: dict, n_epochs: int) -> None:
+    """Refuse a finished row without every metric at each recorded epoch, in range, and its time."""
+    for m in METRICS:
+        values = row.get(m)
+        if not isinstance(values, list) or len(values) != n_epochs or not all(_is_real(v) for v in values):
+            raise ValueError(f"{m} must be {n_epochs} numbers (one per recorded epoch), got {clip(values)}")
+        high = 1.0 if m.endswith("accuracy") else math.inf
+        if any(not 0 <= v <= high for v in values if not math.isnan(v)):
+            raise ValueError(f"{m} {clip(values)} is outside [0, {high:g}]")
+    time_s = row.get("train_time_s")
+    if not _is_real(time_s) or not 0 <= time_s < math.inf:
+        raise ValueError(f"train_time_s must be a number of seconds >= 0, got {clip(time_s)}")
 
 
 def _key(row: dict) -> tuple:
@@ -113,12 +295,28 @@ def _check_build_dir(out: Path, settings: dict) -> list[dict]:
     path = out / BUILD
     if not path.is_file():
         return []
-    found = json.loads(path.read_text())
+    found = read_settings(out)
     differing = sorted(k for k in settings if found.get(k) != settings[k])
     if differing:
         raise ValueError(f"build directory {out} holds a build with other {', '.join(differing)}; "
                          f"use another --out or the same settings")
     return found.get("sessions", [])
+
+
+def read_settings(out: Path) -> dict:
+    """The settings of ``out/build.json``.
+
+    Raises:
+        ValueError: the file is missing, unreadable or not a JSON object (one line).
+    """
+    path = out / BUILD
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError) as error:
+        raise ValueError(f"{path} is not a readable build file: {reason(error)}") from None
+    if not isinstance(found, dict):
+        raise ValueError(f"{path} is not a build file: {clip(found)} is not an object")
+    return found
 
 
 def _start_build_dir(out: Path, settings: dict, sessions: list[dict], device: str = "cpu") -> int:
@@ -132,12 +330,12 @@ def _start_build_dir(out: Path, settings: dict, sessions: list[dict], device: st
 def build_time(out: Path, rows: list[dict]) -> float:
     """Wall-clock seconds of the build over all its starts: per start, from its start to its
     last row (a killed start counts up to its last written row)."""
-    sessions = json.loads((out / BUILD).read_text()).get("sessions", [])
+    sessions = read_settings(out).get("sessions", [])
     total = 0.0
     for k, session in enumerate(sessions):
-        times = [r["time"] for r in rows if r.get("session") == k]
+        times = [r["time"] for r in rows if r.get("session") == k and r.get("time") is not None]
         if times:
-            total += max(times) - session["started"]
+            total += max(0.0, max(times) - session["started"])
     return total
 
 
@@ -145,12 +343,13 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
           address: Optional[str] = None, num_cpus: Optional[int] = None, limit_archs: Optional[int] = None,
           archs_per_task: int = 1, stop_after: Optional[int] = None, progress: bool = True,
           local: bool = False, archs: Optional[Sequence[Any]] = None, threads: int = 1,
-          reliability_archs: Optional[int] = None, device: str = "cpu") -> list[dict]:
+          reliability_archs: Optional[int] = None, device: str = "cpu", move_bad_rows: bool = False) -> list[dict]:
     """Train every (distinct architecture, seed) not yet in ``out/rows.jsonl`` as Ray tasks.
 
-    Rows are appended as tasks finish, so a killed build resumes where it stopped. Ray is
-    joined at ``address``, or a local instance with ``num_cpus`` CPUs is started (and shut
-    down at the end); an already initialised Ray is used as it is.
+    The build holds the folder's lock (``build_lock``) throughout. Rows are appended as tasks
+    finish, so a killed build resumes where it stopped. Ray is joined at ``address``, or a
+    local instance with ``num_cpus`` CPUs is started (and shut down at the end); an already
+    initialised Ray is used as it is.
 
     Args:
         space: the search space.
@@ -174,12 +373,16 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
         device: where the networks train: ``cpu``, or ``cuda``/``cuda:N`` with ``local``
             (one process per GPU; the items of a batch train as one stacked model, so give a
             large ``archs_per_task``). Recorded per session in ``build.json``.
+        move_bad_rows: move lines of ``rows.jsonl`` that are not rows of this build into
+            ``rows.rejected.jsonl`` instead of stopping at the first (``read_rows``).
 
     Returns:
         All rows of the rows file after this run.
 
     Raises:
-        ValueError: bad settings, or ``out`` holds a build with other settings.
+        ValueError: bad settings, ``out`` holds a build with other settings or is in use by
+            another build (``build_lock``), or a line of its rows file is not a row of this
+            build (checked before any training).
         ImportError: Ray is not installed (and ``local`` is False).
     """
     if archs_per_task < 1:
@@ -199,40 +402,48 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
         canonical = canonicalizer(space)
         archs = np.array(sorted({canonical(space.validate(a)) for a in archs}), dtype=np.int64)
         settings["archs"] = archs.tolist()
-    sessions = _check_build_dir(out, settings)
-    rows_path = out / ROWS
-    done = {_key(r) for r in read_rows(rows_path) if r.get("error") is None}
     planned = plan_items(archs, seeds, reliability_archs)
-    items = [(a, s) for a, s in planned if (tuple(a), s) not in done]
-    batches = [items[i:i + archs_per_task] for i in range(0, len(items), archs_per_task)]
-    total = len(planned)
-    payload = (space.to_dict(), dataset, recipe.to_dict())
-    if not batches:
-        return read_rows(rows_path)
-    if local:
-        session = _start_build_dir(out, settings, sessions, device)
-        read_rows(rows_path, repair=True)
-        results = ((batch, train_items(*payload, batch, threads, device)) for batch in batches)
-        _write_rows(results, recipe, rows_path, session, stop_after, progress, total, len(items))
-        return read_rows(rows_path)
+    with build_lock(out):
+        sessions = _check_build_dir(out, settings)
+        rows_path = out / ROWS
+        check = row_check(space, seeds, recipe)
+        rows = read_rows(rows_path, move_bad_lines=move_bad_rows, check=check)  # before any training
+        done = {_key(r) for r in rows if r.get("error") is None}
+        items = [(a, s) for a, s in planned if (tuple(a), s) not in done]
+        if not items:
+            return rows
+        batches = [items[i:i + archs_per_task] for i in range(0, len(items), archs_per_task)]
+        write = functools.partial(_write_rows, recipe=recipe, rows_path=rows_path, stop_after=stop_after,
+                                  progress=progress, total=len(planned), todo=len(items))
+        payload = (space.to_dict(), dataset, recipe.to_dict())
+        if local:
+            session = _start_build_dir(out, settings, sessions, device)
+            read_rows(rows_path, repair=True)
+            write(((batch, train_items(*payload, batch, threads, device)) for batch in batches), session=session)
+        else:
+            _build_on_ray(out, settings, sessions, payload, batches, write, address, num_cpus, threads)
+        return read_rows(rows_path, check=check)
+
+
+def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tuple, batches: list[list],
+                  write: Callable, address: Optional[str], num_cpus: Optional[int], threads: int) -> None:
+    """Train ``batches`` as Ray tasks, writing their rows as they finish (``write``)."""
     import ray
 
     started_ray = _start_ray(ray, address, num_cpus)  # before anything is written
     try:
         session = _start_build_dir(out, settings, sessions)
-        read_rows(rows_path, repair=True)
+        read_rows(out / ROWS, repair=True)
         task = ray.remote(num_cpus=threads, max_retries=0)(train_items)
         pending = {task.remote(*payload, batch, threads): batch for batch in batches}
         try:
-            _write_rows(_as_completed(ray, pending), recipe, rows_path, session, stop_after, progress,
-                        total, len(items))
+            write(_as_completed(ray, pending), session=session)
         finally:
             for ref in pending:  # stopped early: the rest is not wanted (the workers stay up)
                 ray.cancel(ref)
     finally:
         if started_ray:
             ray.shutdown()
-    return read_rows(rows_path)
 
 
 def _start_ray(ray, address: Optional[str], num_cpus: Optional[int]) -> bool:
@@ -272,7 +483,7 @@ def _as_completed(ray, pending: dict) -> Iterator[tuple[list, list[dict]]]:
             yield batch, rows
 
 
-def _write_rows(results, recipe: Recipe, rows_path: Path, session: int, stop_after: Optional[int],
+def _write_rows(results, *, recipe: Recipe, rows_path: Path, session: int, stop_after: Optional[int],
                 progress: bool, total: int, todo: int) -> None:
     from tqdm.auto import tqdm
 
@@ -320,16 +531,46 @@ def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
 
     Returns:
         The manifest path.
+
+    Raises:
+        ValueError: ``name`` is not a plain name, ``out`` is no build folder, is in use by a
+            build (``build_lock``), or holds a line that is not a row of its build (one line).
     """
     out = Path(out)
+    plain_name(name, "a table name")
     dest = Path(dest) if dest is not None else out
-    settings = json.loads((out / BUILD).read_text())
+    if not (out / BUILD).is_file():
+        raise ValueError(f"{out} is not a build folder: it has no {BUILD}")
+    with build_lock(out):
+        settings = read_settings(out)
+        space, recipe, seeds = _decode_settings(settings, out)
+        rows = read_rows(out / ROWS, check=row_check(space, seeds, recipe))
+        return _write_table(out, dest, name, settings, space, recipe, seeds, rows)
+
+
+def _decode_settings(settings: dict, out: Path) -> tuple[Any, Recipe, list[int]]:
+    """``(space, recipe, seeds)`` of a build's settings.
+
+    Raises:
+        ValueError: a missing or bad field (one line naming ``build.json``).
+    """
     from nasgen.searchspace import from_dict
 
-    space = from_dict(settings["space"])
-    recipe = Recipe.from_dict(settings["recipe"])
-    seeds = [int(s) for s in settings["seeds"]]
-    rows = read_rows(out / ROWS)
+    try:
+        space = from_dict(settings.get("space"))
+        if not isinstance(settings.get("recipe"), dict) or not isinstance(settings.get("seeds"), list):
+            raise ValueError("no recipe object or no seeds list")
+        recipe = Recipe.from_dict(settings["recipe"])
+        seeds = [int(s) for s in settings["seeds"]]
+        plain_name(settings.get("dataset"), "dataset")
+    except (TypeError, ValueError, OverflowError) as error:
+        raise ValueError(f"{out / BUILD} holds no valid build settings: {reason(error)}") from None
+    return space, recipe, seeds
+
+
+def _write_table(out: Path, dest: Path, name: str, settings: dict, space, recipe: Recipe, seeds: list[int],
+                 rows: list[dict]) -> Path:
+    """Write ``dest/NAME.npz`` and ``dest/NAME.json`` from checked rows (``pack``); returns the manifest path."""
     last: dict[tuple, dict] = {}
     for row in rows:
         last[_key(row)] = row
@@ -351,9 +592,7 @@ def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
         build_of_session[k] = builds.index(entry)
     built_by = np.full((K, S), -1, dtype=np.int16)
     errors = []
-    for (arch, seed), row in last.items():
-        if seed not in seeds:
-            continue
+    for (arch, seed), row in last.items():  # checked rows: their seeds are the build's
         i, j = index[arch], seeds.index(seed)
         if row.get("params") is not None:
             params[i], flops[i] = row["params"], row["flops"]

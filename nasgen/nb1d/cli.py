@@ -24,7 +24,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .archs import plan_archs
     from .build import build, pack
     from .recipe import Recipe, training_device
-    from .table import SHIPPED_DIR, format_summary
+    from .table import SHIPPED_DIR, format_summary, plain_name
 
     space_name = _cli._choice(args.space, searchspace.names(), "search space")
     dataset = _cli._choice(args.dataset, searchspace.dataset_names(), "dataset")
@@ -47,8 +47,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             _fail(f"{flag} must be >= 1, got {value}")
     name = args.name or f"{space_name}-{dataset}"
-    if not name or "/" in name or name in (".", ".."):
-        _fail(f"--name must be a plain file name, got {name!r}")
+    try:
+        plain_name(name, "--name")
+    except ValueError as error:
+        _fail(str(error))
     try:
         if not args.local:
             import ray  # noqa: F401
@@ -65,10 +67,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         build(space, dataset, seeds, recipe, out, address=args.address, num_cpus=args.num_cpus,
               limit_archs=args.limit_archs, archs_per_task=args.archs_per_task, progress=not args.no_progress,
               local=args.local, threads=getattr(args, "threads", 1), reliability_archs=args.reliability_archs,
-              device=device)
+              device=device, move_bad_rows=args.move_bad_rows)
+        manifest_path = pack(out, name, SHIPPED_DIR if args.ship else out)
     except ValueError as error:
         _fail(str(error))
-    manifest_path = pack(out, name, SHIPPED_DIR if args.ship else out)
     manifest = json.loads(manifest_path.read_text())
     print(format_summary(manifest))
     f = manifest["figures"]
@@ -141,6 +143,9 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
                    help="cpu (default), or cuda / cuda:N with --local: each task's items train as one stacked "
                         "model on the GPU, so give a large --archs-per-task (e.g. 512). Float32 without TF32; "
                         "build.json records each start's device")
+    b.add_argument("--move-bad-rows", action="store_true",
+                   help="move lines of OUT/rows.jsonl that are not rows of this build (a corrupt line, another "
+                        "space's architecture, another seed) into OUT/rows.rejected.jsonl instead of stopping")
     b.add_argument("--ship", action="store_true", help="write the packed table into the package's tables folder")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_threads_argument(b)
