@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Optional
 
 import gymnasium as gym
@@ -17,6 +18,9 @@ from nasgen.searchspace import (BatchStream, CellSpace, Credit, Supernet, datase
 from nasgen.searchspace import get as get_space
 from nasgen.searchspace import names as space_names
 from nasgen.searchspace.cells import check_stack_size
+
+from nasgen import checks
+from nasgen.nb1d.judge import supernet_cells_for
 
 from .base import CREDIT_CHECK_EVERY, ArchitectureEnv, torch_seed
 
@@ -41,12 +45,111 @@ DEFAULT_SUPERNET_CELLS = 5
 
 
 def supernet_cells(space: str, dataset: str, n_cells: Optional[int]) -> int:
-    """``n_cells`` as given, or its default for ``space`` on ``dataset`` (see ``OneShotNASEnv``)."""
+    """``n_cells`` as given, or its default for ``space`` on ``dataset`` (see ``OneShotConfig``)."""
     if n_cells is not None:
         return n_cells
-    from nasgen.nb1d.judge import supernet_cells_for
-
     return supernet_cells_for(space, dataset) or DEFAULT_SUPERNET_CELLS
+
+
+@dataclass
+class OneShotConfig:
+    """The keyword arguments of ``OneShotNAS-v0`` (``gym.make(id, **fields)``), with their
+    defaults and checks; the config checks itself on creation, building nothing."""
+
+    dataset: str = "digits"
+    """a name of ``searchspace.dataset_names()``"""
+    data_dir: Optional[str] = None
+    """folder of the torchvision datasets"""
+    download: bool = False
+    """let torchvision download a missing dataset"""
+    limit: Optional[int] = field(default=None, metadata=checks.field(checks.positive_int))
+    """keep at most this many examples per split"""
+    dataset_options: Optional[dict] = None
+    """settings of a dataset that has them (``mnist1d``: ``n_train``, ``n_test``, ``val_fraction``,
+    ``n_val``, ``seed`` and the generator's difficulty; see ``MNIST1DOptions``)"""
+    space: str = "small"
+    """a search-space preset name (a cell space)"""
+    C: int = 8
+    """supernet channels of the first cells"""
+    n_cells: Optional[int] = None
+    """supernet cells (``nb201``: cells per stage, N). None: the depth of the networks of the table
+    that judges this space and dataset, so the supernet's sub-networks are the networks the table
+    trained (``nb201`` on ``mnist1d``: N=1); otherwise ``DEFAULT_SUPERNET_CELLS`` (5)"""
+    batch_size: int = field(default=64, metadata=checks.field(checks.positive_int))
+    """examples per reward and per weight step"""
+    warmup_epochs: float = field(default=10.0, metadata=checks.field(checks.non_negative_float))
+    """epochs of weight training on uniform paths before the first reward"""
+    train_weights: bool = True
+    """train the shared weights one step after every reward"""
+    weight_lr: float = field(default=0.025, metadata=checks.field(checks.positive_float))
+    """SGD learning rate of the shared weights"""
+    weight_momentum: float = 0.9
+    """SGD momentum of the shared weights, in [0, 1)"""
+    weight_decay: float = field(default=3e-4, metadata=checks.field(checks.non_negative_float))
+    """L2 penalty of the shared weights"""
+    grad_clip: float = field(default=5.0, metadata=checks.field(checks.positive_float))
+    """gradient-norm clip of the shared weights"""
+    weight_lr_schedule: str = "constant"
+    """``constant``, or ``cosine`` from ``weight_lr`` to ``weight_lr_min`` over ``schedule_epochs``"""
+    weight_lr_min: float = field(default=1e-3, metadata=checks.field(checks.non_negative_float))
+    """final lr of the cosine schedule"""
+    schedule_epochs: Optional[float] = None
+    """epochs of weight training the cosine spans (warm-up + search); required with ``cosine``"""
+    progress: bool = False
+    """show a progress bar during warm-up (never part of a run's settings)"""
+    credit: Optional[str] = None
+    """per-edge credit in ``info``: None, ``taylor``, ``exact`` or ``hybrid`` (``ArchitectureEnv``)"""
+    credit_subset: int = 1
+    """edges checked exactly per step by the hybrid estimator"""
+    credit_batch: str = "val"
+    """``val`` (the paper: reward and credit on a validation batch, then a separate training pass)
+    or ``train`` (from the training pass itself, see ``OneShotNASEnv``)"""
+    nonfinite_reward: float = -100.0
+    """the reward given when the loss is not finite"""
+    device: str = "cpu"
+    """torch device of the supernet"""
+    seed: Optional[int] = None
+    """used by the first reset when it passes no seed"""
+    credit_check_every: int = CREDIT_CHECK_EVERY
+    """steps between credit-quality checks against exact credit (0: off)"""
+
+    def __post_init__(self) -> None:
+        checks.check_fields(self)
+        self.search_space()
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> "OneShotConfig":
+        """The config of these keyword arguments (TypeError naming an unknown one and listing the rest)."""
+        names = [f.name for f in fields(cls)]
+        unknown = [key for key in kwargs if key not in names]
+        if unknown:
+            raise TypeError(f"OneShotNASEnv takes no {unknown[0]!r}; it accepts: {', '.join(names)}")
+        return cls(**kwargs)
+
+    def search_space(self) -> CellSpace:
+        """The cell space of this config, after the checks no single field can make alone."""
+        if self.dataset not in dataset_names():
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose from: {', '.join(dataset_names())}")
+        if self.space not in space_names():
+            raise ValueError(f"unknown search space {self.space!r}; choose from: {', '.join(space_names())}")
+        search_space = get_space(self.space)
+        if not isinstance(search_space, CellSpace):
+            raise ValueError(f"space {self.space!r} is not a cell search space")
+        check_stack_size(self.C, supernet_cells(self.space, self.dataset, self.n_cells))
+        if not 0 <= self.weight_momentum < 1:
+            raise ValueError(f"weight_momentum must lie in [0, 1), got {self.weight_momentum}")
+        if self.weight_lr_schedule not in WEIGHT_LR_SCHEDULES:
+            raise ValueError(f"weight_lr_schedule={self.weight_lr_schedule!r}; expected one of "
+                             f"{', '.join(WEIGHT_LR_SCHEDULES)}")
+        if self.weight_lr_schedule == "cosine" and not (self.schedule_epochs is not None
+                                                        and 0 < self.schedule_epochs < math.inf):
+            raise ValueError(f"weight_lr_schedule='cosine' needs schedule_epochs > 0 (warm-up + search "
+                             f"epochs of weight training), got {self.schedule_epochs}")
+        if self.credit_batch not in CREDIT_BATCHES:
+            raise ValueError(f"credit_batch={self.credit_batch!r}; expected one of {', '.join(CREDIT_BATCHES)}")
+        ArchitectureEnv._check_common_arguments(self.credit, self.credit_subset, self.nonfinite_reward,
+                                                self.device, self.seed, self.credit_check_every)
+        return search_space
 
 
 class OneShotNASEnv(ArchitectureEnv):
@@ -89,68 +192,38 @@ class OneShotNASEnv(ArchitectureEnv):
     ``train_step(arch=..., weights=...)`` and ``score(arch)``.
 
     Args:
-        dataset: a name of ``searchspace.dataset_names()``.
-        data_dir: folder of the torchvision datasets.
-        download: let torchvision download a missing dataset.
-        limit: keep at most this many examples per split.
-        dataset_options: settings of a dataset that has them (``mnist1d``: ``n_train``,
-            ``n_test``, ``val_fraction``, ``n_val``, ``seed``; see ``MNIST1DOptions``).
-        space: a search-space preset name (a cell space).
-        C: supernet channels of the first cells.
-        n_cells: supernet cells (``nb201``: cells per stage, N). None: the depth of the networks
-            of the shipped table that judges this space and dataset, so the supernet's
-            sub-networks are the networks the table trained (``nb201`` on ``mnist1d``: N=1);
-            otherwise ``DEFAULT_SUPERNET_CELLS`` (5).
-        batch_size: examples per reward and per weight step.
-        warmup_epochs: epochs of weight training on uniform paths before the first reward.
-        train_weights: train the shared weights one step after every reward.
-        weight_lr, weight_momentum, weight_decay, grad_clip: the SGD of the shared weights.
-        weight_lr_schedule: ``"constant"`` or ``"cosine"`` (see above).
-        weight_lr_min: final lr of the cosine schedule.
-        schedule_epochs: epochs of weight training the cosine spans (warm-up + search);
-            required with ``"cosine"``.
-        credit_batch: ``"val"`` (the paper: reward and credit on a validation batch, then a
-            separate training pass) or ``"train"`` (from the training pass, see above).
-        progress: show a progress bar during warm-up.
-        credit, credit_subset, nonfinite_reward, device, seed, credit_check_every: see
-            ``ArchitectureEnv``.
+        config: the settings (``OneShotConfig``); or give its fields as keyword arguments,
+            as ``gym.make("nasgen/OneShotNAS-v0", dataset=..., space=...)`` does.
     """
 
     has_validation_split = True
 
-    def __init__(self, dataset: str = "digits", data_dir: Optional[str] = None, download: bool = False,
-                 limit: Optional[int] = None, dataset_options: Optional[dict] = None,
-                 space: str = "small", C: int = 8, n_cells: Optional[int] = None,
-                 batch_size: int = 64, warmup_epochs: float = 10.0, train_weights: bool = True,
-                 weight_lr: float = 0.025, weight_momentum: float = 0.9, weight_decay: float = 3e-4,
-                 grad_clip: float = 5.0, weight_lr_schedule: str = "constant", weight_lr_min: float = 1e-3,
-                 schedule_epochs: Optional[float] = None, progress: bool = False,
-                 credit: Optional[str] = None, credit_subset: int = 1, credit_batch: str = "val",
-                 nonfinite_reward: float = -100.0, device: str = "cpu", seed: Optional[int] = None,
-                 credit_check_every: int = CREDIT_CHECK_EVERY):
-        search_space = self.check_arguments(
-            dataset=dataset, limit=limit, space=space, C=C, n_cells=n_cells, batch_size=batch_size,
-            warmup_epochs=warmup_epochs, weight_lr=weight_lr, weight_momentum=weight_momentum,
-            weight_decay=weight_decay, grad_clip=grad_clip, weight_lr_schedule=weight_lr_schedule,
-            weight_lr_min=weight_lr_min, schedule_epochs=schedule_epochs, credit=credit,
-            credit_subset=credit_subset, credit_batch=credit_batch, nonfinite_reward=nonfinite_reward,
-            device=device, seed=seed, credit_check_every=credit_check_every)
-        super().__init__(search_space, credit, credit_subset, nonfinite_reward, device, seed,
-                         credit_check_every=credit_check_every)
-        self.data = load_dataset(dataset, data_dir, download=download, limit=limit, options=dataset_options)
-        self.supernet_config = dict(C=C, n_cells=supernet_cells(space, dataset, n_cells),
+    config_class = OneShotConfig
+
+    def __init__(self, config: Optional[OneShotConfig] = None, **kwargs: Any):
+        if config is None:
+            config = OneShotConfig.from_kwargs(**kwargs)
+        elif kwargs:
+            raise TypeError("give OneShotNASEnv a config or keyword arguments, not both")
+        self.config = config
+        super().__init__(config.search_space(), config.credit, config.credit_subset, config.nonfinite_reward,
+                         config.device, config.seed, credit_check_every=config.credit_check_every)
+        self.data = load_dataset(config.dataset, config.data_dir, download=config.download, limit=config.limit,
+                                 options=config.dataset_options)
+        self.supernet_config = dict(C=config.C, n_cells=supernet_cells(config.space, config.dataset, config.n_cells),
                                     in_channels=self.data.in_channels, n_classes=self.data.n_classes,
                                     image_size=self.data.image_size, dims=self.data.dims)
-        self.batch_size = batch_size
-        self.warmup_epochs = warmup_epochs
-        self.train_weights = train_weights
-        self.weight_hparams = dict(lr=weight_lr, momentum=weight_momentum, weight_decay=weight_decay)
-        self.grad_clip = grad_clip
-        self.weight_lr_schedule = weight_lr_schedule
-        self.weight_lr_min = weight_lr_min
-        self.schedule_epochs = schedule_epochs
-        self.credit_batch = credit_batch
-        self.progress = progress
+        self.batch_size = config.batch_size
+        self.warmup_epochs = config.warmup_epochs
+        self.train_weights = config.train_weights
+        self.weight_hparams = dict(lr=config.weight_lr, momentum=config.weight_momentum,
+                                   weight_decay=config.weight_decay)
+        self.grad_clip = config.grad_clip
+        self.weight_lr_schedule = config.weight_lr_schedule
+        self.weight_lr_min = config.weight_lr_min
+        self.schedule_epochs = config.schedule_epochs
+        self.credit_batch = config.credit_batch
+        self.progress = config.progress
         self._fused_train_loss: Optional[float] = None
         low, high = self.reward_obs_bounds
         self.observation_space = gym.spaces.Box(np.array([0.0, low], dtype=np.float32),
@@ -163,38 +236,13 @@ class OneShotNASEnv(ArchitectureEnv):
         self._val_data = self.data.val.to(self.device)
 
     @classmethod
-    def _checked_space(cls, args: dict[str, Any]) -> CellSpace:
-        if args["dataset"] not in dataset_names():
-            raise ValueError(f"unknown dataset {args['dataset']!r}; choose from: {', '.join(dataset_names())}")
-        if args["space"] not in space_names():
-            raise ValueError(f"unknown search space {args['space']!r}; choose from: {', '.join(space_names())}")
-        search_space = get_space(args["space"])
-        if not isinstance(search_space, CellSpace):
-            raise ValueError(f"space {args['space']!r} is not a cell search space")
-        check_stack_size(args["C"], supernet_cells(args["space"], args["dataset"], args["n_cells"]))
-        for key in ("batch_size",) + (("limit",) if args["limit"] is not None else ()):
-            if args[key] < 1:
-                raise ValueError(f"{key} must be >= 1, got {args[key]}")
-        if not 0 <= args["weight_momentum"] < 1:
-            raise ValueError(f"weight_momentum must lie in [0, 1), got {args['weight_momentum']}")
-        for key in ("warmup_epochs", "weight_decay"):
-            if not 0 <= args[key] < math.inf:
-                raise ValueError(f"{key} must be a finite number >= 0, got {args[key]}")
-        for key in ("weight_lr", "grad_clip"):
-            if not 0 < args[key] < math.inf:
-                raise ValueError(f"{key} must be a finite number > 0, got {args[key]}")
-        if args["weight_lr_schedule"] not in WEIGHT_LR_SCHEDULES:
-            raise ValueError(f"weight_lr_schedule={args['weight_lr_schedule']!r}; expected one of "
-                             f"{', '.join(WEIGHT_LR_SCHEDULES)}")
-        schedule_epochs = args["schedule_epochs"]
-        if args["weight_lr_schedule"] == "cosine" and not (schedule_epochs is not None and 0 < schedule_epochs < math.inf):
-            raise ValueError(f"weight_lr_schedule='cosine' needs schedule_epochs > 0 (warm-up + search "
-                             f"epochs of weight training), got {schedule_epochs}")
-        if not 0 <= args["weight_lr_min"] < math.inf:
-            raise ValueError(f"weight_lr_min must be a finite number >= 0, got {args['weight_lr_min']}")
-        if args["credit_batch"] not in CREDIT_BATCHES:
-            raise ValueError(f"credit_batch={args['credit_batch']!r}; expected one of {', '.join(CREDIT_BATCHES)}")
-        return search_space
+    def check_arguments(cls, **kwargs: Any) -> CellSpace:
+        """The checks of ``OneShotConfig(**kwargs)`` (building nothing); returns its space.
+
+        Raises:
+            TypeError: a keyword the config does not have. ValueError: a bad value.
+        """
+        return OneShotConfig.from_kwargs(**kwargs).search_space()
 
     @staticmethod
     def dataset_names() -> list[str]:

@@ -24,14 +24,13 @@ The readable state is on ``env.unwrapped``: ``decisions`` (the choices made so f
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Optional
 
 import gymnasium as gym
 import numpy as np
 
 from .base import ArchitectureEnv
-from .oneshot import OneShotNASEnv
+from .oneshot import OneShotConfig, OneShotNASEnv
 
 
 class SequentialArchitectureEnv(gym.Env):
@@ -183,16 +182,12 @@ class OneShotNASSeqEnv(SequentialArchitectureEnv):
             batch_size, warmup_epochs, train_weights, credit, device, seed, ...).
     """
 
-    #: what the inner env accepts
+    #: what the inner env accepts: its config, datasets and credit modes
+    config_class = OneShotConfig
     dataset_names = staticmethod(OneShotNASEnv.dataset_names)
     credit_modes = OneShotNASEnv.credit_modes
-    #: the inner env's argument checks (nothing built), for ``nasgen search``'s validation
-    check_arguments = staticmethod(OneShotNASEnv.check_arguments)
+    check_arguments = OneShotNASEnv.check_arguments
 
     def __init__(self, **kwargs: Any):
         super().__init__(OneShotNASEnv(**kwargs))
 
-
-# Its keywords are the inner env's: say so to inspect.signature, so that tools reading the
-# signature (nasgen search's --env-kwargs check) see them and not a bare **kwargs.
-OneShotNASSeqEnv.__init__.__signature__ = inspect.signature(OneShotNASEnv.__init__)

@@ -22,8 +22,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from nasgen.searchspace import get as get_space
 from nasgen.searchspace.registry import Registry
 
+from .recipe import network_cells
 from .table import SHIPPED_DIR, Table, load
 
 
@@ -35,6 +37,8 @@ class TableEntry:
     """search-space presets whose architectures the table answers (through the NAS-Bench-201 string)"""
     dataset: str
     """the dataset the table's architectures were trained on"""
+    cells_per_stage: int = 1
+    """the depth of the table's networks (its recipe's ``cells_per_stage``; a test checks the two agree)"""
 
 
 #: Shipped table name -> what it judges. A name whose files are not in ``SHIPPED_DIR`` yet is
@@ -81,26 +85,17 @@ def supernet_cells_for(space: str, dataset: Optional[str]) -> Optional[int]:
     A one-shot search ranks the sub-networks of its supernet; when a table judges the search,
     the supernet whose sub-networks are the table's networks is the one with the table's
     skeleton, so that depth is the search's default (``OneShotNAS-v0``'s ``n_cells=None``).
-
-    Args:
-        space: the search-space preset name.
-        dataset: the dataset name.
+    Read from ``TABLES`` (data), not from a table's files.
 
     Returns:
         Cells per stage (``nb201`` spaces) or cells in all (DARTS spaces) of the table's
-        networks, or None when no shipped table judges the search.
+        networks, or None when no registered table judges the search.
     """
-    name = table_for(space, dataset)
-    if name is None:
-        return None
-    import json
-
-    from nasgen.searchspace import from_dict
-
-    from .recipe import network_cells
-
-    manifest = json.loads((SHIPPED_DIR / f"{name}.json").read_text())
-    return network_cells(from_dict(manifest["space"]), int(manifest["recipe"]["cells_per_stage"]))
+    for name in TABLES:
+        entry = TABLES.get(name)
+        if space in entry.spaces and dataset == entry.dataset:
+            return network_cells(get_space(space), entry.cells_per_stage)
+    return None
 
 
 def to_table_arch(table: Table, space: Any, arch: Any) -> np.ndarray:
