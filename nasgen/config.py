@@ -10,7 +10,6 @@ search all go through it.
 from __future__ import annotations
 
 import ast
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional, Sequence
 

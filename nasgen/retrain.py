@@ -16,8 +16,8 @@ from typing import Any, Optional
 import torch
 
 from nasgen import checks, jsonfile, runtime, searchspace
+from nasgen.runtime import seed_everything
 from nasgen.checks import short
-from nasgen.search import seed_everything
 from nasgen.searchspace import Genotype, Network, TrainConfig, train_network
 from nasgen.tblog import hyperparameter_table, write_hparams
 

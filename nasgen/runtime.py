@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 
 from nasgen.checks import short
@@ -82,3 +84,10 @@ def memory_bytes() -> Optional[int]:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
         return None
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy's and torch's global generators (the CLI's one call)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -18,11 +18,14 @@ from typing import Any, Optional
 import gymnasium as gym
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from nasgen import controllers, jsonfile, protocols
 from nasgen.checkpoint import CheckpointError, load_checkpoint, remove_temporaries, save_checkpoint
 from nasgen.config import SearchConfig, env_kwargs
 from nasgen.controllers.diagnostics import parameter_free_cells
+from nasgen.nb1d import judge
+from nasgen.runtime import seed_everything  # noqa: F401  (the search's own seeding, a public name here)
 from nasgen.searchspace import CellSpace, plot_cell, plot_op_probabilities
 from nasgen.tblog import hyperparameter_table, write_hparams
 
@@ -32,13 +35,6 @@ CHECKPOINT_NAME = "checkpoint.pt"
 _TAGS = {"reward_mean": "charts/reward", "reward_max": "charts/reward_max", "reward": "charts/reward",
          "train_loss": "losses/train", "val_loss": "losses/val", "baseline": "losses/baseline",
          "entropy": "search/entropy", "zero_op_share": "search/zero_op_share"}
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, numpy's and torch's global generators (the CLI's one call)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def _global_rng_state() -> dict:
@@ -104,8 +100,6 @@ class Search:
         Raises:
             TableError: ``config.table`` names a table that cannot judge this search.
         """
-        from nasgen.nb1d import judge
-
         env = self.env.unwrapped
         data = getattr(env, "data", None)
         return judge.for_search(self.config.table, env.space, getattr(data, "name", None),
@@ -239,8 +233,6 @@ class Search:
         remedy = getattr(report, "search_remedy", None) or getattr(report, "remedy", None)
         line = (f"WARNING: {self.config.controller} controller {verdict} at step {self.step}"
                 + (f"; likely cause: {cause}" if cause else "") + (f"; try {remedy}" if remedy else ""))
-        from tqdm.auto import tqdm
-
         tqdm.write(line, file=sys.stderr)  # above the progress bar, not through it
         if self.logger is not None:
             self.logger.add_text("diagnostics/warning", line, self.step)
@@ -259,8 +251,6 @@ class Search:
                 f"{'s' if len(cells) > 1 else ''} at step {self.step} (only skip connections, pooling or "
                 f"no op): such a cell learns nothing; likely a collapse to parameter-free ops. Try more "
                 f"--warmup-epochs or --steps, or another controller")
-        from tqdm.auto import tqdm
-
         tqdm.write(line, file=sys.stderr)
         if self.logger is not None:
             self.logger.add_text("diagnostics/warning", line, self.step)
@@ -339,7 +329,6 @@ class Search:
         image_every = self._image_every()
         bar = None
         if self.progress and self.is_main:
-            from tqdm.auto import tqdm
             bar = tqdm(total=self.total_steps, initial=self.step, desc=self.config.controller, unit="step")
         last_time = mark = time.perf_counter()
         while self.step < self.total_steps:
@@ -373,9 +362,7 @@ class Search:
     def _judge(self, arch: np.ndarray) -> dict:
         """The table's verdict on ``arch``, logged under ``ground_truth/``. A partial (sampled)
         table trains a cell it lacks with its own recipe; those rows stay in the run directory."""
-        from nasgen.nb1d.judge import FILL_NAME
-
-        self.judge.fill = self.run_dir / FILL_NAME
+        self.judge.fill = self.run_dir / judge.FILL_NAME
         try:
             verdict = self.judge.judge(arch)
         except ValueError as error:  # e.g. a partial table without this architecture

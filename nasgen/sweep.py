@@ -38,19 +38,17 @@ import itertools
 import json
 import logging
 import math
-import os
 import re
 import statistics
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from nasgen import config as search_config
-from nasgen import controllers, jsonfile
+from nasgen import controllers
 from nasgen.checkpoint import CheckpointError
-from nasgen.checks import InputError, short
+from nasgen.checks import InputError
 from nasgen.runtime import apply_threads
 from nasgen.search import Search, SearchConfig, resume_state, run_logged, seed_everything
 

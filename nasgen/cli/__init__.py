@@ -12,11 +12,11 @@ from typing import Optional, Sequence
 
 from nasgen.checkpoint import CheckpointWriteError
 from nasgen.checks import InputError
-from nasgen.nb1d.cli import add_bench_parser
 from nasgen.runtime import apply_threads
 from nasgen.searchspace import DataError, DataNotFoundError
 
 from .args import Parser, UsageError, parse_key_values, parse_value
+from .bench import add_bench_parser
 from .listing import add_list_parser
 from .retrain import add_retrain_parser
 from .search import add_search_parser
@@ -24,12 +24,6 @@ from .sweep import add_sweep_parser
 from .toy import add_toy_parser
 
 __all__ = ["UsageError", "build_parser", "main", "parse_key_values", "parse_value"]
-
-
-def _choice(value: str, known: Sequence[str], what: str) -> str:
-    if value not in known:
-        raise UsageError(f"unknown {what} {value!r}; choose from: {', '.join(known)}")
-    return value
 
 
 def build_parser() -> Parser:

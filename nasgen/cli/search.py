@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from nasgen import config as search_config
 from nasgen import runtime

@@ -12,15 +12,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
+from nasgen import checks
+from nasgen.nb1d.judge import supernet_cells_for
 from nasgen.searchspace import (BatchStream, CellSpace, Credit, Supernet, dataset_names, exact_credit,
                                 hybrid_credit, load_dataset)
 from nasgen.searchspace import get as get_space
 from nasgen.searchspace import names as space_names
 from nasgen.searchspace.cells import check_stack_size
-
-from nasgen import checks
-from nasgen.nb1d.judge import supernet_cells_for
 
 from .base import CREDIT_CHECK_EVERY, ArchitectureEnv, torch_seed
 
@@ -332,7 +332,6 @@ class OneShotNASEnv(ArchitectureEnv):
         steps = int(round(self.warmup_epochs * self.train_stream.batches_per_epoch))
         iterator = range(steps)
         if self.progress and steps:
-            from tqdm.auto import tqdm
             iterator = tqdm(iterator, desc="warm-up", unit="step", leave=False)
         for _ in iterator:
             self.train_step(self.space.sample(self.np_random))

@@ -13,6 +13,8 @@ from typing import Any, Optional
 import gymnasium as gym
 import numpy as np
 
+from nasgen.nb1d import load
+
 from .base import ArchitectureEnv
 
 REWARDS = ("sample", "mean")
@@ -67,8 +69,6 @@ class TabularEnv(ArchitectureEnv):
 
     def __init__(self, table: str = "nb201-mnist1d", reward: str = "sample", budget: Optional[int] = None,
                  credit: Optional[str] = None, seed: Optional[int] = None):
-        from nasgen.nb1d import load
-
         if credit is not None:
             raise ValueError(f"Tabular-v0 cannot give credit={credit!r}: a table has no gates to ablate; "
                              f"use credit=None (black-box controllers)")

@@ -7,6 +7,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from nasgen.searchspace.canonical import canonical_map
 from nasgen.searchspace.registry import Registry
 
 #: Spaces with at most this many encodings and no canonical form are enumerated one class each.
@@ -18,8 +19,6 @@ CANONICAL: Registry[Callable] = Registry("canonical form")
 
 
 def _nb201_form(space):
-    from nasgen.searchspace.canonical import canonical_map
-
     cmap = canonical_map(tuple(space.op_names))
     return cmap.canonical, lambda: cmap.representatives.astype(np.int64)
 

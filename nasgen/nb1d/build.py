@@ -23,6 +23,7 @@ and packing keeps the last row of each pair.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import functools
 import json
 import math
@@ -32,9 +33,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
+import gymnasium
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
-from .archs import canonicalizer, plan_archs
+from nasgen import __version__
+from nasgen.searchspace import from_dict
+
+from .archs import all_distinct, canonicalizer, plan_archs
 from .recipe import METRICS, Recipe, train_items, training_device
 from .table import FORMAT, clip, figures, plain_name, reason, sha256_of
 
@@ -49,17 +56,12 @@ LOCK = "build.lock"
 
 
 def versions() -> dict[str, str]:
-    """The versions a table was built with."""
-    import gymnasium
-    import torch
-
-    import nasgen
-
-    out = {"nasgen": nasgen.__version__, "python": platform.python_version(), "torch": torch.__version__,
+    """The versions a table was built with (Ray's only where it is installed: ``--local``
+    builds run without it)."""
+    out = {"nasgen": __version__, "python": platform.python_version(), "torch": torch.__version__,
            "numpy": np.__version__, "gymnasium": gymnasium.__version__}
-    with contextlib.suppress(ImportError):  # Ray is optional (--local builds)
-        import ray
-        out["ray"] = ray.__version__
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        out["ray"] = importlib.metadata.version("ray")
     return out
 
 
@@ -485,8 +487,6 @@ def _as_completed(ray, pending: dict) -> Iterator[tuple[list, list[dict]]]:
 
 def _write_rows(results, *, recipe: Recipe, rows_path: Path, session: int, stop_after: Optional[int],
                 progress: bool, total: int, todo: int) -> None:
-    from tqdm.auto import tqdm
-
     written = 0
     bar = tqdm(total=total, initial=total - todo, unit="row", desc="bench build", disable=not progress)
     try:
@@ -509,8 +509,6 @@ def _write_rows(results, *, recipe: Recipe, rows_path: Path, session: int, stop_
 
 # --- packing ---------------------------------------------------------------------------------------
 def _space_distinct(space) -> Optional[int]:
-    from .archs import all_distinct
-
     every = all_distinct(space)
     return None if every is None else int(len(every))
 
@@ -554,8 +552,6 @@ def _decode_settings(settings: dict, out: Path) -> tuple[Any, Recipe, list[int]]
     Raises:
         ValueError: a missing or bad field (one line naming ``build.json``).
     """
-    from nasgen.searchspace import from_dict
-
     try:
         space = from_dict(settings.get("space"))
         if not isinstance(settings.get("recipe"), dict) or not isinstance(settings.get("seeds"), list):

@@ -15,7 +15,9 @@ another space map into the table's space through their NAS-Bench-201 string, so 
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -25,7 +27,8 @@ import numpy as np
 from nasgen.searchspace import get as get_space
 from nasgen.searchspace.registry import Registry
 
-from .recipe import network_cells
+from .build import read_rows
+from .recipe import Recipe, network_cells, train_architecture
 from .table import SHIPPED_DIR, Table, load
 
 
@@ -138,8 +141,6 @@ class Judge:
         self.fill = Path(fill) if fill is not None else None
         self._filled: dict[tuple, dict] = {}
         if self.fill is not None and self.fill.is_file():
-            from .build import read_rows
-
             for row in read_rows(self.fill):
                 if row.get("table_sha256") == table.manifest.get("sha256") and row.get("error") is None:
                     self._filled.setdefault(tuple(row["arch"]), {})[int(row["seed"])] = row
@@ -151,10 +152,6 @@ class Judge:
         except ValueError:
             if self.fill is None:
                 raise
-        import json
-
-        from .recipe import Recipe, train_architecture
-
         key = tuple(int(v) for v in self.table._canonical(encoded))
         rows = self._filled.setdefault(key, {})
         recipe = Recipe.from_dict(self.table.manifest["recipe"])
@@ -244,8 +241,6 @@ def for_search(table: Optional[str], space: Any, dataset: Optional[str],
             loaded = load(name)
             _check_task(loaded, space, dataset, dataset_options)
         except ValueError as error:  # TableError included: the search runs on, unjudged
-            import sys
-
             print(f"warning: no ground truth for this search: {error}", file=sys.stderr)
             return None
         return Judge(loaded, space)

@@ -15,8 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from nasgen.runtime import check_device
+from nasgen.searchspace import BatchStream, NB201SearchSpace, Network, Split, from_dict, load_dataset
+
+from .stacked import STACKED_OPS, StackedNB201, clip_per_architecture
 
 #: The metrics recorded at each recorded epoch, in this order.
 METRICS = ("train_accuracy", "train_loss", "val_accuracy", "val_loss", "test_accuracy", "test_loss")
@@ -108,8 +112,6 @@ _SIZED_OPTIONS = {
 
 @functools.lru_cache(maxsize=2)
 def _cached_data(dataset: str, data_seed: int, options_json: str, sizes: tuple[int, int, int]):
-    from nasgen.searchspace import Split, load_dataset
-
     options = json.loads(options_json)
     data = load_dataset(dataset, split_seed=data_seed, **({"options": options} if options else {}))
     for name, size in zip(("train", "val", "test"), sizes):
@@ -135,16 +137,12 @@ def load_data(dataset: str, recipe: Recipe):
 
 def network_cells(space, cells_per_stage: int) -> int:
     """``n_cells`` of ``Network``/``Supernet`` for ``cells_per_stage`` cells in each of 3 stages."""
-    from nasgen.searchspace import NB201SearchSpace
-
     # NAS-Bench-201's skeleton takes N per stage; the DARTS skeleton counts all 3N cells.
     return cells_per_stage if isinstance(space, NB201SearchSpace) else 3 * cells_per_stage
 
 
 def make_network(space, arch: np.ndarray, recipe: Recipe, data) -> nn.Module:
     """The stand-alone network of ``arch`` under ``recipe``'s width and depth."""
-    from nasgen.searchspace import Network
-
     return Network(space, arch, C=recipe.C, n_cells=network_cells(space, recipe.cells_per_stage),
                    in_channels=data.in_channels, n_classes=data.n_classes, dims=data.dims)
 
@@ -155,8 +153,6 @@ def count_flops(model: nn.Module, example: torch.Tensor) -> int:
     Counted by ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix
     products; element-wise ops such as BatchNorm and pooling are not counted).
     """
-    from torch.utils.flop_counter import FlopCounterMode
-
     was_training = model.training
     model.eval()
     counter = FlopCounterMode(display=False)
@@ -219,10 +215,6 @@ def _full_float32(device: torch.device):
 
 def stacks(space) -> bool:
     """Whether ``space``'s architectures train side by side (``stacked.StackedNB201``)."""
-    from nasgen.searchspace import NB201SearchSpace
-
-    from .stacked import STACKED_OPS
-
     return isinstance(space, NB201SearchSpace) and all(name in STACKED_OPS for name in space.op_names)
 
 
@@ -278,8 +270,6 @@ def _fit(model: nn.Module, params: list, data, recipe: Recipe, generator: torch.
     every step, batches in ``generator``'s order (a CPU generator: the same order on every
     device) put on ``device``; ``loss_of(logits, y)`` the loss, ``clip()`` after each
     backward, ``record(split name, split)`` after each recorded epoch."""
-    from nasgen.searchspace import BatchStream
-
     stream = BatchStream(data.train, recipe.batch_size, generator, device)
     optimizer = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
@@ -301,8 +291,6 @@ def _fit(model: nn.Module, params: list, data, recipe: Recipe, generator: torch.
 
 def _train_stacked(space, archs: list, seed: int, data, recipe: Recipe,
                    device: torch.device) -> tuple[dict, float, float]:
-    from .stacked import StackedNB201, clip_per_architecture
-
     K = len(archs)
     model = StackedNB201(np.asarray(archs), space.op_names, space.edges, space.n_nodes, recipe.C,
                          recipe.cells_per_stage, data.in_channels, data.n_classes, data.dims, seed).to(device)
@@ -405,8 +393,6 @@ def train_items(space_dict: dict, dataset: str, recipe_dict: dict, items: list, 
     Returns:
         One row per item, in order.
     """
-    from nasgen.searchspace import from_dict
-
     torch.set_num_threads(threads)
     space = from_dict(space_dict)
     recipe = Recipe.from_dict(recipe_dict)

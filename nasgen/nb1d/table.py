@@ -27,6 +27,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from nasgen.searchspace import from_dict
+
+from .archs import all_distinct, canonicalizer
 from .recipe import METRICS, Recipe
 
 FORMAT = "nasgen-bench/1"
@@ -314,8 +317,6 @@ def _recipe(value: Any) -> Recipe:
 
 
 def _space(value: Any):
-    from nasgen.searchspace import from_dict
-
     if not isinstance(value, dict):
         raise ValueError(f"space must be an object (SearchSpace.to_dict), got {clip(value)}")
     plain_name(value.get("name"), "space name")
@@ -546,10 +547,6 @@ class Table:
     """
 
     def __init__(self, manifest: dict, arrays: dict[str, np.ndarray], space: Any = None):
-        from nasgen.searchspace import from_dict
-
-        from .archs import canonicalizer
-
         self.manifest = manifest
         self.name = manifest["name"]
         self.space = from_dict(manifest["space"]) if space is None else space
@@ -662,8 +659,6 @@ class Table:
 
     def covers_space(self) -> bool:
         """Whether every distinct architecture of the space is in the table."""
-        from .archs import all_distinct
-
         every = all_distinct(self.space)
         return every is not None and len(every) == len(self.archs)
 

@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DataError, DataNotFoundError
+
 try:  # numpy >= 2
     from numpy._core.multiarray import _reconstruct
     from numpy._core.numeric import _frombuffer
@@ -105,8 +107,6 @@ def read_manifest(folder: Path) -> dict[str, str] | None:
 
 def _verify(folder: Path, names_md5: list[tuple[str, str]]) -> dict[str, bytes]:
     """The bytes of every file, after checking them against the published MD5s or MD5SUMS."""
-    from .data import DataError
-
     contents = {name: (folder / name).read_bytes() for name, _ in names_md5}
     official = [(name, expected, md5(contents[name])) for name, expected in names_md5]
     if all(expected == got for _, expected, got in official):
@@ -130,8 +130,6 @@ def _verify(folder: Path, names_md5: list[tuple[str, str]]) -> dict[str, bytes]:
 
 
 def _unpickle(path: Path, data: bytes) -> Any:
-    from .data import DataError
-
     try:
         return load_plain_pickle(data)
     except UnsafePickleError as error:
@@ -142,8 +140,6 @@ def _unpickle(path: Path, data: bytes) -> Any:
 
 
 def _batch(path: Path, data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    from .data import DataError
-
     entry = _unpickle(path, data)
     images = entry.get("data") if isinstance(entry, dict) else None
     labels = entry.get("labels") if isinstance(entry, dict) else None
@@ -172,8 +168,6 @@ def read_cifar10(root: str, download: bool) -> tuple[np.ndarray, np.ndarray, np.
         DataError: a file fails its MD5 check, names anything but numpy arrays, or is not a batch.
     """
     from torchvision.datasets import CIFAR10
-
-    from .data import DataError, DataNotFoundError
 
     folder = Path(root) / CIFAR10.base_folder
     names_md5 = [(name, digest) for name, digest in CIFAR10.train_list + CIFAR10.test_list]

@@ -22,13 +22,10 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from .cifar_files import read_cifar10
+from .errors import DataError, DataNotFoundError
 
-class DataNotFoundError(FileNotFoundError):
-    """A dataset's files are not where they should be; the message says what to put where."""
 
-
-class DataError(ValueError):
-    """A dataset's files are there but damaged, foreign or unsafe; the message names the file."""
 
 
 @dataclass
@@ -126,8 +123,6 @@ def _require_dir(data_dir: Optional[str], name: str, what: str) -> str:
 
 
 def _cifar10(data_dir: Optional[str], download: bool, split_seed: int, limit: Optional[int]) -> Dataset:
-    from .cifar_files import read_cifar10
-
     root = _require_dir(data_dir, "cifar10", "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta)")
     train_x, train_y, test_x, test_y = read_cifar10(root, download)
     return _from_train_test("cifar10", train_x, train_y, test_x, test_y, split_seed, limit)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from .cells import build_stack, single_op_candidates
 from .data import BatchStream, Dataset, Split
@@ -198,7 +199,6 @@ def train_network(model: nn.Module, dataset: Dataset, config: TrainConfig, gener
     history = []
     epochs = range(config.epochs)
     if progress:
-        from tqdm.auto import tqdm
         epochs = tqdm(epochs, desc="retrain", unit="epoch")
     train_loss = math.nan
     for epoch in epochs:

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .ops import ZERO_OP
 from .space import CellSearchSpace, CellSpace, Genotype, NB201SearchSpace
 
 _COLOURS = {"skip_connect": "#1b9e77", "max_pool": "#7570b3", "avg_pool": "#7570b3",
@@ -59,8 +60,6 @@ def plot_cell(space: CellSpace, arch: Any, cell_type: str, path: str | Path,
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .ops import ZERO_OP
 
     arch = space.validate(arch)
     if cell_type not in space.cell_types:

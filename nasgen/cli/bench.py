@@ -9,28 +9,35 @@ import sys
 import time
 from pathlib import Path
 
-import nasgen.cli as _cli
+from nasgen import searchspace
+from nasgen.config import parse_key_values
+from nasgen.nb1d.archs import plan_archs
+from nasgen.nb1d.build import build, pack
+from nasgen.nb1d.recipe import Recipe, training_device
+from nasgen.nb1d.table import SHIPPED_DIR, format_summary, load, plain_name
+from nasgen.sweep import parse_seeds
+
+from . import args as a
+from .args import UsageError
 
 
 def _fail(message: str):
-    raise _cli.UsageError(message)
+    raise UsageError(message)
+
+
+def _choice(value: str, known: list[str], what: str) -> str:
+    if value not in known:
+        raise UsageError(f"unknown {what} {value!r}; choose from: {', '.join(known)}")
+    return value
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Validate everything, then build, pack and print the figures."""
-    from nasgen import searchspace
-    from nasgen.sweep import parse_seeds
-
-    from .archs import plan_archs
-    from .build import build, pack
-    from .recipe import Recipe, training_device
-    from .table import SHIPPED_DIR, format_summary, plain_name
-
-    space_name = _cli._choice(args.space, searchspace.names(), "search space")
-    dataset = _cli._choice(args.dataset, searchspace.dataset_names(), "dataset")
+    space_name = _choice(args.space, searchspace.names(), "search space")
+    dataset = _choice(args.dataset, searchspace.dataset_names(), "dataset")
     seeds = parse_seeds(args.seeds)
     try:
-        recipe = Recipe.from_dict(_cli.parse_key_values(args.recipe, "--recipe"))
+        recipe = Recipe.from_dict(parse_key_values(args.recipe, "--recipe"))
     except (TypeError, ValueError) as error:
         _fail(f"--recipe: {error}")
     if args.address and args.num_cpus is not None:
@@ -89,8 +96,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Print a table's summary."""
-    from .table import load
-
     try:
         table = load(args.table)
         best = table.best("test_accuracy")
@@ -110,8 +115,6 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     Returns:
         The ``bench`` parser.
     """
-    from nasgen.threads import add_threads_argument
-
     bench = subparsers.add_parser("bench", help="NAS-Bench-1D: build or inspect a ground-truth table",
                                   description="Build a table of stand-alone training results of every distinct "
                                               "architecture on Ray, or print a table's summary.")
@@ -148,7 +151,7 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
                         "space's architecture, another seed) into OUT/rows.rejected.jsonl instead of stopping")
     b.add_argument("--ship", action="store_true", help="write the packed table into the package's tables folder")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_threads_argument(b)
+    a.add_threads_argument(b)
     b.set_defaults(func=cmd_build)
     i = sub.add_parser("info", help="print a table's summary")
     i.add_argument("table", nargs="?", default="nb201-mnist1d", help="shipped table name or path (default: nb201-mnist1d)")
