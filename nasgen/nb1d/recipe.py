@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from nasgen.runtime import check_device
-from nasgen.searchspace import BatchStream, NB201SearchSpace, Network, Split, from_dict, load_dataset
+from nasgen.searchspace import NB201SearchSpace, Network, Split, fit, from_dict, load_dataset
 
 from .stacked import STACKED_OPS, StackedNB201, clip_per_architecture
 
@@ -266,27 +266,16 @@ def train_group(space, archs: Sequence[Any], seed: int, dataset: str, recipe: Re
 
 def _fit(model: nn.Module, params: list, data, recipe: Recipe, generator: torch.Generator, loss_of, clip,
          record, device: torch.device) -> None:
-    """The recipe's training: SGD (Nesterov when it has momentum) with a cosine schedule over
-    every step, batches in ``generator``'s order (a CPU generator: the same order on every
-    device) put on ``device``; ``loss_of(logits, y)`` the loss, ``clip()`` after each
-    backward, ``record(split name, split)`` after each recorded epoch."""
-    stream = BatchStream(data.train, recipe.batch_size, generator, device)
-    optimizer = torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs * stream.batches_per_epoch)
-    for epoch in range(1, recipe.epochs + 1):
-        model.train()
-        for _ in range(stream.batches_per_epoch):
-            x, y = stream.next()
-            loss = loss_of(model(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            clip()
-            optimizer.step()
-            scheduler.step()
+    """The recipe's training (``searchspace.fit``): SGD, Nesterov when it has momentum;
+    ``record(split name, split)`` after each recorded epoch."""
+    def after_epoch(epoch: int, *_: float) -> None:
         if epoch in recipe.record_epochs:
             for name in ("train", "val", "test"):
                 record(name, getattr(data, name))
+
+    fit(model, params, data.train, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
+        momentum=recipe.momentum, weight_decay=recipe.weight_decay, nesterov=recipe.momentum > 0,
+        generator=generator, device=device, loss_of=loss_of, clip=clip, after_epoch=after_epoch)
 
 
 def _train_stacked(space, archs: list, seed: int, data, recipe: Recipe,

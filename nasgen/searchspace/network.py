@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 import torch
@@ -171,6 +171,60 @@ def evaluate_split(model: nn.Module, split: Split, batch_size: int = 256,
     return correct / len(split), total_loss / len(split)
 
 
+def fit(model: nn.Module, params: list, train: Split, *, epochs: int, batch_size: int, lr: float,
+        momentum: float, weight_decay: float, nesterov: bool, generator: torch.Generator,
+        device: torch.device | str, loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        clip: Callable[[], Any], augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        after_epoch: Optional[Callable[[int, float, float], None]] = None, track_loss: bool = False,
+        epoch_iterator: Any = None) -> float:
+    """The one stand-alone training loop (``train_network`` and the NAS-Bench-1D recipe).
+
+    SGD with a cosine schedule over every step; batches in ``generator``'s order (a CPU
+    generator: the same order on every device) put on ``device``; per step ``loss_of(logits,
+    y)``, backward, ``clip()``, the SGD step, the schedule's step.
+
+    Args:
+        model: trained in train mode.
+        params: the parameters SGD steps.
+        train: the training split.
+        epochs, batch_size, lr, momentum, weight_decay, nesterov: the recipe.
+        generator: the batch order, and the augmentation's draws.
+        device: where the batches go.
+        loss_of: the loss of a batch's output.
+        clip: called after each backward (gradient clipping).
+        augment: applied to each training batch (None: as it is).
+        after_epoch: called as ``after_epoch(epoch, mean training loss, lr)`` after each epoch
+            (1-based); it may evaluate (the next epoch puts the model back in train mode).
+        track_loss: keep each step's loss for the epoch's mean (a device sync per step; the
+            mean is nan without it).
+        epoch_iterator: iterates the epoch indices instead of ``range(epochs)`` (a progress bar).
+
+    Returns:
+        The mean training loss of the last epoch (nan without epochs or ``track_loss``).
+    """
+    stream = BatchStream(train, batch_size, generator, device)
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs) * stream.batches_per_epoch)
+    train_loss = math.nan
+    for epoch in (range(epochs) if epoch_iterator is None else epoch_iterator):
+        model.train()
+        losses = []
+        for _ in range(stream.batches_per_epoch):
+            x, y = stream.next()
+            loss = loss_of(model(x if augment is None else augment(x)), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            clip()
+            optimizer.step()
+            scheduler.step()
+            if track_loss:
+                losses.append(loss.item())
+        train_loss = float(np.mean(losses)) if losses else math.nan
+        if after_epoch is not None:
+            after_epoch(epoch + 1, train_loss, scheduler.get_last_lr()[0])
+    return train_loss
+
+
 def train_network(model: nn.Module, dataset: Dataset, config: TrainConfig, generator: torch.Generator,
                   device: torch.device | str = "cpu", logger: Optional[ScalarLogger] = None,
                   progress: bool = False) -> TrainResult:
@@ -191,40 +245,27 @@ def train_network(model: nn.Module, dataset: Dataset, config: TrainConfig, gener
         The final metrics and a per-epoch history.
     """
     model.to(device)
-    stream = BatchStream(dataset.train, config.batch_size, generator, device)
-    steps = max(1, config.epochs) * stream.batches_per_epoch
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    params = list(model.parameters())
     history = []
-    epochs = range(config.epochs)
-    if progress:
-        epochs = tqdm(epochs, desc="retrain", unit="epoch")
-    train_loss = math.nan
-    for epoch in epochs:
-        model.train()
-        losses = []
-        for _ in range(stream.batches_per_epoch):
-            x, y = stream.next()
-            loss = F.cross_entropy(model(augment_batch(x, config, generator)), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-        train_loss = float(np.mean(losses))
+    epochs = tqdm(range(config.epochs), desc="retrain", unit="epoch") if progress else None
+
+    def after_epoch(epoch: int, train_loss: float, lr: float) -> None:
         val_accuracy, val_loss = evaluate_split(model, dataset.val, device=device)
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_accuracy": val_accuracy,
-               "val_loss": val_loss}
-        history.append(row)
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_accuracy": val_accuracy, "val_loss": val_loss})
         if logger is not None:
-            logger.add_scalar("retrain/train_loss", train_loss, epoch + 1)
-            logger.add_scalar("retrain/val_loss", val_loss, epoch + 1)
-            logger.add_scalar("retrain/val_accuracy", val_accuracy, epoch + 1)
-            logger.add_scalar("retrain/lr", scheduler.get_last_lr()[0], epoch + 1)
-        if progress:
+            logger.add_scalar("retrain/train_loss", train_loss, epoch)
+            logger.add_scalar("retrain/val_loss", val_loss, epoch)
+            logger.add_scalar("retrain/val_accuracy", val_accuracy, epoch)
+            logger.add_scalar("retrain/lr", lr, epoch)
+        if epochs is not None:
             epochs.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_accuracy:.3f}")
+
+    train_loss = fit(model, params, dataset.train, epochs=config.epochs, batch_size=config.batch_size, lr=config.lr,
+                     momentum=config.momentum, weight_decay=config.weight_decay, nesterov=False, generator=generator,
+                     device=device, loss_of=F.cross_entropy,
+                     clip=lambda: nn.utils.clip_grad_norm_(params, config.grad_clip),
+                     augment=lambda x: augment_batch(x, config, generator), after_epoch=after_epoch,
+                     track_loss=True, epoch_iterator=epochs)
     val_accuracy, _ = evaluate_split(model, dataset.val, device=device)
     test_accuracy, test_loss = evaluate_split(model, dataset.test, device=device)
     if logger is not None:
