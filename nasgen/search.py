@@ -119,10 +119,7 @@ class Search:
             self.env.unwrapped.load_state_dict(env_state)
         self.space = self.env.unwrapped.space
         kwargs = dict(self.config.controller_kwargs)
-        hyperparameters = controllers.hyperparameters(self.config.controller)
-        if self.plan is not None and "weight_lr_min" in hyperparameters:
-            kwargs["weight_lr_min"] = None  # the env's cosine spans warm-up and search instead
-        if "total_steps" in hyperparameters:
+        if "total_steps" in controllers.hyperparameters(self.config.controller):
             # Schedules (temperature, cosine lr) anneal over the real run length.
             kwargs.setdefault("total_steps", self._resolve_steps(samples_per_step=1))
         self.controller = controllers.make(self.config.controller, self.space, seed=self.config.seed, **kwargs)

@@ -191,6 +191,21 @@ def test_steps_on_oneshot_supernet(method):
     assert math.isfinite(env.score(arch))
 
 
+def test_the_env_owns_the_weight_lr_and_runs_a_controllers_cosine():
+    """A gradient controller asks the env for the papers' cosine over its steps; the env sets
+    every step's lr (the one the step used is reported); an env with its own cosine declines."""
+    env = oneshot()
+    ctrl = make("darts1", env.space, total_steps=6, weight_lr_min=1e-3)
+    used = [ctrl.step(env)["weight_lr"] for _ in range(6)]
+    expected = [1e-3 + (0.025 - 1e-3) * 0.5 * (1.0 + math.cos(math.pi * t / 6)) for t in range(6)]
+    assert used == expected
+    fresh = make("darts1", env.space, total_steps=6)
+    fresh.load_state_dict(ctrl.state_dict())  # a resumed controller asks again, from its step
+    assert env.anneal_weight_lr(1e-3, 6, done=6) and env.weight_optimizer.param_groups[0]["lr"] == expected[-1]
+    env.weight_lr_schedule = "cosine"  # a protocol's schedule over warm-up and search
+    assert not env.anneal_weight_lr(1e-3, 6)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_steps_on_teacher(method):
     env = teacher(n_edges=10, n_ops=10).unwrapped

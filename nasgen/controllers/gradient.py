@@ -26,13 +26,13 @@ The methods differ only in the relaxation ``W(alpha)`` and in which loss moves a
 - ``proxyless``: binary gates on two sampled ops per edge; gate gradients mapped to alpha,
   which is then rescaled so the unsampled ops keep their probability.
 
-Weight learning-rate schedule: the environment owns its SGD optimiser (lr 0.025, momentum
-0.9, weight decay 3e-4 in ``OneShotNAS-v0``, the DARTS values). When ``total_steps`` is given,
-the controller sets that optimiser's lr before every step to the cosine schedule of the
-papers, ``lr_min + (lr_0 - lr_min) (1 + cos(pi t / total_steps)) / 2`` for step ``t`` (DARTS's
-per-epoch ``CosineAnnealingLR`` applied per step), with ``lr_0`` the optimiser's lr at the
-first step and ``lr_min = weight_lr_min`` (1e-3); without ``total_steps`` the lr is left
-alone. ``lr_0`` is part of the controller state.
+Weight learning-rate schedule: the environment owns its SGD optimiser and its lr (0.025,
+momentum 0.9, weight decay 3e-4 in ``OneShotNAS-v0``, the DARTS values). When ``total_steps``
+is given, the controller asks the env (``env.anneal_weight_lr``) for the papers' cosine over
+its steps, ``lr_min + (lr_0 - lr_min) (1 + cos(pi t / total_steps)) / 2`` at step ``t``
+(DARTS's per-epoch ``CosineAnnealingLR`` applied per step), ``lr_0`` the env's ``weight_lr``
+and ``lr_min = weight_lr_min`` (1e-3). An env that runs its own cosine (a protocol's, over
+warm-up and search) declines; an env without the method keeps its lr.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class GradientController(Controller):
         self.arch_optimizer = torch.optim.Adam([self.alpha], lr=arch_lr, betas=tuple(arch_betas),
                                                eps=arch_eps, weight_decay=arch_weight_decay)
         self.steps = 0
-        self._base_lrs: Optional[list[float]] = None
+        self._schedule_requested = False
         #: maps alpha's gradient before every Adam step (the data-parallel search averages it
         #: over processes); None: used as it is
         self.alpha_gradient_hook: Optional[Callable[[torch.Tensor], torch.Tensor]] = None
@@ -132,9 +132,10 @@ class GradientController(Controller):
         """
         env = self._check_env(env)
         env.model.train()
-        if env.weight_optimizer is not None:
-            self._schedule_weight_lr(env.weight_optimizer)
+        if env.weight_optimizer is not None and not self._schedule_requested:
+            self._request_schedule(env)
         temperature = self.temperature()
+        weight_lr = None if env.weight_optimizer is None else float(env.weight_optimizer.param_groups[0]["lr"])
         metrics = self._search_step(env)
         self.steps += 1
         val_loss = float(metrics["val_loss"])
@@ -152,8 +153,8 @@ class GradientController(Controller):
             out["zero_op_prob"] = float(probs[:, 0].mean())
         if temperature is not None:
             out["temperature"] = temperature
-        if env.weight_optimizer is not None:
-            out["weight_lr"] = float(env.weight_optimizer.param_groups[0]["lr"])
+        if weight_lr is not None:
+            out["weight_lr"] = weight_lr  # the lr this step's weight update used
         return out
 
     def derive(self) -> np.ndarray:
@@ -182,11 +183,10 @@ class GradientController(Controller):
 
     def state_dict(self) -> dict:
         """Everything a restored controller needs to continue identically: alpha, the Adam
-        state, the generator, the step counter (schedule position) and the cosine base lr."""
+        state, the generator and the step counter (the schedules' position)."""
         return {**super().state_dict(), "alpha": self.alpha.detach().clone(),
                 "arch_optimizer": copy.deepcopy(self.arch_optimizer.state_dict()),
-                "generator": self.generator.get_state(), "steps": self.steps,
-                "base_lrs": None if self._base_lrs is None else list(self._base_lrs)}
+                "generator": self.generator.get_state(), "steps": self.steps}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore ``state_dict()``; raises ValueError for another controller or space."""
@@ -196,7 +196,7 @@ class GradientController(Controller):
         self.arch_optimizer.load_state_dict(copy.deepcopy(state["arch_optimizer"]))
         self.generator.set_state(state["generator"])
         self.steps = int(state["steps"])
-        self._base_lrs = None if state["base_lrs"] is None else list(state["base_lrs"])
+        self._schedule_requested = False  # ask the env again, with the steps taken
 
     # --- shared pieces for the methods ------------------------------------------------------
     def _search_step(self, env: Any) -> dict[str, float]:
@@ -233,15 +233,13 @@ class GradientController(Controller):
         self.evaluations += 1
         return env.loss_fn(env.model(x, weights=weights.to(x.device)), y)
 
-    def _schedule_weight_lr(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.total_steps is None or self.weight_lr_min is None:
-            return
-        if self._base_lrs is None:
-            self._base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
-        t = min(self.steps, self.total_steps - 1)
-        cosine = 0.5 * (1.0 + math.cos(math.pi * t / self.total_steps))
-        for group, base in zip(optimizer.param_groups, self._base_lrs):
-            group["lr"] = self.weight_lr_min + (base - self.weight_lr_min) * cosine
+    def _request_schedule(self, env: Any) -> None:
+        """Ask the env, which owns the weights' lr, for the papers' cosine over this search's
+        steps (once per process: a resumed search asks again with the steps already taken)."""
+        self._schedule_requested = True
+        anneal = getattr(env, "anneal_weight_lr", None)
+        if self.total_steps is not None and self.weight_lr_min is not None and anneal is not None:
+            anneal(self.weight_lr_min, self.total_steps, done=self.steps)
 
     def _clip_weights(self, env: Any) -> None:
         hook = getattr(env, "gradient_hook", None)  # the env's own, between backward and clipping

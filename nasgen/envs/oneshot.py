@@ -230,6 +230,8 @@ class OneShotNASEnv(ArchitectureEnv):
                                                 np.array([EPOCHS_OBS_LIMIT, high], dtype=np.float32))
         self.model: Optional[Supernet] = None
         self.weight_optimizer: Optional[torch.optim.Optimizer] = None
+        #: a gradient controller's cosine over its search steps (``anneal_weight_lr``)
+        self._anneal: Optional[dict] = None
         #: called between backward and clipping in ``train_step`` (data-parallel gradient averaging)
         self.gradient_hook: Optional[Callable[[], None]] = None
         self._train_data = self.data.train.to(self.device)
@@ -274,8 +276,37 @@ class OneShotNASEnv(ArchitectureEnv):
         """Reward batches in one epoch over the validation split (known before ``reset``)."""
         return len(self._val_data) // self.batch_size
 
+    def anneal_weight_lr(self, minimum: float, steps: int, done: int = 0) -> bool:
+        """A gradient controller's request: anneal the weights' lr by a cosine from its base
+        (``weight_lr``) to ``minimum`` over ``steps`` weight steps, ``done`` of them taken
+        already (a resumed search). The env owns the schedule: with its own cosine
+        (``weight_lr_schedule="cosine"``, a protocol's schedule over warm-up and search) the
+        request is declined.
+
+        Returns:
+            Whether the env follows the request (until its next seeded reset).
+        """
+        if self.weight_lr_schedule == "cosine" or self.weight_optimizer is None:
+            return False
+        self._anneal = {"minimum": float(minimum), "steps": int(steps), "done": int(done)}
+        self._set_annealed_lr()
+        return True
+
+    def _set_annealed_lr(self) -> None:
+        anneal = self._anneal
+        t = min(anneal["done"], anneal["steps"] - 1)
+        cosine = 0.5 * (1.0 + math.cos(math.pi * t / anneal["steps"]))
+        lr = anneal["minimum"] + (self.weight_hparams["lr"] - anneal["minimum"]) * cosine
+        for group in self.weight_optimizer.param_groups:
+            group["lr"] = lr
+
     def _schedule_weight_lr(self, *_: Any) -> None:
         """Set the lr of the coming weight step (a step post-hook of the weight optimiser)."""
+        if self._anneal is not None:
+            if _:  # called by the optimiser after a step
+                self._anneal["done"] += 1
+            self._set_annealed_lr()
+            return
         if self.weight_lr_schedule != "cosine":
             return
         lr = cosine_lr(self.weight_hparams["lr"], self.weight_lr_min, self.weight_epochs / self.schedule_epochs)
@@ -319,6 +350,7 @@ class OneShotNASEnv(ArchitectureEnv):
             torch.manual_seed(torch_seed(self.np_random))
             self.model = Supernet(self.space, **self.supernet_config).to(self.device)
         self.weight_optimizer = torch.optim.SGD(self.model.parameters(), **self.weight_hparams)
+        self._anneal: Optional[dict] = None
         self.train_stream = BatchStream(self._train_data, self.batch_size,
                                         torch.Generator().manual_seed(torch_seed(self.np_random)), self.device)
         self.weight_optimizer.register_step_post_hook(self._schedule_weight_lr)
