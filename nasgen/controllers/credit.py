@@ -57,8 +57,7 @@ class CreditAssignment(Controller):
     loop passes ``total_steps``), L2 weight decay on theta, gradient-norm clipping, beta1 0.5.
     Defaults against the authors' CIFAR-10 code (lr 3e-4 cosine, weight decay 3e-3, clip 1.0,
     betas (0.5, 0.999)): the schedule, clip and betas are theirs; lr and weight decay differ,
-    by measurement (see ``lr`` and ``weight_decay`` below, and README "Controller defaults vs
-    the papers").
+    chosen by measurement (docs: Controllers > credit).
 
     Derivation is the space's: ``space.derive(p)`` (the DARTS two-inputs rule on DARTS cell
     spaces, plain argmax per decision elsewhere, where the zero op may win an edge).
@@ -67,18 +66,13 @@ class CreditAssignment(Controller):
         space: the search space.
         seed: seeds ``self.rng`` (sampling).
         lr: Adam step size on theta (the start of the cosine schedule). 0.01, not the
-            authors' 3e-4 (CIFAR-10, ~8k theta updates): measured with
-            ``benchmarks/credit_theta.py`` (TeacherArch-v0 10 x 10, 8 seeds, 1,000 updates,
-            cosine over them) the teacher is the derived architecture at the end in 8 of 8
-            seeds at 0.01 and in 4 of 8 at 3e-4 (with or without weight decay): at 3e-4 the
-            logits move by at most ~0.15 (the sum of the lr) in 1,000 updates, and the argmax is
-            left to noise. Adam bounds each step by about ``lr`` whatever the credit's scale.
+            authors' 3e-4 (tuned for ~8k theta updates on CIFAR-10): Adam bounds each step by
+            about ``lr``, so over a run of about 1,000 updates 3e-4 moves the logits too little
+            for the argmax to leave the noise (``benchmarks/credit_theta.py`` measures it).
         betas: Adam's moment decays; beta1 = 0.5 as in the authors' code.
         weight_decay: L2 coefficient on theta added to its gradient. 0, not the authors'
-            3e-3: measured as above, 3e-3 at lr 0.01 keeps the teacher in 4 of 8 seeds,
-            0 in 8 of 8 (the toy's credits are ~0.01, so 3e-3 * theta competes with them).
-        grad_clip: clip the norm of theta's gradient; 1.0 as the authors (measured as
-            above: no change on the toy, 8 of 8 with and without); None: no clipping.
+            3e-3: credits of order 0.01 compete with a decay of 3e-3 * theta (same benchmark).
+        grad_clip: clip the norm of theta's gradient; 1.0 as the authors; None: no clipping.
         total_steps: updates in the run (one per ``tell``); the search loop passes it. With
             ``lr_schedule="cosine"`` the lr falls from ``lr`` to 0 over them; without it the
             lr is constant.

@@ -209,16 +209,13 @@ class RNNController(Controller):
         seed: seeds the parameter initialisation and the sampling generator.
         hidden_size: LSTM width (ENAS macro search: 64).
         lr: Adam learning rate of the LSTM, embedding and head. ENAS used 3.5e-4 over
-            thousands of controller steps; 5e-3 (with ``position_lr``) is what beats random
-            search on ``TeacherArch-v0`` (6 x 6) within 300 evaluations (tests/test_rnn.py).
+            thousands of controller steps; 5e-3 (with ``position_lr``) learns within the few
+            hundred evaluations of a search here (tests/test_rnn.py checks it beats random).
         tanh_constant: ``c`` of ``c * tanh(l / T)`` (ENAS: 2.5); None disables clipping.
         temperature: ``T`` (ENAS: 5.0).
         entropy_weight: weight of the entropy bonus, a loss term ``-w * sum_t H_t`` (ENAS:
-            1e-4, added to the reward there). On TeacherArch 10 x 10 (8 seeds) the teacher
-            comes after a median 861 rewards at 1e-3 and 2,262 at 1e-4
-            (``benchmarks/results/controller_defaults.md``).
-        baseline_decay: EMA decay of the reward baseline (docs/design.md: 0.95-0.99; ENAS 0.99);
-            same benchmark: 861 rewards at 0.95, 998 at 0.99.
+            1e-4, added to the reward there); 1e-3 learns faster here (docs: Controllers > rnn).
+        baseline_decay: EMA decay of the reward baseline (docs/design.md: 0.95-0.99; ENAS 0.99).
         normalize_advantage: divide advantages by a running mean of ``|R - b|`` (not in ENAS;
             off by default: with one sample per update it turns every update into a sign step).
         grad_clip: clip the global gradient norm at this value (None: no clipping).
