@@ -195,9 +195,7 @@ def _check(config: SearchConfig):
     _choice(config.controller, controllers.names(), "controller")
     _choice(config.env, envs.env_ids(), "env")
     accepted = envs.env_parameters(config.env)
-    for key in config.env_kwargs:
-        if key not in accepted:
-            raise ValueError(f"--env-kwargs: env {config.env} takes no {key!r}; it accepts: {', '.join(accepted)}")
+    typed_kwargs.check_names(_env_function(config.env), config.env_kwargs, f"--env-kwargs: env {config.env}")
     if "dataset" in config.env_kwargs:
         _choice(config.env_kwargs["dataset"], envs.env_datasets(config.env), "dataset")
     reason = incompatibility(config.env, config.controller, config.env_kwargs)
@@ -214,11 +212,6 @@ def _check(config: SearchConfig):
             raise ValueError(f"--env-kwargs: {error}") from None
     if "space" in config.env_kwargs:
         _choice(config.env_kwargs["space"], space_names(), "search space")
-    taken = controllers.hyperparameters(config.controller)
-    for key in config.controller_kwargs:
-        if key not in taken:
-            raise ValueError(f"--controller-kwargs: controller {config.controller!r} takes no {key!r}; "
-                             f"it accepts: {', '.join(taken) or 'none'}")
     if config.protocol is not None:
         _choice(config.protocol, protocols.names(), "protocol")
         if "schedule_epochs" not in accepted:
@@ -244,12 +237,17 @@ def _check(config: SearchConfig):
     return space
 
 
+def _env_function(env_id: str):
+    """What takes an env's keyword arguments: its ``config_class``, else its ``__init__``."""
+    cls = envs.env_class(env_id)
+    return getattr(cls, "config_class", None) or cls.__init__
+
+
 def _check_env(env_id: str, kwargs: dict[str, Any]):
     """Types against the env's parameters, then its ``check_arguments`` (which builds nothing);
     returns the space it would have, or None."""
     cls = envs.env_class(env_id)
-    config_class = getattr(cls, "config_class", None)
-    typed_kwargs.check_kwargs(config_class or cls.__init__, kwargs, f"env {env_id}")
+    typed_kwargs.check_kwargs(_env_function(env_id), kwargs, f"env {env_id}")
     checker = getattr(cls, "check_arguments", None)
     if checker is None:
         return None

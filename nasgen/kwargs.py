@@ -83,13 +83,10 @@ def check_kwargs(function: Callable, kwargs: Mapping[str, Any], what: str,
         hints = typing.get_type_hints(function)
     except (NameError, TypeError, AttributeError):  # an annotation that does not resolve: names only
         hints = {}
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    check_names(function, kwargs, what, internal)
     for key, value in kwargs.items():
-        if key not in parameters or key in internal:
-            if takes_any and key not in internal:
-                continue
-            accepted = [p for p in parameters if p not in internal]
-            raise TypeError(f"{what} takes no {key!r}; it accepts: {', '.join(accepted) or 'none'}")
+        if key not in parameters:
+            continue  # taken by a **kwargs
         default = parameters[key].default
         allow_inf = isinstance(default, float) and math.isinf(default)
         annotation = hints.get(key, _from_default(default))
@@ -108,3 +105,18 @@ def _from_default(default: Any) -> Any:
     if isinstance(default, str):
         return str
     return inspect.Parameter.empty
+
+
+def check_names(function: Callable, kwargs: Mapping[str, Any], what: str,
+                internal: tuple[str, ...] = ("self",)) -> None:
+    """Refuse a keyword ``function`` does not take (or one the caller fills in, ``internal``).
+
+    Raises:
+        TypeError: ``"WHAT takes no 'key'; it accepts: ..."``.
+    """
+    parameters = inspect.signature(function).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for key in kwargs:
+        if key in internal or (key not in parameters and not takes_any):
+            accepted = [p for p in parameters if p not in internal]
+            raise TypeError(f"{what} takes no {key!r}; it accepts: {', '.join(accepted) or 'none'}")
