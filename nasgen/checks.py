@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import reprlib
 from typing import Any, Callable, Optional
 
 class InputError(ValueError):
@@ -30,10 +31,15 @@ MAX_SEED = 2**32 - 1
 Check = Callable[[Any], Any]
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxstring, _SHORT.maxother, _SHORT.maxlist, _SHORT.maxdict, _SHORT.maxlevel = 80, 80, 6, 4, 2
+
+
 def short(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` cut to ``limit`` characters, so an error line never echoes a huge value."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    """``repr(value)`` cut to about ``limit`` characters without building the whole of it
+    (``reprlib``), so an error line never echoes a huge value."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= limit + 10 else text[:limit - 3] + "..."
 
 
 def _is_int(value: Any) -> bool:

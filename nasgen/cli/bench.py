@@ -14,7 +14,8 @@ from nasgen.config import parse_key_values
 from nasgen.nb1d.archs import plan_archs
 from nasgen.nb1d.build import build, pack
 from nasgen.nb1d.recipe import Recipe, training_device
-from nasgen.nb1d.table import SHIPPED_DIR, format_summary, load, plain_name
+from nasgen.nb1d.manifest import plain_name
+from nasgen.nb1d.table import SHIPPED_DIR, format_summary, load
 from nasgen.sweep import parse_seeds
 
 from . import args as a

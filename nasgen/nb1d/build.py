@@ -43,7 +43,8 @@ from nasgen.searchspace import from_dict
 
 from .archs import all_distinct, canonicalizer, plan_archs
 from .recipe import METRICS, Recipe, train_items, training_device
-from .table import FORMAT, clip, figures, plain_name, reason, sha256_of
+from .manifest import FORMAT, clip, plain_name, reason
+from .table import figures, sha256_of
 
 try:
     import fcntl
