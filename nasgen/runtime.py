@@ -12,12 +12,17 @@ import contextlib
 import os
 import random
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
 
-from nasgen.checks import short
+from nasgen.checks import InputError, short
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 #: torch intra-op threads when ``--threads`` is not given
 DEFAULT_THREADS = 1
@@ -91,3 +96,46 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, name: str, what: str, holder: str) -> Iterator[Path]:
+    """Hold an exclusive lock on ``folder`` for the ``with`` block: an ``flock`` on
+    ``folder/name``, taken without waiting. The kernel drops it when its process exits however
+    that ends, so a killed holder never leaves the folder locked (the file stays, with the last
+    holder's pid). A folder this call created is removed again if only the lock file is in it
+    at the end (work refused before it wrote anything).
+
+    Args:
+        folder: the folder (created if missing).
+        name: the lock file's name.
+        what, holder: for the message: "``what`` FOLDER is in use by another ``holder`` (pid N)".
+
+    Yields:
+        ``folder`` as a Path.
+
+    Raises:
+        InputError: another process holds the lock (one line with its pid).
+    """
+    folder = Path(folder)
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:  # no flock on Windows: the work runs unlocked there
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = os.pread(fd, 20, 0).decode("ascii", "replace").strip()
+                raise InputError(f"{what} {folder} is in use by another {holder} "
+                                 f"(pid {pid if pid.isdigit() else 'unknown'})") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield folder
+        finally:
+            if created and os.listdir(folder) == [name]:
+                (folder / name).unlink()
+                folder.rmdir()
+    finally:
+        os.close(fd)  # releases the lock

@@ -41,21 +41,31 @@ import math
 import re
 import statistics
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
+
+from tqdm.auto import tqdm
 
 from nasgen import config as search_config
 from nasgen import controllers
 from nasgen.checkpoint import CheckpointError
-from nasgen.checks import InputError
-from nasgen.runtime import apply_threads
+from nasgen.checks import MAX_SEED, InputError, short
+from nasgen.runtime import apply_threads, folder_lock
 from nasgen.search import Search, SearchConfig, resume_state, run_logged, seed_everything
 
 INSTALL_HINT = 'pip install "nasgen[distributed]"'
+#: The most seeds a table build takes (a table holds at most 1,000).
+MAX_SEEDS = 1000
+#: The most trials of one sweep (controllers x env-kwargs variants x seeds).
+MAX_TRIALS = 100_000
+#: Planning shows a progress bar from this many trials.
+PLAN_BAR_FROM = 1_000
 RUNS = "runs"
 TUNE = "tune"
 RESULT = "result.json"
+#: The lock a running trial holds on its run directory (as ``nasgen search`` does).
+RUN_LOCK = "run.lock"
 
 
 # --- the grid ------------------------------------------------------------------------------------
@@ -87,32 +97,36 @@ class Trial:
         return " ".join(f"{k}={v}" for k, v in self.variant.items())
 
 
-def parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str, most: int = None) -> list[int]:
     """``"0,1,5"`` -> ``[0, 1, 5]``; ``"3"`` (a count) -> ``[0, 1, 2]``; ``"7,"`` -> ``[7]``.
 
     Args:
         text: the ``--seeds`` value.
+        most: the most seeds a command takes (default ``MAX_SEEDS``).
 
     Returns:
-        The distinct non-negative seeds, in the given order.
+        The distinct seeds in ``0..checks.MAX_SEED``, in the given order.
 
     Raises:
-        InputError: not integers, negative, a count below 1, or repeated seeds.
+        InputError: not integers, out of range, a count below 1 or above ``most``, or repeated seeds.
     """
+    most = MAX_SEEDS if most is None else most
     text = text.strip()
     try:
-        if "," not in text:
-            count = int(text)
-            if count < 1:
-                raise InputError(f"--seeds: a count must be >= 1, got {count}")
-            return list(range(count))
-        seeds = [int(part) for part in text.split(",") if part.strip()]
+        count = int(text) if "," not in text else None
+        seeds = [int(part) for part in text.split(",") if part.strip()] if count is None else []
     except ValueError:
-        raise InputError(f"--seeds expects a count (3) or a comma-separated list (0,1,5), got {text!r}") from None
-    if not seeds or any(s < 0 for s in seeds):
-        raise InputError(f"--seeds expects non-negative seeds, got {text!r}")
+        raise InputError(f"--seeds expects a count (3) or a comma-separated list (0,1,5), got {short(text)}") from None
+    if count is not None:
+        if not 1 <= count <= most:
+            raise InputError(f"--seeds: a count must be in 1..{most}, got {short(count)}")
+        return list(range(count))
+    if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise InputError(f"--seeds expects seeds in 0..{MAX_SEED}, got {short(text)}")
+    if len(seeds) > most:
+        raise InputError(f"--seeds lists {len(seeds)} seeds, more than the {most} a command takes")
     if len(set(seeds)) != len(seeds):
-        raise InputError(f"--seeds lists a seed twice: {text!r}")
+        raise InputError(f"--seeds lists a seed twice: {short(text)}")
     return seeds
 
 
@@ -212,23 +226,33 @@ def plan_trials(args: argparse.Namespace, sweep_dir: Path) -> list[Trial]:
         The trials in grid order: controller, then env-kwargs variant, then seed.
     """
     names = parse_names(args.controllers, controllers.names())
-    seeds = parse_seeds(args.seeds)
+    seeds = parse_seeds(args.seeds, most=MAX_TRIALS)
     grid = parse_grid(args.grid_env_kwargs)
     base_env = list(args.env_kwargs or [])
     clash = sorted(set(grid) & {p.partition("=")[0].strip() for p in base_env})
     if clash:
         raise InputError(f"{', '.join(clash)} given in both --env-kwargs and --grid-env-kwargs")
     per_controller = split_controller_kwargs(args.controller_kwargs, names)
+    n_variants = math.prod(len(values) for values in grid.values())
+    total = len(names) * n_variants * len(seeds)
+    if total > MAX_TRIALS:
+        raise InputError(f"the sweep would run {total:,} trials ({len(names)} controllers x {n_variants:,} env-kwargs "
+                         f"variants x {len(seeds):,} seeds), more than the {MAX_TRIALS:,} a sweep takes; split it")
     variants = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] or [{}]
     trials: list[Trial] = []
+    bar = tqdm(total=total, desc="planning the sweep", unit="trial", disable=total < PLAN_BAR_FROM)
     for name in names:
         for variant in variants:
+            env_pairs = base_env + [f"{k}={v}" for k, v in variant.items()]
+            checked = _config(args, name, seeds[0], env_pairs, per_controller[name])  # the gate, once
             for seed in seeds:
-                env_pairs = base_env + [f"{k}={v}" for k, v in variant.items()]
-                config = _config(args, name, seed, env_pairs, per_controller[name])
+                config = replace(checked, seed=seed)  # a seed is checked by its own field check
+                search_config.check_fields(config)
                 trial_name = f"{name}__s{seed}" + (f"__{_label(variant)}" if variant else "")
                 trials.append(Trial(trial_name, name, seed, dict(variant), _normalised(asdict(config)),
                                     str((sweep_dir / RUNS / trial_name).resolve())))
+                bar.update(1)
+    bar.close()
     if len({t.name for t in trials}) != len(trials):
         raise InputError("--grid-env-kwargs values give two trials the same directory name; "
                          "use values that differ in letters or digits")
@@ -294,7 +318,8 @@ def run_trial(spec: dict) -> dict:
                 print(f"nasgen sweep: trial {spec['name']} cannot continue ({why}); moved {run_dir} to {aside} "
                       f"and started it afresh", file=sys.stderr, flush=True)
     seed_everything(config.seed)
-    result = run_logged(Search(config, run_dir), state)
+    with folder_lock(run_dir, RUN_LOCK, "trial directory", "run of this trial"):
+        result = run_logged(Search(config, run_dir), state)
 
     def number(value: Any) -> float:
         return float("nan") if value is None else float(value)

@@ -32,6 +32,7 @@ GENOTYPE_FILES = {
     "result_nospace": {"derived_arch": [0] * 18},
     "result_arch": {"derived_arch": [99] * 18, "space": SMALL},
     "result_config": {"derived_arch": [1] * 18, "space": SMALL, "config": 5, "extra": None},
+    "deep": {"genotype": "DEEP"},
 }
 
 S = ["search", "--logdir", "{logdir}", "--no-progress"]
@@ -132,6 +133,16 @@ BAD = [
     (["toy", "--seed", "-1"], "argument --seed"),
     (["toy", "--teacher-fraction", "2"], "teacher_fraction"),
     (["toy", "--threads", "-2"], "argument --threads"),
+    (["toy", "--lr", "1e308"], "lr=1e+308 is beyond"),
+    (["toy", "--n-tokens", "1000000000"], "n_tokens=1000000000 is more than"),
+    (["toy", "--input", "1,0,1,0", "--target", "1"], "input must be non-negative tokens as long as the target"),
+    # huge values: refused in one line that does not echo them whole
+    (S + ["--logdir", "{tmp}/" + "x" * 300], "is longer than 255 bytes"),
+    (S + ["--env", "nasgen/TeacherArch-v0", "--env-kwargs", "n_edges=" + "-" * 100_000 + "1"], "is not an integer"),
+    (S + ["--env", "nasgen/TeacherArch-v0", "--env-kwargs", "n_edges=1000000", "n_ops=1000"], "GiB, more than"),
+    (S + ["--env-kwargs", "C=4", "C=8"], "--env-kwargs gives 'C' twice"),
+    (S + ["--env", "nasgen/TeacherArch-v0", "--env-kwargs", "batch_size=1000000000"], "GiB, more than"),
+    (["retrain", "{json:deep}"], "nests its JSON too deeply"),
     # sweep (validated before Ray starts)
     (["sweep", "--logdir", "{logdir}", "--controller-kwargs", "rnn.lr=abc", "--controllers", "rnn"],
      "lr='abc' is not a finite number"),
@@ -141,6 +152,10 @@ BAD = [
     (["sweep", "--logdir", "{file}"], "is a file, not a folder"),
     (["sweep", "--logdir", "{logdir}", "--env", ""], "argument --env: expected a non-empty value"),
     (["sweep", "--logdir", "{logdir}", "--threads", "0"], "argument --threads"),
+    (["sweep", "--logdir", "{logdir}", "--seeds", "1000000"], "a count must be in 1..100000"),
+    (["sweep", "--logdir", "{logdir}", "--controllers", "random", "--grid-env-kwargs",
+      "C=" + ",".join(str(2 * k + 2) for k in range(400)), "batch_size=" + ",".join(str(k + 1) for k in range(400))],
+     "x 160,000 env-kwargs variants x 3 seeds), more than the 100,000"),
 ]
 
 
@@ -156,7 +171,7 @@ def workspace(tmp_path, monkeypatch):
     subs = {"{tmp}": str(tmp_path), "{file}": str(tmp_path / "plain.txt"), "{logdir}": str(tmp_path / "runs")}
     for name, content in {**GENOTYPE_FILES, "good": {"genotype": GENOTYPE, "space": "darts"}}.items():
         path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps(content))
+        path.write_text(json.dumps(content).replace('"DEEP"', "[" * 200_000 + "]" * 200_000))
         subs[f"{{json:{name}}}"] = str(path)
     return subs
 
@@ -190,6 +205,7 @@ def test_bad_value_exits_2_with_one_line_and_creates_nothing(argv, message, work
     assert "Traceback" not in err
     assert lines[0].startswith(f"nasgen {argv[0]}: error: "), err
     assert _fill(message, workspace) in lines[0], err
+    assert len(lines[0]) < 1000, "an error line echoes a value whole"
     assert _tree(root) == before  # no run directory, no events file, no output folder
 
 

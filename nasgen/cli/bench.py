@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nasgen import searchspace
 from nasgen.config import parse_key_values
-from nasgen.nb1d.archs import plan_archs
+from nasgen.nb1d.archs import all_distinct, plan_archs
 from nasgen.nb1d.build import build, pack
 from nasgen.nb1d.recipe import Recipe, training_device
 from nasgen.nb1d.manifest import plain_name
@@ -65,10 +65,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     except ImportError:
         _fail('nasgen bench build needs Ray, which is not installed; pip install "nasgen[distributed]"')
     space = searchspace.get(space_name)
+    distinct = all_distinct(space)
+    if args.limit_archs is not None and distinct is not None and args.limit_archs > len(distinct):
+        _fail(f"--limit-archs {args.limit_archs} is more than the {len(distinct)} distinct architectures of "
+              f"space {space_name}")
     try:
-        plan_archs(space, args.limit_archs)
+        archs = len(plan_archs(space, args.limit_archs))
     except ValueError as error:
         _fail(str(error))
+    subset = archs if args.reliability_archs is None else min(args.reliability_archs, archs)
+    print(f"bench build: {archs + subset * (len(seeds) - 1):,} trainings ({archs:,} distinct architectures with "
+          f"seed {seeds[0]}" + (f", {subset:,} of them with the other {len(seeds) - 1} seed(s)" if len(seeds) > 1 else "")
+          + f"), {recipe.epochs} epochs each; the bar shows the rate and the time left", flush=True)
     out = Path(args.out or f"bench-{name}")
     started = time.perf_counter()
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from nasgen import config as search_config
 from nasgen import runtime
 from nasgen.checkpoint import CheckpointError, CheckpointWriteError
 from nasgen.config import SearchConfig
+from nasgen.runtime import folder_lock
 from nasgen.nb1d.judge import TableError, format_verdict
 from nasgen.search import Search, resume_state, run_logged, seed_everything
 
@@ -23,6 +26,8 @@ CONFIG_FLAGS = ("controller", "env", "steps", "epochs", "seed", "device", "proto
 #: Flags that are shortcuts for env keywords (``config.SHORTCUTS``).
 SHORTCUT_FLAGS = ("dataset", "data_dir", "space", "warmup_epochs")
 DEFAULT_LOGDIR = "runs"
+#: The lock a running search holds on its run directory (a second ``--resume`` is refused).
+RUN_LOCK = "run.lock"
 
 
 def add_search_arguments(search: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -191,10 +196,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         search = Search(config, run_dir or logdir, progress=not args.no_progress)
     except (TableError, ValueError) as error:  # an argument only the built env could check
         raise UsageError(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
-    if run_dir is None:  # made only once the environment accepted its arguments
+    new_run = run_dir is None
+    if new_run:  # made only once the environment accepted its arguments
         search.run_dir = run_dir = make_run_dir(logdir, config)
     try:
-        result = run_logged(search, state)
+        with folder_lock(run_dir, RUN_LOCK, "run directory", "search"):
+            result = run_logged(search, state)
     except CheckpointWriteError:
         raise  # a failed write (disk full): its own one line, exit 1
     except CheckpointError as error:
@@ -202,8 +209,23 @@ def cmd_search(args: argparse.Namespace) -> int:
             raise
         # A resumed state that decoded safely but does not fit this run.
         raise UsageError(f"--resume: {error}; the checkpoint was not changed") from None
+    except BaseException:
+        if new_run:
+            remove_if_unstarted(Path(run_dir))
+        raise
     print_result(result, run_dir)
     return 0
+
+
+def remove_if_unstarted(run_dir: Path) -> None:
+    """Remove a new run's directory that holds nothing a later ``--resume`` could use (no
+    checkpoint, no result: only TensorBoard events and the lock), saying so in one line."""
+    names = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
+    if not names or any(not (n.startswith("events.out.tfevents") or n == RUN_LOCK) for n in names):
+        return
+    shutil.rmtree(run_dir, ignore_errors=True)
+    print(f"nasgen search: the run ended before its first checkpoint; removed its directory {run_dir}",
+          file=sys.stderr)
 
 
 def print_result(result: dict, run_dir: Any, where: str = "") -> None:

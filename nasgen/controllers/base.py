@@ -14,7 +14,7 @@ the environment through ``step(env.unwrapped)``.
 from __future__ import annotations
 
 import inspect
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -182,6 +182,12 @@ class Controller:
         infos = list(infos)
         if len(infos) != len(archs):
             raise ValueError(f"tell got {len(archs)} architectures but {len(infos)} infos")
+        for info in infos:
+            if not isinstance(info, Mapping):
+                raise ValueError(f"tell's infos must be dicts (an env's info), got {short(info)}")
+            count = info.get("evaluations", 1)
+            if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+                raise ValueError(f"an info's evaluations must be an integer >= 0, got {short(count)}")
         matrix = np.stack([self.space.validate_encoding(a) for a in archs])
         self.evaluations += sum(int(info.get("evaluations", 1)) for info in infos)
         flagged = np.array([bool(info.get("nonfinite", False)) for info in infos])

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nasgen.runtime import memory_bytes
 from nasgen.searchspace import SearchSpace
 
 from .base import CREDIT_CHECK_EVERY, ArchitectureEnv, torch_seed
@@ -24,6 +25,16 @@ from .base import CREDIT_CHECK_EVERY, ArchitectureEnv, torch_seed
 
 #: side of the first, frozen filters of ``TeacherModel``
 KERNEL = 7
+
+
+def teacher_bytes(n_edges: int, n_ops: int, batch_size: int, input_size: int, kernel: int = KERNEL,
+                  stride: int = 2) -> int:
+    """Bytes every search of the toy needs: the frozen filters ``[n_edges, n_ops, k, k]``, a
+    batch, and a single-path forward's maps ``[batch, n_edges, feature, feature]`` a few
+    times over (a relaxed forward of a gradient controller needs ``n_ops`` times the maps)."""
+    feature = max(1, (input_size - kernel) // stride + 1)
+    maps = batch_size * n_edges * feature * feature
+    return 4 * (n_edges * n_ops * kernel * kernel + 4 * maps + batch_size * input_size * input_size)
 
 
 class TeacherModel(nn.Module):
@@ -134,6 +145,10 @@ class TeacherArchEnv(ArchitectureEnv):
             raise ValueError(f"n_edges, n_ops and batch_size must be >= 1, got {n_edges}, {n_ops}, {batch_size}")
         if args["input_size"] < KERNEL:
             raise ValueError(f"input_size must be >= {KERNEL} (the first filter), got {args['input_size']}")
+        need, have = teacher_bytes(n_edges, n_ops, batch_size, args["input_size"]), memory_bytes()
+        if have is not None and need > have:
+            raise ValueError(f"n_edges={n_edges} x n_ops={n_ops} at batch_size={batch_size} needs about "
+                             f"{need / 2**30:,.1f} GiB, more than this machine's {have / 2**30:,.1f} GiB")
         return TeacherSpace(n_edges, n_ops)
 
     # --- what gradient controllers and scorers use ------------------------------------------

@@ -23,8 +23,8 @@ and packing keeps the last row of each pair.
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import functools
+import importlib.metadata
 import json
 import math
 import os
@@ -39,6 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nasgen import __version__
+from nasgen.runtime import folder_lock
 from nasgen.searchspace import from_dict
 
 from .archs import all_distinct, canonicalizer, plan_archs
@@ -46,10 +47,6 @@ from .recipe import METRICS, Recipe, train_items, training_device
 from .manifest import FORMAT, clip, plain_name, reason
 from .table import figures, sha256_of
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: builds go unlocked
-    fcntl = None
 
 ROWS = "rows.jsonl"
 BUILD = "build.json"
@@ -67,49 +64,11 @@ def versions() -> dict[str, str]:
 
 
 # --- the build folder's lock -----------------------------------------------------------------------
-@contextlib.contextmanager
-def build_lock(out: str | Path) -> Iterator[Path]:
-    """Hold the exclusive lock of build folder ``out`` for the ``with`` block.
-
-    The lock is an ``flock`` on ``out/build.lock``, taken without waiting. The kernel drops it
-    when its holder exits however that ends, so a killed build never leaves the folder locked
-    (the file stays, holding the last holder's pid). A folder this call created is removed
-    again if nothing but the lock file is in it at the end (a build refused before writing).
-
-    Yields:
-        ``out`` as a Path.
-
-    Raises:
-        ValueError: another build or pack holds the folder (one line with its pid).
-    """
-    out = Path(out)
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        _take_lock(fd, out)
-        try:
-            yield out
-        finally:
-            if created and os.listdir(out) == [LOCK]:
-                (out / LOCK).unlink()
-                out.rmdir()
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _take_lock(fd: int, out: Path) -> None:
-    """``flock`` the open lock file ``fd`` and write this process's pid into it."""
-    if fcntl is None:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 20, 0).decode("ascii", "replace").strip()
-        raise ValueError(f"build folder {out} is in use by another build "
-                         f"(pid {holder if holder.isdigit() else 'unknown'})") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+def build_lock(out: str | Path):
+    """Hold the exclusive lock of build folder ``out`` (``runtime.folder_lock`` on its
+    ``build.lock``) for a ``with`` block; ValueError (one line, the holder's pid) when another
+    build or pack holds it. A folder this call created is removed again if it stays empty."""
+    return folder_lock(out, LOCK, "build folder", "build")
 
 
 # --- the rows file ---------------------------------------------------------------------------------
