@@ -78,7 +78,7 @@ def field_docs(cls: type) -> dict[str, str]:
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and \
                 isinstance(following, ast.Expr) and isinstance(following.value, ast.Constant) and \
                 isinstance(following.value.value, str):
-            docs[node.target.id] = " ".join(following.value.value.split())
+            docs[node.target.id] = " ".join(following.value.value.replace("``", "").split())
     return docs
 
 
@@ -91,25 +91,27 @@ def _default(f: dataclasses.Field) -> Any:
 
 
 def config_flag(parser: argparse.ArgumentParser | Any, cls: type, name: str, flag: Optional[str] = None,
-                parse: Optional[Callable[[str], Any]] = None, help: Optional[str] = None, **kwargs: Any):
+                parse: Optional[Callable[[str], Any]] = None, help: Optional[str] = None,
+                check: Optional[checks.Check] = None, **kwargs: Any):
     """Add field ``name`` of config ``cls`` as ``--name-with-dashes`` (or ``flag``).
 
     The help is the field's docstring with its default; the flag's default is None (not
-    given); ``type`` parses with ``parse`` (int, float or str, from the default's type when
-    not given) and runs the field's declared check. A bool field becomes a switch.
+    given); ``type`` parses with ``parse`` (int, float or str, from the field's annotation when
+    not given) and runs the field's declared check (or ``check`` for a field without one: an
+    empty flag value must not silently mean the default). A bool field becomes a switch.
     """
     field_ = next(f for f in dataclasses.fields(cls) if f.name == name)
     default = _default(field_)
     text = help or field_docs(cls).get(name, "")
     flag = flag or "--" + name.replace("_", "-")
-    shown = "" if default is None or default == () else f" (default: {default})"
+    shown = "" if default is None or default == () or isinstance(default, bool) else f" (default: {default})"
     if isinstance(default, bool):
         action = "store_true" if default is False else argparse.BooleanOptionalAction
         return parser.add_argument(flag, action=action, default=None, help=text + shown, **kwargs)
     if parse is None:
         parse = _parser_of(cls, name)
     parse = {int: _int, float: _float}.get(parse, parse)
-    check = field_.metadata.get("check") or (lambda value: value)
+    check = field_.metadata.get("check") or check or (lambda value: value)
     return parser.add_argument(flag, type=flag_type(check, parse), default=None, help=text + shown, **kwargs)
 
 

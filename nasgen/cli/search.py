@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from nasgen import config as search_config
-from nasgen import runtime
+from nasgen import checks, runtime
 from nasgen.checkpoint import CheckpointError, CheckpointWriteError
 from nasgen.config import SearchConfig
+from nasgen.envs.oneshot import OneShotConfig
 from nasgen.runtime import folder_lock
 from nasgen.nb1d.judge import TableError, format_verdict
 from nasgen.search import Search, resume_state, run_logged, seed_everything
@@ -35,15 +36,10 @@ def add_search_arguments(search: argparse.ArgumentParser) -> argparse.ArgumentPa
     flag = lambda name, **kw: a.config_flag(search, SearchConfig, name, **kw)  # noqa: E731
     flag("controller", metavar="NAME")
     flag("env", metavar="ID")
-    search.add_argument("--dataset", type=a.name, help="dataset of the environment (default: digits)")
-    search.add_argument("--data-dir", type=a.name, help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
-    search.add_argument("--download", action="store_true", help="let torchvision download the dataset")
-    search.add_argument("--space", type=a.name, help="search-space preset (default: small)")
+    add_env_shortcuts(search)
     budget = search.add_mutually_exclusive_group()
     a.config_flag(budget, SearchConfig, "steps", parse=int)
     a.config_flag(budget, SearchConfig, "epochs", parse=float)
-    search.add_argument("--warmup-epochs", type=a.non_negative_float,
-                        help="weight-training epochs before the first reward")
     flag("protocol", help="paper or shared: each method's split of the supernet-training budget "
                           "(warm-up + search) and a cosine weight lr over it (default: as configured)")
     flag("table", metavar="NAME|PATH",
@@ -61,6 +57,13 @@ def add_search_arguments(search: argparse.ArgumentParser) -> argparse.ArgumentPa
     search.add_argument("--no-progress", action="store_true", help="no progress bars (warm-up and search)")
     a.add_threads_argument(search)
     return search
+
+
+def add_env_shortcuts(parser: argparse.ArgumentParser, download: bool = True) -> None:
+    """``--dataset``, ``--data-dir``, ``--download``, ``--space`` and ``--warmup-epochs``: fields of
+    the supernet env's config (``OneShotConfig``) given as flags (``config.SHORTCUTS``)."""
+    for name in ("dataset", "data_dir", "space", "warmup_epochs") + (("download",) if download else ()):
+        a.config_flag(parser, OneShotConfig, name, check=checks.non_empty if name != "warmup_epochs" else None)
 
 
 def add_search_parser(subparsers) -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from nasgen.config import SearchConfig
 
 from . import args as a
 from .args import UsageError
+from .search import add_env_shortcuts
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -109,14 +110,10 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
                        help="comma-separated controller names (default: credit,reinforce,random)")
     parser.add_argument("--seeds", default="3", help="a count (3 = seeds 0,1,2) or a list 0,1,5 (default: 3)")
     a.config_flag(parser, SearchConfig, "env", metavar="ID")
-    parser.add_argument("--dataset", type=a.name, help="dataset of the environment (default: digits)")
-    parser.add_argument("--data-dir", type=a.name, help="local folder of CIFAR-10/MNIST/Fashion-MNIST")
-    parser.add_argument("--space", type=a.name, help="search-space preset (default: small)")
+    add_env_shortcuts(parser, download=False)
     budget = parser.add_mutually_exclusive_group()
     a.config_flag(budget, SearchConfig, "steps", parse=int)
     a.config_flag(budget, SearchConfig, "epochs", parse=float)
-    parser.add_argument("--warmup-epochs", type=a.non_negative_float,
-                       help="weight-training epochs before the first reward")
     parser.add_argument("--device", type=a.name, help="cpu or cuda (default: cuda when --gpus-per-trial > 0, else cpu)")
     parser.add_argument("--env-kwargs", nargs="*", metavar="KEY=VALUE", help="environment keyword arguments")
     parser.add_argument("--controller-kwargs", nargs="*", metavar="[CONTROLLER.]KEY=VALUE",
