@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasgen.checks import InputError
+
 FORMAT = "nasgen-checkpoint-2"
 _MAGIC = FORMAT.encode() + b" "
 _HEADER_LENGTH = len(_MAGIC) + 64 + 1  # magic, hex digest, newline
@@ -48,6 +50,11 @@ class CheckpointError(ValueError):
 
 class CheckpointWriteError(CheckpointError):
     """A checkpoint could not be written (disk full, no permission); the previous one is kept."""
+
+
+class StateError(CheckpointError, InputError):
+    """A state holds an object that is not plain data (a plug-in controller's, say): the run
+    is refused at its first checkpoint, naming the key."""
 
 
 def _encode(value: Any, where: str) -> Any:
@@ -71,8 +78,8 @@ def _encode(value: Any, where: str) -> Any:
     if isinstance(value, (list, tuple)):
         items = [_encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
         return items if isinstance(value, list) else tuple(items)
-    raise CheckpointError(f"cannot checkpoint {where}: {type(value).__name__} is not a tensor, "
-                          f"numpy array or plain container")
+    raise StateError(f"cannot checkpoint {where}: {type(value).__name__} is not plain data; a state holds "
+                     f"tensors, numpy arrays, numbers, strings, lists and dicts only")
 
 
 def _decode(value: Any) -> Any:

@@ -50,6 +50,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def cut(text: str, limit: int = 200) -> str:
+    """The first line of ``text``, cut to ``limit`` characters (a message that may quote a value)."""
+    lines = str(text).strip().splitlines()
+    line = lines[0] if lines else ""
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
 def integer_at_least(low: int) -> Check:
     """An integer ``>= low``."""
     def check(value: Any) -> int:

@@ -17,7 +17,7 @@ from nasgen import checks, controllers, envs, protocols, runtime
 from nasgen import kwargs as typed_kwargs
 from nasgen.checks import InputError, short
 from nasgen.searchspace import dataset_options
-from nasgen.searchspace import names as space_names
+from nasgen.searchspace.registry import is_reference
 
 #: Search steps when neither ``steps`` nor ``epochs`` is given.
 DEFAULT_STEPS = 1000
@@ -192,12 +192,16 @@ def _check(config: SearchConfig):
         ValueError: the first bad value, in one line naming it and what was expected.
     """
     check_fields(config)
-    _choice(config.controller, controllers.names(), "controller")
+    try:
+        controllers.get(config.controller)
+    except KeyError:
+        _choice(config.controller, controllers.names(), "controller")
     _choice(config.env, envs.env_ids(), "env")
     accepted = envs.env_parameters(config.env)
     typed_kwargs.check_names(_env_function(config.env), config.env_kwargs, f"--env-kwargs: env {config.env}")
-    if "dataset" in config.env_kwargs:
-        _choice(config.env_kwargs["dataset"], envs.env_datasets(config.env), "dataset")
+    dataset = config.env_kwargs.get("dataset")
+    if dataset is not None and not (isinstance(dataset, str) and is_reference(dataset)):  # a plug-in's: the env checks it
+        _choice(dataset, envs.env_datasets(config.env), "dataset")
     reason = incompatibility(config.env, config.controller, config.env_kwargs)
     if reason:
         raise ValueError(reason)
@@ -210,8 +214,7 @@ def _check(config: SearchConfig):
             dataset_options(config.env_kwargs.get("dataset", "digits"), options)
         except ValueError as error:
             raise ValueError(f"--env-kwargs: {error}") from None
-    if "space" in config.env_kwargs:
-        _choice(config.env_kwargs["space"], space_names(), "search space")
+
     if config.protocol is not None:
         _choice(config.protocol, protocols.names(), "protocol")
         if "schedule_epochs" not in accepted:

@@ -131,9 +131,7 @@ def _architecture_of(data: dict, path: Path):
     if isinstance(space_spec, dict):
         space = searchspace.from_dict(space_spec)
     elif isinstance(space_spec, str):
-        if space_spec not in searchspace.names():
-            raise ValueError(f"unknown search space {short(space_spec)}; choose from: {', '.join(searchspace.names())}")
-        space = searchspace.get(space_spec)
+        space = searchspace.check_space_name(space_spec)
     else:
         raise ValueError(f"'space' must be a preset name or a space object, got {short(space_spec)}")
     if not isinstance(space, searchspace.CellSpace):
@@ -244,8 +242,7 @@ def prepare(source: str | Path, config: RetrainConfig, out: Optional[str | Path]
     """
     found = load_architecture(source)
     dataset = config.dataset or found.dataset or "digits"
-    if dataset not in searchspace.dataset_names():
-        raise ValueError(f"unknown dataset {short(dataset)}; choose from: {', '.join(searchspace.dataset_names())}")
+    searchspace.check_dataset_name(dataset)
     # The search's dataset settings (mnist1d sizes and seed) hold when retraining on its dataset.
     options = found.dataset_options if dataset == found.dataset else None
     out_dir = Path(out) if out else default_out(source)

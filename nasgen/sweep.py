@@ -38,6 +38,7 @@ import itertools
 import json
 import logging
 import math
+import os
 import re
 import statistics
 import sys
@@ -130,16 +131,19 @@ def parse_seeds(text: str, most: int = None) -> list[int]:
     return seeds
 
 
-def parse_names(text: str, known: Sequence[str]) -> list[str]:
-    """``"credit,darts"`` -> ``["credit", "darts"]``, each checked against ``known``."""
+def parse_names(text: str) -> list[str]:
+    """``"credit,darts"`` -> ``["credit", "darts"]``, each a controller ``controllers.get`` finds
+    (a built-in, an installed plug-in or a ``module:Class`` reference)."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
         raise InputError("--controllers expects a comma-separated list of controller names")
     for name in names:
-        if name not in known:
-            raise InputError(f"unknown controller {name!r}; choose from: {', '.join(known)}")
+        try:
+            controllers.get(name)
+        except KeyError:
+            raise InputError(f"unknown controller {short(name)}; choose from: {', '.join(controllers.names())}") from None
     if len(set(names)) != len(names):
-        raise InputError(f"--controllers lists a controller twice: {text!r}")
+        raise InputError(f"--controllers lists a controller twice: {short(text)}")
     return names
 
 
@@ -194,9 +198,13 @@ def split_controller_kwargs(pairs: Optional[Sequence[str]], controllers_: Sequen
     return out
 
 
-def _label(variant: dict[str, str]) -> str:
-    text = "_".join(f"{k}-{v}" for k, v in variant.items())
+def _safe(text: str) -> str:
+    """``text`` as part of a file name (a ``module:Class`` reference's colon is not)."""
     return re.sub(r"[^A-Za-z0-9._=-]+", "-", text)
+
+
+def _label(variant: dict[str, str]) -> str:
+    return _safe("_".join(f"{k}-{v}" for k, v in variant.items()))
 
 
 def _config(args: argparse.Namespace, controller: str, seed: int, env_pairs: list[str],
@@ -225,7 +233,7 @@ def plan_trials(args: argparse.Namespace, sweep_dir: Path) -> list[Trial]:
     Returns:
         The trials in grid order: controller, then env-kwargs variant, then seed.
     """
-    names = parse_names(args.controllers, controllers.names())
+    names = parse_names(args.controllers)
     seeds = parse_seeds(args.seeds, most=MAX_TRIALS)
     grid = parse_grid(args.grid_env_kwargs)
     base_env = list(args.env_kwargs or [])
@@ -248,7 +256,7 @@ def plan_trials(args: argparse.Namespace, sweep_dir: Path) -> list[Trial]:
             for seed in seeds:
                 config = replace(checked, seed=seed)  # a seed is checked by its own field check
                 search_config.check_fields(config)
-                trial_name = f"{name}__s{seed}" + (f"__{_label(variant)}" if variant else "")
+                trial_name = f"{_safe(name)}__s{seed}" + (f"__{_label(variant)}" if variant else "")
                 trials.append(Trial(trial_name, name, seed, dict(variant), _normalised(asdict(config)),
                                     str((sweep_dir / RUNS / trial_name).resolve())))
                 bar.update(1)
@@ -480,11 +488,22 @@ def import_ray():
     return ray, tune
 
 
+def worker_environment() -> dict:
+    """Ray's ``runtime_env`` for the workers: this process's import path, so a plug-in given as
+    a ``module:Class`` reference imports in every worker as it does here (an installed plug-in
+    is found through its entry point anyway). On a cluster the path must exist on every node."""
+    own = tuple(os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix))
+    path = [p for p in dict.fromkeys([os.getcwd(), *sys.path])
+            if p and os.path.isdir(p) and not os.path.realpath(p).startswith(own)]
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(path)}}
+
+
 def start_ray(ray, args: argparse.Namespace) -> bool:
     """Join ``--address`` or start a local instance; returns whether this call started Ray."""
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
+                              "runtime_env": worker_environment()}
     try:
         if args.address:
             ray.init(address=args.address, **kwargs)

@@ -34,8 +34,11 @@ def _choice(value: str, known: list[str], what: str) -> str:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """Validate everything, then build, pack and print the figures."""
-    space_name = _choice(args.space, searchspace.names(), "search space")
-    dataset = _choice(args.dataset, searchspace.dataset_names(), "dataset")
+    try:
+        space_name, dataset = args.space, searchspace.check_dataset_name(args.dataset)
+        searchspace.check_space_name(space_name)
+    except ValueError as error:
+        _fail(str(error))
     seeds = parse_seeds(args.seeds)
     try:
         recipe = Recipe.from_dict(parse_key_values(args.recipe, "--recipe"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import time
@@ -12,6 +13,7 @@ from typing import Any
 from nasgen import config as search_config
 from nasgen import checks, runtime
 from nasgen.checkpoint import CheckpointError, CheckpointWriteError
+from nasgen.checks import InputError
 from nasgen.config import SearchConfig
 from nasgen.envs.oneshot import OneShotConfig
 from nasgen.runtime import folder_lock
@@ -92,7 +94,8 @@ def make_run_dir(logdir: str, config: SearchConfig) -> Path:
     The directory is made with an exclusive ``mkdir``, so runs started in the same second
     get ``NAME``, ``NAME-2``, ... and never share one.
     """
-    name = f"{config.env.split('/')[-1]}__{config.controller}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    controller = re.sub(r"[^A-Za-z0-9._-]+", "-", config.controller)  # a module:Class reference too
+    name = f"{config.env.split('/')[-1]}__{controller}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
     Path(logdir).mkdir(parents=True, exist_ok=True)
     for suffix in range(1, 10_000):
         path = Path(logdir) / (name if suffix == 1 else f"{name}-{suffix}")
@@ -203,32 +206,37 @@ def cmd_search(args: argparse.Namespace) -> int:
     if new_run:  # made only once the environment accepted its arguments
         search.run_dir = run_dir = make_run_dir(logdir, config)
     try:
-        with folder_lock(run_dir, RUN_LOCK, "run directory", "search"):
-            result = run_logged(search, state)
-    except CheckpointWriteError:
-        raise  # a failed write (disk full): its own one line, exit 1
-    except CheckpointError as error:
-        if state is None:
-            raise
-        # A resumed state that decoded safely but does not fit this run.
-        raise UsageError(f"--resume: {error}; the checkpoint was not changed") from None
-    except BaseException:
-        if new_run:
-            remove_if_unstarted(Path(run_dir))
+        try:
+            with folder_lock(run_dir, RUN_LOCK, "run directory", "search"):
+                result = run_logged(search, state)
+        except CheckpointWriteError:
+            raise  # a failed write (disk full): its own one line, exit 1
+        except CheckpointError as error:
+            if state is None:
+                raise
+            # A resumed state that decoded safely but does not fit this run.
+            raise UsageError(f"--resume: {error}; the checkpoint was not changed") from None
+    except BaseException as error:
+        # A failed write keeps the curves (its own line says no checkpoint was written).
+        if new_run and not isinstance(error, CheckpointWriteError) and remove_if_unstarted(Path(run_dir)):
+            if isinstance(error, InputError):  # bad input found at run time: still one line
+                raise InputError(f"{error}; its run directory {run_dir} held nothing to resume and was removed") \
+                    from None
+            print(f"nasgen search: the run ended before its first checkpoint; removed its directory {run_dir}",
+                  file=sys.stderr)
         raise
     print_result(result, run_dir)
     return 0
 
 
-def remove_if_unstarted(run_dir: Path) -> None:
+def remove_if_unstarted(run_dir: Path) -> bool:
     """Remove a new run's directory that holds nothing a later ``--resume`` could use (no
-    checkpoint, no result: only TensorBoard events and the lock), saying so in one line."""
+    checkpoint, no result: only TensorBoard events and the lock); returns whether it did."""
     names = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
     if not names or any(not (n.startswith("events.out.tfevents") or n == RUN_LOCK) for n in names):
-        return
+        return False
     shutil.rmtree(run_dir, ignore_errors=True)
-    print(f"nasgen search: the run ended before its first checkpoint; removed its directory {run_dir}",
-          file=sys.stderr)
+    return True
 
 
 def print_result(result: dict, run_dir: Any, where: str = "") -> None:

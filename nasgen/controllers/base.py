@@ -23,7 +23,34 @@ from nasgen.checks import short
 from nasgen.searchspace import SearchSpace
 from nasgen.searchspace.registry import Registry
 
-CONTROLLERS: Registry[type["Controller"]] = Registry("controller")
+#: Entry-point group of controller plug-ins (``[project.entry-points."nasgen.controllers"]``).
+GROUP = "nasgen.controllers"
+
+
+def _as_controller(loaded: object, name: str) -> type["Controller"]:
+    """A plug-in's class, checked: a ``Controller`` subclass of a known kind that defines the
+    methods of its kind. A class without a ``name`` gets the one it is used by."""
+    if not isinstance(loaded, type) or not issubclass(loaded, Controller):
+        raise TypeError(f"{short(loaded)} is not a subclass of nasgen.controllers.Controller")
+    if loaded.kind not in ("black-box", "gradient"):
+        raise TypeError(f"kind is {short(loaded.kind)}, not 'black-box' or 'gradient'")
+    needed = ("step", "derive") if loaded.kind == "gradient" else ("ask", "tell", "derive")
+    missing = [m for m in needed if getattr(loaded, m, None) is getattr(Controller, m, None)
+               or not callable(getattr(loaded, m, None))]
+    if missing:
+        raise TypeError(f"a {loaded.kind} controller defines {', '.join(needed)}; {loaded.__name__} "
+                        f"lacks {', '.join(missing)}")
+    if not isinstance(loaded.samples_per_step, int) or isinstance(loaded.samples_per_step, bool) \
+            or loaded.samples_per_step < 1:
+        raise TypeError(f"samples_per_step must be an int >= 1, got {short(loaded.samples_per_step)}")
+    if not isinstance(loaded.env_requirements, dict):
+        raise TypeError(f"env_requirements must be a dict, got {short(loaded.env_requirements)}")
+    if not loaded.name:
+        loaded.name = name
+    return loaded
+
+
+CONTROLLERS: Registry[type["Controller"]] = Registry("controller", group=GROUP, check=_as_controller)
 
 #: Finite rewards (and credit) are clipped to ``[-REWARD_LIMIT, REWARD_LIMIT]`` before a
 #: controller learns from them: far beyond any loss-based reward, yet small enough that sums,
@@ -46,12 +73,14 @@ def register(name: str):
 
 
 def names() -> list[str]:
-    """Registered controller names."""
+    """Controller names: the built-ins, then the plug-ins installed (entry points)."""
     return CONTROLLERS.list()
 
 
 def get(name: str) -> type["Controller"]:
-    """The controller class ``name``; KeyError listing the known names otherwise."""
+    """The controller class ``name``: a built-in, an installed plug-in, or a ``module:Class``
+    reference. KeyError listing the known names for an unknown one; ``PluginError`` (one line)
+    for a plug-in that cannot be used."""
     return CONTROLLERS.get(name)
 
 

@@ -16,10 +16,8 @@ from tqdm.auto import tqdm
 
 from nasgen import checks
 from nasgen.nb1d.judge import supernet_cells_for
-from nasgen.searchspace import (BatchStream, CellSpace, Credit, Supernet, dataset_names, exact_credit,
-                                hybrid_credit, load_dataset)
-from nasgen.searchspace import get as get_space
-from nasgen.searchspace import names as space_names
+from nasgen.searchspace import (BatchStream, CellSpace, Credit, Supernet, check_dataset_name, check_space_name,
+                                dataset_names, exact_credit, hybrid_credit, load_dataset)
 from nasgen.searchspace.cells import check_stack_size
 
 from .base import CREDIT_CHECK_EVERY, ArchitectureEnv, torch_seed
@@ -128,11 +126,8 @@ class OneShotConfig:
 
     def search_space(self) -> CellSpace:
         """The cell space of this config, after the checks no single field can make alone."""
-        if self.dataset not in dataset_names():
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose from: {', '.join(dataset_names())}")
-        if self.space not in space_names():
-            raise ValueError(f"unknown search space {self.space!r}; choose from: {', '.join(space_names())}")
-        search_space = get_space(self.space)
+        check_dataset_name(self.dataset)
+        search_space = check_space_name(self.space)
         if not isinstance(search_space, CellSpace):
             raise ValueError(f"space {self.space!r} is not a cell search space")
         check_stack_size(self.C, supernet_cells(self.space, self.dataset, self.n_cells))

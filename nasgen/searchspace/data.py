@@ -22,8 +22,11 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from nasgen.checks import short
+
 from .cifar_files import read_cifar10
 from .errors import DataError, DataNotFoundError
+from .registry import Registry
 
 
 
@@ -263,20 +266,88 @@ def _mnist1d(data_dir: Optional[str], download: bool, split_seed: int, limit: Op
     return Dataset("mnist1d", *(Split(x[p], y[p]) for p in parts), n_classes=MNIST1D_CLASSES)
 
 
-_LOADERS: dict[str, Callable[..., Dataset]] = {
-    "digits": _digits,
-    "cifar10": _cifar10,
-    "mnist": _mnist_like("mnist", "MNIST", "MNIST"),
-    "fashion_mnist": _mnist_like("fashion_mnist", "FashionMNIST", "FashionMNIST"),
-    "mnist1d": _mnist1d,
-}
+def dataset_from(result: Any, name: str, limit: Optional[int] = None) -> Dataset:
+    """The ``Dataset`` a plug-in's function returned: a ``Dataset``, or ``(train, val, test)``
+    with each split an ``(x, y)`` pair of tensors or arrays (x ``[N, C, L]`` signals or
+    ``[N, C, H, W]`` images, y ``[N]`` class indices), used as given (no normalisation).
+
+    Raises:
+        ValueError: one line naming the split and what is wrong (shapes, labels, values).
+    """
+    what = f"dataset plug-in {name!r}"
+    if isinstance(result, Dataset):
+        splits = [(s.x, s.y) for s in (result.train, result.val, result.test)]
+    elif isinstance(result, (tuple, list)) and len(result) == 3:
+        splits = list(result)
+    else:
+        raise ValueError(f"{what} returned {type(result).__name__}, not a Dataset or (train, val, test) "
+                         f"with each split an (x, y) pair")
+    out = []
+    for split, pair in zip(("train", "val", "test"), splits):
+        if not isinstance(pair, (tuple, list, Split)) or (not isinstance(pair, Split) and len(pair) != 2):
+            raise ValueError(f"{what}: the {split} split is not an (x, y) pair")
+        x, y = (pair.x, pair.y) if isinstance(pair, Split) else pair
+        try:
+            x = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x, dtype=torch.float32)
+            y = torch.as_tensor(np.asarray(y) if not isinstance(y, torch.Tensor) else y)
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise ValueError(f"{what}: the {split} split does not convert to tensors ({error})") from None
+        if x.dim() not in (3, 4) or len(x) == 0:
+            raise ValueError(f"{what}: {split} x has shape {tuple(x.shape)}; expected a non-empty [N, C, L] or "
+                             f"[N, C, H, W]")
+        if y.dim() != 1 or len(y) != len(x) or y.is_floating_point() or y.dtype == torch.bool:
+            raise ValueError(f"{what}: {split} y has shape {tuple(y.shape)} and dtype {y.dtype}; expected "
+                             f"{len(x)} integer labels")
+        if (y < 0).any():
+            raise ValueError(f"{what}: {split} y holds a negative label")
+        if not torch.isfinite(x).all():
+            raise ValueError(f"{what}: {split} x holds a value that is not finite")
+        out.append(Split(x[:limit] if limit else x, y.long()[:limit] if limit else y.long()))
+    shapes = {tuple(s.x.shape[1:]) for s in out}
+    if len(shapes) != 1:
+        raise ValueError(f"{what}: the splits' examples differ in shape: train {tuple(out[0].x.shape[1:])}, "
+                         f"val {tuple(out[1].x.shape[1:])}, test {tuple(out[2].x.shape[1:])}")
+    n_classes = int(max(int(s.y.max()) for s in out)) + 1
+    if n_classes < 2:
+        raise ValueError(f"{what}: the labels hold {n_classes} class; a classifier needs at least 2")
+    return Dataset(name, *out, n_classes=n_classes)
+
+
+def _as_loader(loaded: object, name: str) -> Callable[..., Dataset]:
+    """A plug-in dataset, checked: a function of no arguments returning the splits
+    (``dataset_from``); it is called only when the dataset is loaded."""
+    if not callable(loaded):
+        raise TypeError(f"{type(loaded).__name__} is not a function returning the train, val and test splits")
+
+    def load(data_dir: Optional[str], download: bool, split_seed: int, limit: Optional[int]) -> Dataset:
+        return dataset_from(loaded(), name, limit)
+    return load
+
+
+#: Entry-point group of dataset plug-ins (``[project.entry-points."nasgen.datasets"]``).
+DATASETS_GROUP = "nasgen.datasets"
+DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset", group=DATASETS_GROUP, check=_as_loader)
+for _name, _loader in (("digits", _digits), ("cifar10", _cifar10), ("mnist", _mnist_like("mnist", "MNIST", "MNIST")),
+                       ("fashion_mnist", _mnist_like("fashion_mnist", "FashionMNIST", "FashionMNIST")),
+                       ("mnist1d", _mnist1d)):
+    DATASETS.register(_name)(_loader)
 # Datasets that take options (``load_dataset(..., options=...)``): name -> options dataclass.
 _OPTIONS: dict[str, type] = {"mnist1d": MNIST1DOptions}
 
 
 def dataset_names() -> list[str]:
-    """Names ``load_dataset`` accepts."""
-    return list(_LOADERS)
+    """Names ``load_dataset`` accepts: the built-ins, then the plug-ins installed (a
+    ``module:function`` reference is accepted too)."""
+    return DATASETS.list()
+
+
+def check_dataset_name(name: str) -> str:
+    """``name`` when ``load_dataset`` can load it; ValueError (one line, the known names) if not."""
+    try:
+        DATASETS.get(name)
+    except KeyError:
+        raise ValueError(f"unknown dataset {short(name)}; choose from: {', '.join(dataset_names())}") from None
+    return name
 
 
 def dataset_options(name: str, options: Optional[dict[str, Any]] = None) -> Any:
@@ -291,8 +362,7 @@ def dataset_options(name: str, options: Optional[dict[str, Any]] = None) -> Any:
         KeyError: unknown dataset, listing the known ones.
         ValueError: one line naming an unknown option or a bad value.
     """
-    if name not in _LOADERS:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(_LOADERS)}")
+    DATASETS.get(name)  # KeyError / PluginError for a name it cannot load
     options = dict(options or {})
     if name not in _OPTIONS:
         if options:
@@ -330,7 +400,7 @@ def load_dataset(name: str = "digits", data_dir: Optional[str] = None, *, downlo
     checked = dataset_options(name, options)
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of examples, got {limit}")
-    loader = _LOADERS[name]
+    loader = DATASETS.get(name)
     if checked is None:
         return loader(data_dir, download, split_seed, limit)
     return loader(data_dir, download, split_seed, limit, checked)

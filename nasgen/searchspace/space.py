@@ -410,7 +410,31 @@ class NB201SearchSpace(CellSpace):
         return {**super().to_dict(), "cell": "nb201", "op_names": list(self.op_names)}
 
 
-PRESETS: Registry[Callable[[], SearchSpace]] = Registry("search space")
+def as_space_factory(loaded: object, name: str) -> Callable[[], SearchSpace]:
+    """A plug-in space, checked: a ``SearchSpace`` (or a function of no arguments returning
+    one) whose every decision has at least two choices and that ``from_dict`` rebuilds from
+    ``to_dict`` (checkpoints and results store it so)."""
+    space = loaded() if callable(loaded) and not isinstance(loaded, SearchSpace) else loaded
+    if not isinstance(space, SearchSpace):
+        raise TypeError(f"gives {type(space).__name__}, not a nasgen.searchspace.SearchSpace")
+    narrow = [k for k, c in enumerate(space.choices) if c < 2]
+    if narrow:
+        raise ValueError(f"decision {narrow[0]} ({space.decision_name(narrow[0])}) has {space.choices[narrow[0]]} "
+                         f"choice(s); every decision needs at least 2")
+    try:
+        rebuilt = from_dict(space.to_dict())
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"from_dict cannot rebuild it from to_dict: {error}") from None
+    if rebuilt != space or type(rebuilt) is not type(space):
+        raise ValueError(f"from_dict(to_dict()) gives a {type(rebuilt).__name__} {rebuilt.to_dict()}, not the "
+                         f"space itself: build it from SearchSpace, CellSearchSpace or NB201SearchSpace")
+    return loaded if callable(loaded) and not isinstance(loaded, SearchSpace) else (lambda: space)
+
+
+#: Entry-point group of search-space plug-ins (``[project.entry-points."nasgen.spaces"]``).
+SPACES_GROUP = "nasgen.spaces"
+PRESETS: Registry[Callable[[], SearchSpace]] = Registry("search space", group=SPACES_GROUP,
+                                                        check=as_space_factory)
 # The DARTS CIFAR-10 space: 4 nodes, 14 edges per cell, 8 ops -> 28 decisions.
 PRESETS.register("darts")(lambda: CellSearchSpace("darts", DARTS_OPS, n_nodes=4))
 # A CPU-sized space with the same API: 3 nodes, 9 edges per cell, 5 ops -> 18 decisions.
@@ -423,15 +447,25 @@ PRESETS.register("nb201-nozero")(lambda: NB201SearchSpace("nb201-nozero", NB201_
 
 
 def names() -> list[str]:
-    """The search-space presets ``get`` knows."""
+    """The search spaces ``get`` knows: the presets, then the plug-ins installed."""
     return PRESETS.list()
 
 
+def check_space_name(name: str) -> SearchSpace:
+    """The space ``name`` builds; ValueError (one line, the known names) for an unknown one."""
+    try:
+        return get(name)
+    except KeyError:
+        raise ValueError(f"unknown search space {name!r}; choose from: {', '.join(names())}"[:2000]) from None
+
+
 def get(name: str) -> SearchSpace:
-    """Build the preset ``name``.
+    """Build the space ``name``: a preset, an installed plug-in, or a ``module:attribute``
+    reference to a ``SearchSpace`` or to a function returning one.
 
     Raises:
         KeyError: for an unknown name, listing the known ones.
+        PluginError: a plug-in that cannot be used (one line).
     """
     return PRESETS.get(name)()
 
