@@ -10,10 +10,12 @@ REINFORCE's single scalar reward shared by every decision.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
+
+from nasgen.checks import short
 
 from .base import CategoricalPolicy, Controller, clip_signal, register
 from .logits import LogitOptimizer
@@ -149,6 +151,8 @@ class CreditAssignment(Controller):
         n_dec = self.space.n_decisions
         values = []
         for k, info in enumerate(infos):  # checked before _check_tell counts the evaluations
+            if not isinstance(info, Mapping):
+                raise ValueError(f"tell's infos must be dicts (an env's info), got {short(info)}")
             if "credit" not in info:
                 raise ValueError(self._missing_credit_message(k))
             value = np.asarray(info["credit"], dtype=np.float64).reshape(-1)
