@@ -17,6 +17,7 @@ from nasgen.searchspace import DataError, DataNotFoundError
 
 from .args import Parser, UsageError, parse_key_values, parse_value
 from .bench import add_bench_parser
+from .compare import add_compare_parser
 from .listing import add_list_parser
 from .retrain import add_retrain_parser
 from .search import add_search_parser
@@ -36,6 +37,7 @@ def build_parser() -> Parser:
     add_toy_parser(sub)
     add_sweep_parser(sub)
     add_bench_parser(sub)
+    add_compare_parser(sub)
     return parser
 
 
