@@ -211,7 +211,7 @@ def _check(config: SearchConfig):
             raise ValueError(f"--env-kwargs: dataset_options must be a dict, e.g. dataset_options={{'n_test':10000}}, "
                              f"got {short(options)}")
         try:
-            dataset_options(config.env_kwargs.get("dataset", "digits"), options)
+            dataset_options(recorded_env_value(config, "dataset"), options)
         except ValueError as error:
             raise ValueError(f"--env-kwargs: {error}") from None
 

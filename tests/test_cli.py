@@ -15,7 +15,8 @@ from nasgen import controllers
 from nasgen import envs as nasgen_envs
 from nasgen.cli import main
 
-TINY_ONESHOT = ["--env-kwargs", "C=4", "n_cells=3", "limit=128", "batch_size=32", "--warmup-epochs", "0"]
+TINY_ONESHOT = ["--env-kwargs", "C=4", "n_cells=3", "limit=128", "batch_size=32", "space=small", "dataset=digits",
+                "--warmup-epochs", "0"]
 #: The same, with a credit-quality check every 4 steps.
 TINY_CHECKED = [*TINY_ONESHOT[:-2], "credit_check_every=4", *TINY_ONESHOT[-2:]]
 
@@ -363,7 +364,8 @@ def test_a_parameter_free_derived_cell_is_warned_about_once(tmp_path, capsys):
         return Fixed
 
     config = SearchConfig(controller="reinforce", steps=4, env_kwargs=dict(C=4, n_cells=3, limit=64, batch_size=32,
-                                                                           warmup_epochs=0))
+                                                                           warmup_epochs=0, space="small",
+                                                                           dataset="digits"))
     search_deriving("skip_connect", "max_pool_3x3")(config, tmp_path / "both").run()
     warnings = [line for line in capsys.readouterr().err.splitlines() if "parameter-free" in line]
     assert len(warnings) == 1 and "parameter-free normal and reduce cells at step 4" in warnings[0]

@@ -19,8 +19,8 @@ import torch
 import torch.multiprocessing as mp
 
 ONESHOT = "nasgen/OneShotNAS-v0"
-TINY = {"C": 4, "n_cells": 3, "limit": 64, "warmup_epochs": 0}
-TINY_FLAGS = ["--env-kwargs", "C=4", "n_cells=3", "limit=64", "--warmup-epochs", "0"]
+TINY = {"C": 4, "n_cells": 3, "limit": 64, "warmup_epochs": 0, "space": "small", "dataset": "digits"}
+TINY_FLAGS = ["--env-kwargs", "C=4", "n_cells=3", "limit=64", "space=small", "dataset=digits", "--warmup-epochs", "0"]
 DEADLINE_S = 240
 
 

@@ -20,7 +20,7 @@ from nasgen.envs import ENV_SPECS, ArchitectureEnv, env_ids
 from nasgen.envs.oneshot_seq import SequentialArchitectureEnv
 from nasgen.searchspace import SearchSpace, Supernet
 
-TINY_ONESHOT = dict(warmup_epochs=0, C=4, n_cells=3, limit=128, batch_size=32)
+TINY_ONESHOT = dict(warmup_epochs=0, C=4, n_cells=3, limit=128, batch_size=32, space="small", dataset="digits")
 #: Small keyword arguments per id; ids not listed here are made with their defaults.
 TINY_KWARGS: dict[str, dict] = {
     "nasgen/OneShotNAS-v0": TINY_ONESHOT,

@@ -82,7 +82,8 @@ def test_darts_genotype_retrains_on_1d_signals(tmp_path):
                                          "fashion_mnist, mnist1d"),
     (["search", "--dataset", "mnist1d", "--env-kwargs", "dataset_options={'n_test':5}"],
      "test split would hold 5 signals"),
-    (["search", "--env-kwargs", "dataset_options={'n_test':50}"], "dataset 'digits' takes no options"),
+    (["search", "--dataset", "digits", "--env-kwargs", "dataset_options={'n_test':50}"],
+     "dataset 'digits' takes no options"),
     (["retrain", "ARCH", "--dataset", "mnist1d", "--cutout", "4"], "augment images; mnist1d holds 1-D signals"),
 ])
 def test_bad_names_and_sizes_exit_2_with_one_line(argv, message, tmp_path, capsys):

@@ -235,8 +235,8 @@ def _snapshot(run_dir: Path) -> dict:
 
 
 RESUME_CONFLICTS = [
-    (["--space", "darts"], "is for space 'small', not 'darts'"),
-    (["--dataset", "cifar10"], "is for dataset 'digits', not 'cifar10'"),
+    (["--space", "darts"], "is for space 'nb201', not 'darts'"),
+    (["--dataset", "cifar10"], "is for dataset 'mnist1d', not 'cifar10'"),
     (["--warmup-epochs", "2"], "is for warmup_epochs 0.0, not 2.0"),
     (["--env-kwargs", "C=8"], "is for C 4, not 8"),
     (["--env-kwargs", "credit=taylor"], "is for credit None, not 'taylor'"),

@@ -70,7 +70,9 @@ def add_env_shortcuts(parser: argparse.ArgumentParser, download: bool = True) ->
 
 def add_search_parser(subparsers) -> argparse.ArgumentParser:
     search = subparsers.add_parser("search", help="run a controller against an environment",
-                                   description="Run a search. With no flags: credit assignment on digits.")
+                                   description="Run a search. With no flags: credit assignment on the "
+                                               "NAS-Bench-201 cell on MNIST-1D, judged at the end by the shipped "
+                                               "NAS-Bench-1D table.")
     add_search_arguments(search)
     search.set_defaults(func=cmd_search)
     return search
@@ -147,6 +149,8 @@ def resume_from_args(args: argparse.Namespace) -> tuple[Path, SearchConfig, dict
             recorded = search_config.recorded_controller_value(config, key)
             if value != recorded:
                 raise UsageError(f"{refuse} controller {key} {recorded!r}, not {value!r}; nothing was changed")
+    except InputError:
+        raise
     except ValueError as error:
         raise UsageError(f"--resume: {error}") from None
     changes = []

@@ -54,8 +54,9 @@ class OneShotConfig:
     """The keyword arguments of ``OneShotNAS-v0`` (``gym.make(id, **fields)``), with their
     defaults and checks; the config checks itself on creation, building nothing."""
 
-    dataset: str = "digits"
-    """a name of ``searchspace.dataset_names()``"""
+    dataset: str = "mnist1d"
+    """a name of ``searchspace.dataset_names()``: MNIST-1D by default, where a shipped table judges
+    the ``nb201`` cell (``digits`` is scikit-learn's 8x8 digits)"""
     data_dir: Optional[str] = None
     """folder of the torchvision datasets"""
     download: bool = False
@@ -65,8 +66,9 @@ class OneShotConfig:
     dataset_options: Optional[dict] = None
     """settings of a dataset that has them (``mnist1d``: ``n_train``, ``n_test``, ``val_fraction``,
     ``n_val``, ``seed`` and the generator's difficulty; see ``MNIST1DOptions``)"""
-    space: str = "small"
-    """a search-space preset name (a cell space)"""
+    space: str = "nb201"
+    """a search-space name (a cell space): the NAS-Bench-201 cell by default; ``small`` and
+    ``darts`` are DARTS cell spaces"""
     C: int = 8
     """supernet channels of the first cells"""
     n_cells: Optional[int] = None
