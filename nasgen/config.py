@@ -167,6 +167,8 @@ def env_kwargs(config: SearchConfig, progress: bool = False) -> dict[str, Any]:
     for key, value in (("seed", config.seed), ("device", config.device), ("progress", progress or None)):
         if key in accepted and value is not None:
             kwargs.setdefault(key, value)
+    if "threads" in accepted:  # a search's process sets its threads itself (--threads)
+        kwargs.setdefault("threads", None)
     return kwargs
 
 

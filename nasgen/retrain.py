@@ -220,7 +220,8 @@ class RetrainJob:
                                    config.device, logger=writer, progress=progress)
             write_hparams(writer, settings, {"hparams/test_accuracy": result.test_accuracy,
                                              "hparams/val_accuracy": result.val_accuracy,
-                                             "hparams/parameters": result.parameters}, config.epochs)
+                                             "hparams/parameters": result.parameters}, config.epochs,
+                          experiment=not (Path(self.source).is_dir() and self.out.parent == Path(self.source)))
         finally:
             writer.close()
         record = {"source": self.source, "dataset": self.dataset, "architecture": found.space.describe(found.arch),

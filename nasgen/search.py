@@ -404,7 +404,8 @@ class Search:
             except ValueError:  # not in the two-inputs-per-node DARTS form
                 pass
             for cell in self.space.cell_types:
-                plot_cell(self.space, arch, cell, self.run_dir / f"{cell}.png", title=f"{cell} cell ({self.config.controller})")
+                kind = self.space.name if cell == "cell" else cell  # nb201's one cell type is "cell"
+                plot_cell(self.space, arch, cell, self.run_dir / f"{cell}.png", title=f"{kind} cell ({self.config.controller})")
         genotype_line = (repr(result["genotype"]) + "\n"
                          if result["genotype"] and result["genotype"] != result["architecture"] else "")
         (self.run_dir / "genotype.txt").write_text(genotype_line + result["architecture"] + "\n")
@@ -413,16 +414,23 @@ class Search:
             self.logger.add_text("search/genotype", f"```\n{result['architecture']}\n```", self.step)
             if result["score"] is not None:
                 self.logger.add_scalar("charts/derived_score", result["score"], self.step)
+            truth = result.get("ground_truth") or {}
             write_hparams(self.logger, {**self._effective_config(), "steps": self.total_steps,
                                         "image_every": self._image_every()},
                           {"hparams/derived_score": result["score"], "hparams/best_reward": result["best_reward"],
-                           "hparams/evaluations": self.evaluations, "hparams/loop_time_s": self.loop_time},
+                           "hparams/evaluations": self.evaluations, "hparams/loop_time_s": self.loop_time,
+                           **{f"ground_truth/{key}": truth.get(key)
+                              for key in ("test_accuracy", "test_regret", "percentile")}},
                           self.step)
         return result
 
     def _effective_config(self) -> dict:
         """``_config_rows()`` with the number of steps the run takes (not ``None`` for the default)."""
         rows = dict(self._config_rows())
+        for key in ("space", "dataset"):  # which task the run searched, given or by default
+            value = getattr(getattr(self.env.unwrapped, "config", None), key, None)
+            if value is not None:
+                rows[key] = value
         how = ("from the protocol" if self.plan is not None else "from epochs" if self.config.epochs is not None
                else "default" if self.config.steps is None else None)
         rows["steps"] = self.total_steps if how is None else f"{self.total_steps} ({how})"

@@ -36,7 +36,7 @@ def hyperparameter_table(config: Mapping[str, Any]) -> str:
 
 
 def write_hparams(logger: Any, config: Mapping[str, Any], metrics: Mapping[str, Optional[float]],
-                  step: int) -> None:
+                  step: int, experiment: bool = True) -> None:
     """Fill TensorBoard's HParams tab for the run that ``logger`` writes.
 
     ``SummaryWriter.add_hparams`` would put them in a new sub-run (a folder of its own); these
@@ -49,6 +49,9 @@ def write_hparams(logger: Any, config: Mapping[str, Any], metrics: Mapping[str, 
         config: the run's settings (nested dicts are flattened).
         metrics: final metrics by tag, e.g. ``{"hparams/score": -0.2}``.
         step: the global step of the metric scalars.
+        experiment: also write the experiment summary that names the tab's columns. A run
+            inside another run's folder (a retraining in ``RUN_DIR/retrain``) leaves it out, so
+            the tab keeps the search's columns.
     """
     file_writer = getattr(logger, "file_writer", None)
     if file_writer is None:
@@ -57,7 +60,8 @@ def write_hparams(logger: Any, config: Mapping[str, Any], metrics: Mapping[str, 
 
     finite = {tag: float(value) for tag, value in metrics.items()
               if isinstance(value, (int, float)) and math.isfinite(value)}
-    for summary in hparams(flatten(config), finite):
+    experiment_summary, start, end = hparams(flatten(config), finite)
+    for summary in ((experiment_summary,) if experiment else ()) + (start, end):
         file_writer.add_summary(summary, step)
     for tag, value in finite.items():
         logger.add_scalar(tag, value, step)

@@ -76,7 +76,7 @@ def test_list_names_everything():
 def test_search_on_the_supernet_writes_curves_results_and_diagrams(tmp_path):
     out = nasgen("search", "--steps", "12", "--logdir", str(tmp_path), "--no-progress", *TINY_CHECKED).stdout
     run_dir = only_run(tmp_path)
-    assert run_dir.name.startswith("OneShotNAS-v0__credit__s0__")
+    assert run_dir.name.startswith("OneShotNAS-v0__small-digits__credit__s0__")
     assert "derived architecture" in out and str(run_dir) in out
     result = json.loads((run_dir / "result.json").read_text())
     assert result["controller"] == "credit" and result["steps"] == 12 and len(result["derived_arch"]) == 18

@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 import threading
-from types import SimpleNamespace
+
 
 from nasgen import jsonfile
 from nasgen.cli.search import make_run_dir
+from nasgen.config import SearchConfig
 
 SUBPROCESS_ENV = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
@@ -22,7 +23,7 @@ def strict_loads(text: str):
 
 
 def test_run_directories_are_created_exclusively(tmp_path):
-    config = SimpleNamespace(env="nasgen/OneShotNAS-v0", controller="random", seed=0)
+    config = SearchConfig(env="nasgen/OneShotNAS-v0", controller="random", seed=0)
     barrier = threading.Barrier(8)
     made = []
 

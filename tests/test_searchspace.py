@@ -237,3 +237,22 @@ def test_nb201_cell_diagram(tmp_path):
     space = searchspace.get("nb201")
     path = searchspace.plot_cell(space, np.array([3, 0, 1, 4, 2, 3]), "cell", tmp_path / "cell.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("name", ["darts", "small", "nb201"])
+def test_cell_diagrams_never_draw_an_edge_through_a_node(name):
+    """Every possible edge of the cell is drawn clear of every node it does not join."""
+    import numpy as np
+
+    from nasgen.searchspace import get
+    from nasgen.searchspace import plot as cell_plot
+
+    space = get(name)
+    positions, _, edges, _, _ = cell_plot._layout(space)
+    width = max(x for x, _ in positions.values())
+    scale = np.array([2.2 * (width + 1) / (width + 1.0), 3.6])
+    nodes = {k: np.array(xy) * scale for k, xy in positions.items()}
+    for to, src in edges:
+        curve = cell_plot._clear_curve(nodes, src, to)
+        others = np.array([xy for k, xy in nodes.items() if k not in (src, to)])
+        assert np.min(np.linalg.norm(curve[:, None] - others[None], axis=2)) > cell_plot._CLEARANCE, (src, to)

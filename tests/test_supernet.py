@@ -270,3 +270,21 @@ def test_darts_cells_run_natively_on_1d_signals(name):
     model = Network.from_genotype(net.space if name == "darts" else searchspace.get("darts"), DARTS_V2,
                                   C=4, n_cells=3, in_channels=1, dims=1)
     assert model(x).shape == (4, 10)
+
+
+def test_a_short_retraining_is_evaluated_with_its_own_batchnorm_statistics():
+    """Two epochs of a DARTS network on digits (34 steps): the running statistics of the
+    training steps would score it as chance; recomputed with the final weights it is far above."""
+    from nasgen.searchspace import (DARTS_V2, Network, TrainConfig, evaluate_split, get, load_dataset,
+                                    recalibrate_batchnorm, train_network)
+
+    torch.manual_seed(0)
+    data = load_dataset("digits")
+    space = get("darts")
+    model = Network(space, space.from_genotype(DARTS_V2), C=8, n_cells=5, in_channels=1, n_classes=10, dims=2)
+    result = train_network(model, data, TrainConfig(epochs=2), torch.Generator().manual_seed(0))
+    assert result.val_accuracy > 0.5 and result.history[0]["val_accuracy"] > 0.3
+    with torch.no_grad():  # the statistics are the final weights': a second pass changes nothing
+        before = evaluate_split(model, data.val)[0]
+        recalibrate_batchnorm(model, data.train)
+        assert evaluate_split(model, data.val)[0] == before

@@ -114,7 +114,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     except ValueError as error:
         _fail(str(error))
     print(table.summary())
-    print(f"best architecture by test accuracy: {best['arch']} ({100 * best['value']:.2f}%)")
+    print(f"best architecture by test accuracy: {table.space.describe(best['arch'])} ({100 * best['value']:.2f}%; "
+          f"encoding {best['arch']})")
     return 0
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from nasgen import config as search_config
-from nasgen import checks, runtime
+from nasgen import checks, envs, runtime
 from nasgen.checkpoint import CheckpointError, CheckpointWriteError
 from nasgen.checks import InputError
 from nasgen.config import SearchConfig
@@ -96,8 +96,10 @@ def make_run_dir(logdir: str, config: SearchConfig) -> Path:
     The directory is made with an exclusive ``mkdir``, so runs started in the same second
     get ``NAME``, ``NAME-2``, ... and never share one.
     """
-    controller = re.sub(r"[^A-Za-z0-9._-]+", "-", config.controller)  # a module:Class reference too
-    name = f"{config.env.split('/')[-1]}__{controller}__s{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    task = "-".join(str(search_config.recorded_env_value(config, key)) for key in ("space", "dataset")
+                    if key in envs.env_parameters(config.env))
+    parts = [config.env.split("/")[-1], task, config.controller, f"s{config.seed}", time.strftime("%Y%m%d-%H%M%S")]
+    name = re.sub(r"[^A-Za-z0-9._=-]+", "-", "__".join(p for p in parts if p))  # a module:Class reference too
     Path(logdir).mkdir(parents=True, exist_ok=True)
     for suffix in range(1, 10_000):
         path = Path(logdir) / (name if suffix == 1 else f"{name}-{suffix}")
@@ -253,8 +255,15 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
         best = result["best_reward"]
         print(f"score of the derived architecture: {result['score']:.4f}   best reward seen: "
               f"{best if best is None else round(best, 4)}")
+        print("  (higher is better: the score is the env's reward of the derived architecture on its whole "
+              "validation data; the best reward seen is the best of every single evaluation, each on one batch, "
+              "so noise lifts it above the score)")
     if result.get("ground_truth"):
         print(format_verdict(result["ground_truth"]))
+        if "error" not in result["ground_truth"]:
+            print("  (the table trained this cell alone: test accuracy is the mean over its seeds; regret is the "
+                  "best cell's test accuracy minus it, lower is better; percentile is the share of the table's "
+                  "cells no better than it, higher is better)")
     loop = result.get("loop_time_s", result["wall_time_s"])
     setup = result.get("setup_time_s")
     print(f"search time: {loop:.1f} s (the loop its progress bar times: steps, logging, checkpoints; "

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from nasgen import checks
 from nasgen.nb1d.judge import supernet_cells_for
+from nasgen.runtime import DEFAULT_THREADS, apply_threads
 from nasgen.searchspace import (BatchStream, CellSpace, Credit, Supernet, check_dataset_name, check_space_name,
                                 dataset_names, exact_credit, hybrid_credit, load_dataset)
 from nasgen.searchspace.cells import check_stack_size
@@ -112,6 +113,10 @@ class OneShotConfig:
     """used by the first reset when it passes no seed"""
     credit_check_every: int = CREDIT_CHECK_EVERY
     """steps between credit-quality checks against exact credit (0: off)"""
+    threads: Optional[int] = field(default=DEFAULT_THREADS, metadata=checks.field(checks.positive_int))
+    """torch CPU threads of the process, set when the env is built: the supernets here are small,
+    so more threads mostly add synchronisation (4-20x slower on a busy 2-core machine). None
+    leaves torch's setting (the commands set ``--threads`` themselves)"""
 
     def __post_init__(self) -> None:
         checks.check_fields(self)
@@ -203,6 +208,8 @@ class OneShotNASEnv(ArchitectureEnv):
         elif kwargs:
             raise TypeError("give OneShotNASEnv a config or keyword arguments, not both")
         self.config = config
+        if config.threads is not None:
+            apply_threads(config.threads)
         super().__init__(config.search_space(), config.credit, config.credit_subset, config.nonfinite_reward,
                          config.device, config.seed, credit_check_every=config.credit_check_every)
         self.data = load_dataset(config.dataset, config.data_dir, download=config.download, limit=config.limit,

@@ -4,7 +4,8 @@ from .credit_estimators import (CREDIT_MODES, Credit, CreditCheck, agreement, ch
                      figures_of, hybrid_credit, subset_corrected, taylor_credit)
 from .data import (DATASETS, BatchStream, DataError, DataNotFoundError, Dataset, MNIST1DOptions, Split,
                    check_dataset_name, dataset_from, dataset_names, dataset_options, load_dataset)
-from .network import Network, TrainConfig, TrainResult, augment_batch, evaluate_split, fit, train_network
+from .network import (Network, TrainConfig, TrainResult, augment_batch, evaluate_split, fit, recalibrate_batchnorm,
+                      train_network)
 from .ops import DARTS_OPS, OPS, ZERO_OP, OpSpec, make_op
 from .plot import plot_cell, plot_genotype, plot_op_probabilities
 from .registry import PluginError
@@ -17,7 +18,8 @@ __all__ = [
     "figures_of", "hybrid_credit", "subset_corrected", "taylor_credit",
     "DATASETS", "BatchStream", "DataError", "DataNotFoundError", "Dataset", "MNIST1DOptions", "Split",
     "check_dataset_name", "dataset_from", "dataset_names", "dataset_options", "load_dataset",
-    "Network", "TrainConfig", "TrainResult", "augment_batch", "evaluate_split", "fit", "train_network",
+    "Network", "TrainConfig", "TrainResult", "augment_batch", "evaluate_split", "fit", "recalibrate_batchnorm",
+    "train_network",
     "DARTS_OPS", "OPS", "ZERO_OP", "OpSpec", "make_op",
     "plot_cell", "plot_genotype", "plot_op_probabilities",
     "DARTS_V2", "NB201_OPS", "CellSearchSpace", "CellSpace", "Genotype", "NB201SearchSpace", "SearchSpace",

@@ -171,6 +171,31 @@ def evaluate_split(model: nn.Module, split: Split, batch_size: int = 256,
     return correct / len(split), total_loss / len(split)
 
 
+def recalibrate_batchnorm(model: nn.Module, split: Split, batch_size: int = 256,
+                          device: torch.device | str = "cpu") -> None:
+    """Recompute every BatchNorm's running statistics from ``split`` with the current weights
+    (their plain average over one pass in train mode, no gradient).
+
+    The running statistics are an exponential average over the training steps, taken while
+    the weights moved: after a short training (tens of steps) they describe early weights,
+    and evaluation mode then scores a network that learned as chance. One pass over the data
+    with the final weights makes evaluation match them.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the pass
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(split), batch_size):
+            model(split.x[start:start + batch_size].to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+
+
 def fit(model: nn.Module, params: list, train: Split, *, epochs: int, batch_size: int, lr: float,
         momentum: float, weight_decay: float, nesterov: bool, generator: torch.Generator,
         device: torch.device | str, loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -230,6 +255,10 @@ def train_network(model: nn.Module, dataset: Dataset, config: TrainConfig, gener
                   progress: bool = False) -> TrainResult:
     """Train ``model`` on the train split, then report validation and test accuracy.
 
+    Before every evaluation the BatchNorm statistics are recomputed from the training split
+    with the current weights (``recalibrate_batchnorm``): a short retraining otherwise
+    evaluates with statistics of its first weights and scores as chance.
+
     Args:
         model: the network (moved to ``device``).
         dataset: the data.
@@ -250,6 +279,7 @@ def train_network(model: nn.Module, dataset: Dataset, config: TrainConfig, gener
     epochs = tqdm(range(config.epochs), desc="retrain", unit="epoch") if progress else None
 
     def after_epoch(epoch: int, train_loss: float, lr: float) -> None:
+        recalibrate_batchnorm(model, dataset.train, device=device)
         val_accuracy, val_loss = evaluate_split(model, dataset.val, device=device)
         history.append({"epoch": epoch, "train_loss": train_loss, "val_accuracy": val_accuracy, "val_loss": val_loss})
         if logger is not None:

@@ -42,6 +42,35 @@ def _layout(space: CellSpace) -> tuple[dict, dict, list[tuple[int, int]], int, l
     return positions, labels, [(node + 2, src) for node, src in space.edges], output, list(range(2, n + 2))
 
 
+#: Node radius in inches (the marker of size 900 points squared), and the clearance an edge keeps.
+_NODE_RADIUS, _CLEARANCE = 0.23, 0.3
+#: Bends tried, in order, for an edge's curve: the first that passes no other node is drawn.
+_BENDS = (0.12, -0.12, 0.3, -0.3, 0.5, -0.5, 0.7, -0.7)
+
+
+def _bezier(a: np.ndarray, b: np.ndarray, bend: float, points: int = 41) -> np.ndarray:
+    """A quadratic curve from ``a`` to ``b`` whose middle is pushed sideways by ``bend`` times
+    their distance, stopping short of both nodes' circles."""
+    direction = (b - a) / np.linalg.norm(b - a)
+    a, b = a + direction * _NODE_RADIUS, b - direction * _NODE_RADIUS
+    normal = np.array([-(b - a)[1], (b - a)[0]])
+    control = (a + b) / 2 + bend * normal
+    t = np.linspace(0.0, 1.0, points)[:, None]
+    return (1 - t) ** 2 * a + 2 * (1 - t) * t * control + t ** 2 * b
+
+
+def _clear_curve(nodes: dict, src: int, to: int) -> np.ndarray:
+    """The edge ``src -> to`` (positions in inches) as the first curve of ``_BENDS`` that keeps
+    ``_CLEARANCE`` from every other node, so an edge is never drawn through a node."""
+    others = np.array([xy for key, xy in nodes.items() if key not in (src, to)])
+    curve = None
+    for bend in _BENDS:
+        curve = _bezier(nodes[src], nodes[to], bend)
+        if not len(others) or np.min(np.linalg.norm(curve[:, None, :] - others[None], axis=2)) > _CLEARANCE:
+            return curve
+    return curve
+
+
 def plot_cell(space: CellSpace, arch: Any, cell_type: str, path: str | Path,
               title: str | None = None) -> Path:
     """Draw one cell of ``arch`` as a DAG and save it as a PNG.
@@ -68,16 +97,22 @@ def plot_cell(space: CellSpace, arch: Any, cell_type: str, path: str | Path,
     positions, labels, edge_states, output, joined = _layout(space)
     width = max(x for x, _ in positions.values())
 
-    fig, ax = plt.subplots(figsize=(2.2 * (width + 1), 3.6))
+    size = (2.2 * (width + 1), 3.6)
+    fig, ax = plt.subplots(figsize=size)
+    scale = np.array([size[0] / (width + 1.0), size[1]])  # data units -> inches (x spans width + 1, y spans 1)
+    nodes = {key: np.array(xy) * scale for key, xy in positions.items()}
     for e, (to, src) in enumerate(edge_states):
         op = space.op_names[cell_arch[e]]
         if op == ZERO_OP:
             continue
-        (x0, y0), (x1, y1) = positions[src], positions[to]
-        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops=dict(arrowstyle="->", color=_colour(op), lw=1.6,
-                                    shrinkA=14, shrinkB=14, connectionstyle="arc3,rad=0.15"))
-        ax.text((x0 + x1) / 2, (y0 + y1) / 2 + 0.03, op, fontsize=7, ha="center", color=_colour(op))
+        curve = _clear_curve(nodes, src, to) / scale
+        colour = _colour(op)
+        ax.plot(curve[:, 0], curve[:, 1], color=colour, lw=1.6, zorder=1)
+        ax.annotate("", xy=curve[-1], xytext=curve[-3],
+                    arrowprops=dict(arrowstyle="->", color=colour, lw=1.6, shrinkA=0, shrinkB=0))
+        middle = curve[len(curve) // 2]
+        ax.text(middle[0], middle[1] + 0.03, op, fontsize=7, ha="center", color=colour,
+                bbox=dict(facecolor="white", edgecolor="none", alpha=0.7, pad=0.5))
     for state in joined:
         ax.annotate("", xy=positions[output], xytext=positions[state],
                     arrowprops=dict(arrowstyle="->", color="#999999", lw=1.0, shrinkA=14, shrinkB=14))
