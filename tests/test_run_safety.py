@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 
-
 from nasgen import jsonfile
 from nasgen.cli.search import make_run_dir
 from nasgen.config import SearchConfig
