@@ -38,7 +38,7 @@ from nasgen.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from nasgen.checks import cut, short
 from nasgen.controllers import Controller
 from nasgen.controllers.random_search import RandomSearch
-from nasgen.searchspace import Dataset, SearchSpace, load_dataset
+from nasgen.searchspace import Dataset, SearchSpace, dataset_from, load_dataset
 
 TEACHER_ID = "nasgen/TeacherArch-v0"
 ONESHOT_ID = "nasgen/OneShotNAS-v0"
@@ -748,7 +748,8 @@ def check_dataset(dataset: Any, *, limit: int = 64) -> None:
 
     Args:
         dataset: a ``Dataset``; a name ``load_dataset`` knows (loaded with ``limit``); or a
-            callable taking no arguments that returns a ``Dataset`` (a loader).
+            callable taking no arguments that returns a ``Dataset`` or a plug-in's
+            ``(train, val, test)`` splits.
         limit: examples per split when loading by name.
 
     Raises:
@@ -762,6 +763,9 @@ def check_dataset(dataset: Any, *, limit: int = 64) -> None:
     elif callable(dataset) and not isinstance(dataset, Dataset):
         with _succeeds("check_dataset[load]", "the loader to return a Dataset"):
             dataset = dataset()
+        if isinstance(dataset, (tuple, list)):  # a plug-in's (train, val, test): as nasgen reads it
+            with _succeeds("check_dataset[load]", "(train, val, test) splits nasgen can read"):
+                dataset = dataset_from(dataset, "plug-in")
     if not isinstance(dataset, Dataset):
         _fail("check_dataset[load]", "a Dataset", short(dataset))
     name = dataset.name
