@@ -17,6 +17,7 @@ from nasgen import checks, controllers, envs, protocols, runtime
 from nasgen import kwargs as typed_kwargs
 from nasgen.checks import InputError, short
 from nasgen.searchspace import dataset_options
+from nasgen.searchspace import names as space_names
 from nasgen.searchspace.registry import is_reference
 
 #: Search steps when neither ``steps`` nor ``epochs`` is given.
@@ -302,6 +303,29 @@ def make_config(env_kwargs: Optional[dict] = None, controller_kwargs: Optional[d
             raise InputError(f"{flag} does not apply to env {config.env}; it accepts: {', '.join(accepted)}")
         config.env_kwargs[key] = value
     check(config)
+    return config
+
+
+#: The defaults of ``space`` and ``dataset`` before they became ``nb201`` and ``mnist1d``.
+EARLIER_DEFAULTS = {"space": "small", "dataset": "digits"}
+
+
+def with_settings_of_its_checkpoint(config: SearchConfig, state: dict) -> SearchConfig:
+    """``config`` with the ``space`` and ``dataset`` its checkpointed run was made with, where it
+    recorded neither (runs made under the earlier defaults, ``EARLIER_DEFAULTS``): the env's
+    state holds the space, and a supernet of 2-D convolutions was trained on images (the
+    earlier default dataset), one of 1-D convolutions on signals (the current one)."""
+    accepted = envs.env_parameters(config.env)
+    env_state = state.get("env") if isinstance(state.get("env"), dict) else {}
+    found = {}
+    space = (env_state.get("space") or {}).get("name") if isinstance(env_state.get("space"), dict) else None
+    if "space" in accepted and "space" not in config.env_kwargs and isinstance(space, str) and space in space_names():
+        found["space"] = space
+    model = env_state.get("model") if isinstance(env_state.get("model"), dict) else {}
+    images = any(getattr(t, "dim", lambda: 0)() == 4 for t in model.values())
+    if "dataset" in accepted and "dataset" not in config.env_kwargs and images:
+        found["dataset"] = EARLIER_DEFAULTS["dataset"]
+    config.env_kwargs = {**found, **config.env_kwargs}
     return config
 
 

@@ -391,3 +391,24 @@ def test_tabular_arguments_only_the_env_can_check_are_one_line(tmp_path, tiny_ta
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert message is None or message in err, err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_run_made_under_the_earlier_defaults_still_resumes(tmp_path, capsys):
+    """Runs made when the defaults were digits and the small space recorded neither; their
+    checkpoint tells both, so they resume on them and not on today's nb201 and MNIST-1D."""
+    from nasgen.checkpoint import load_checkpoint, save_checkpoint
+
+    assert main(["search", "--logdir", str(tmp_path), "--no-progress", "--steps", "3", "--controller", "random",
+                 "--space", "small", "--dataset", "digits", "--env-kwargs", "C=4", "n_cells=3", "limit=64",
+                 "--warmup-epochs", "0"]) == 0
+    (run_dir,) = tmp_path.iterdir()
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    for key in ("space", "dataset", "warmup_epochs"):
+        state["config"]["env_kwargs"].pop(key)
+    state["config"]["env_kwargs"]["warmup_epochs"] = 0.0
+    save_checkpoint(state, run_dir / "checkpoint.pt")
+    capsys.readouterr()
+    assert main(["search", "--resume", str(run_dir), "--steps", "5", "--no-progress"]) == 0, capsys.readouterr().err
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["space"]["name"] == "small" and result["config"]["env_kwargs"]["dataset"] == "digits"
+    assert result["steps"] == 5

@@ -129,7 +129,7 @@ def resume_from_args(args: argparse.Namespace) -> tuple[Path, SearchConfig, dict
     except CheckpointError as error:
         raise UsageError(f"--resume: {error}; nothing was changed") from None
     try:
-        config = SearchConfig(**state["config"])
+        config = search_config.with_settings_of_its_checkpoint(SearchConfig(**state["config"]), state)
     except (KeyError, TypeError) as error:
         raise UsageError(f"--resume: the checkpoint in {run_dir} holds no valid search config ({error}); "
                          f"nothing was changed") from None
