@@ -52,13 +52,11 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import os
 import platform
 import random
 import re
-import socket
 import sys
 import tempfile
 import time
@@ -758,49 +756,19 @@ def _ray():
 
 
 def _start_ray(ray, config: CompareConfig) -> bool:
-    """Join ``config.address`` or start a local instance; returns whether this call started Ray.
+    """Join ``config.address`` or start a local instance (``runtime.start_ray``); whether this
+    call started Ray.
 
     Raises:
         InputError: Ray cannot start or join, or the cluster has no CPU for a task.
     """
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
-    where = f"the Ray cluster at {config.address}" if config.address else "a local Ray instance"
-    if config.address and config.address != "auto":
-        _check_reachable(config.address, where)
-    try:
-        if config.address:
-            ray.init(address=config.address, **kwargs)
-        else:
-            ray.init(num_cpus=config.num_cpus, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
-        raise InputError(f"could not start or join {where}: {_ray_error_line(error)}") from None
+    started = runtime.start_ray(ray, config.address, config.num_cpus)
     if float(ray.cluster_resources().get("CPU", 0.0)) < 1:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
+        where = f"the Ray cluster at {config.address}" if config.address else "the local Ray instance"
         raise InputError(f"{where} has no CPU to run a task on")
-    return True
-
-
-#: Seconds to wait for a cluster's port to answer (Ray itself retries an unreachable one for minutes).
-CONNECT_TIMEOUT_S = 10.0
-
-
-def _check_reachable(address: str, where: str) -> None:
-    """Refuse, in one line, an ``address`` whose port does not answer within ``CONNECT_TIMEOUT_S``."""
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except (OSError, ValueError) as error:
-        raise InputError(f"could not join {where}: {type(error).__name__}: {error}") from None
-
-
-def _ray_error_line(error: BaseException) -> str:
-    """The last meaningful line of a (Ray-wrapped) exception: ``ValueError: lr must be > 0``."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    line = next((line for line in reversed(lines) if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b",
-                                                                line)), lines[-1] if lines else type(error).__name__)
-    return line if len(line) <= 300 else line[:297] + "..."
+    return started
 
 
 def _run_local(todo: list[Task], done: Callable[[Task, dict], None]) -> None:
@@ -820,7 +788,7 @@ def _run_ray(ray, todo: list[Task], done: Callable[[Task, dict], None]) -> None:
                     row = ray.get(ref)
                 except Exception as error:  # the worker died or Ray failed the task: a failed row
                     row = {"suite": task.suite, "method": task.method, "seed": task.seed,
-                           "kind": task.spec["kind"], "error": _ray_error_line(error)}
+                           "kind": task.spec["kind"], "error": runtime.error_line(error)}
                 done(task, row)
     finally:
         for ref in pending:  # interrupted: the unfinished tasks must not run on in a joined cluster

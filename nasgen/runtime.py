@@ -9,8 +9,12 @@ processes, so one thread is the default (the measurement: docs, "CPU threads").
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
+import re
+import socket
+import sys
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -139,3 +143,55 @@ def folder_lock(folder: str | Path, name: str, what: str, holder: str) -> Iterat
                 folder.rmdir()
     finally:
         os.close(fd)  # releases the lock
+
+
+# --- Ray (an optional dependency: the caller imports it and passes the module) ------------------
+#: Seconds to wait for a cluster's port to answer (Ray itself retries an unreachable one for minutes).
+CONNECT_TIMEOUT_S = 10.0
+
+
+def error_line(error: BaseException) -> str:
+    """The last meaningful line of a (Ray-wrapped) exception, e.g. ``ValueError: lr must be > 0``."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    line = next((line for line in reversed(lines) if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b",
+                                                                line)), lines[-1] if lines else type(error).__name__)
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def worker_environment() -> dict:
+    """Ray's ``runtime_env`` for the workers: this process's import path, so a plug-in given as
+    a ``module:Class`` reference imports in every worker as it does here (an installed plug-in
+    is found through its entry point anyway). On a cluster the path must exist on every node."""
+    own = tuple(os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix))
+    path = [p for p in dict.fromkeys([os.getcwd(), *sys.path])
+            if p and os.path.isdir(p) and not os.path.realpath(p).startswith(own)]
+    return {"env_vars": {"PYTHONPATH": os.pathsep.join(path)}}
+
+
+def start_ray(ray, address: Optional[str] = None, num_cpus: Optional[int] = None,
+              num_gpus: Optional[int] = None) -> bool:
+    """Join the cluster at ``address`` (``auto`` or ``HOST:PORT``) or start a local instance
+    with ``num_cpus``/``num_gpus``, unless Ray is up already; returns whether this call started it.
+    A ``HOST:PORT`` that does not answer within ``CONNECT_TIMEOUT_S`` is refused at once.
+
+    Raises:
+        InputError: Ray could not start or the cluster could not be joined (one line).
+    """
+    if ray.is_initialized():
+        return False
+    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+    if address and address != "auto":
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        except (OSError, ValueError) as error:
+            raise InputError(f"could not join {where}: {type(error).__name__}: {error}") from None
+    kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "runtime_env": worker_environment()}
+    try:
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
+        raise InputError(f"could not start or join {where}: {error_line(error)}") from None
+    return True

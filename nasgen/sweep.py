@@ -36,9 +36,7 @@ import argparse
 import csv
 import itertools
 import json
-import logging
 import math
-import os
 import re
 import statistics
 import sys
@@ -52,6 +50,7 @@ from nasgen import config as search_config
 from nasgen import controllers
 from nasgen.checkpoint import CheckpointError
 from nasgen.checks import MAX_SEED, InputError, short
+from nasgen import runtime
 from nasgen.runtime import apply_threads, folder_lock
 from nasgen.search import Search, SearchConfig, resume_state, run_logged, seed_everything
 
@@ -469,15 +468,6 @@ def write_summary(sweep_dir: Path, trials: Sequence[Trial], title: str) -> tuple
     return rows, markdown
 
 
-def _error_line(error: BaseException) -> str:
-    """The last meaningful line of a (Ray-wrapped) exception: ``ValueError: lr must be > 0``."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    for line in reversed(lines):
-        if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit)\b", line):
-            return line
-    return lines[-1] if lines else type(error).__name__
-
-
 # --- Ray -------------------------------------------------------------------------------------------
 def import_ray():
     try:
@@ -488,31 +478,9 @@ def import_ray():
     return ray, tune
 
 
-def worker_environment() -> dict:
-    """Ray's ``runtime_env`` for the workers: this process's import path, so a plug-in given as
-    a ``module:Class`` reference imports in every worker as it does here (an installed plug-in
-    is found through its entry point anyway). On a cluster the path must exist on every node."""
-    own = tuple(os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix))
-    path = [p for p in dict.fromkeys([os.getcwd(), *sys.path])
-            if p and os.path.isdir(p) and not os.path.realpath(p).startswith(own)]
-    return {"env_vars": {"PYTHONPATH": os.pathsep.join(path)}}
-
-
 def start_ray(ray, args: argparse.Namespace) -> bool:
-    """Join ``--address`` or start a local instance; returns whether this call started Ray."""
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
-                              "runtime_env": worker_environment()}
-    try:
-        if args.address:
-            ray.init(address=args.address, **kwargs)
-        else:
-            ray.init(num_cpus=args.num_cpus, num_gpus=args.num_gpus, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        where = f"the Ray cluster at {args.address}" if args.address else "a local Ray instance"
-        raise InputError(f"could not start or join {where}: {_error_line(error)}") from None
-    return True
+    """Join ``--address`` or start a local instance (``runtime.start_ray``); whether it started Ray."""
+    return runtime.start_ray(ray, args.address, args.num_cpus, args.num_gpus)
 
 
 def check_resources(ray, args: argparse.Namespace) -> None:
@@ -555,7 +523,7 @@ def run_with_tune(ray, tune, todo: list[Trial], sweep_dir: Path, args: argparse.
             continue
         seen.add(trial.name)
         if result.error is not None:
-            trial.status, trial.error = "failed", _error_line(result.error)
+            trial.status, trial.error = "failed", runtime.error_line(result.error)
             continue
         try:
             trial.result = finished_result(trial)

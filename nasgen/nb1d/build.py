@@ -39,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nasgen import __version__
-from nasgen.runtime import folder_lock
+from nasgen.runtime import folder_lock, start_ray
 from nasgen.searchspace import from_dict
 
 from .archs import all_distinct, canonicalizer, plan_archs
@@ -392,7 +392,7 @@ def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tupl
     """Train ``batches`` as Ray tasks, writing their rows as they finish (``write``)."""
     import ray
 
-    started_ray = _start_ray(ray, address, num_cpus)  # before anything is written
+    started_ray = start_ray(ray, address, num_cpus)  # before anything is written
     try:
         session = _start_build_dir(out, settings, sessions)
         read_rows(out / ROWS, repair=True)
@@ -406,27 +406,6 @@ def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tupl
     finally:
         if started_ray:
             ray.shutdown()
-
-
-def _start_ray(ray, address: Optional[str], num_cpus: Optional[int]) -> bool:
-    """Join ``address`` or start a local instance unless Ray is up; returns whether it started.
-
-    Raises:
-        ValueError: Ray could not start or the cluster could not be joined (one line).
-    """
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING"}
-    try:
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=num_cpus, **kwargs)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        lines = [line for line in str(error).strip().splitlines() if line.strip()]
-        raise ValueError(f"could not start or join {where}: {lines[-1] if lines else type(error).__name__}") from None
-    return True
 
 
 def _as_completed(ray, pending: dict) -> Iterator[tuple[list, list[dict]]]:
