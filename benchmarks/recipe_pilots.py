@@ -237,10 +237,11 @@ def main(argv=None) -> None:
     for name, recipe in found_pilots(Path(args.work)).items():
         if name in names:
             continue
-        parts = {part: load(pack(Path(args.work) / name / part, f"{name}-{part}")) for part in (GOOD, SPREAD)
-                 if (Path(args.work) / name / part / "rows.jsonl").is_file()}
-        if len(parts) == 2:
-            rows.append(row_of(name, recipe, parts, math.nan))
+        folders = {part: Path(args.work) / name / part for part in (GOOD, SPREAD)}
+        if not all((folder / "rows.jsonl").is_file() for folder in folders.values()):
+            continue  # a pilot still training its first part
+        parts = {part: load(pack(folder, f"{name}-{part}")) for part, folder in folders.items()}
+        rows.append(row_of(name, recipe, parts, math.nan))
     machine = C.finish_machine_info(machine)
     text = markdown(rows, base, distinct, args.archs)
     describe = (f"Each recipe: {args.archs} cells drawn from the top half of {args.base} (by its seed-mean test "
