@@ -72,10 +72,12 @@ from tqdm.auto import tqdm
 from nasgen import checks, config as search_config, controllers, jsonfile, protocols, runtime, stats
 from nasgen.checks import InputError, short
 from nasgen.envs.nas_bench_graph import DATASETS as NBG_DATASETS
+from nasgen.envs.teacher import TeacherSpace
 from nasgen.nb1d import judge as ground_truth
 from nasgen.nb1d import load as load_table
 from nasgen.nb1d.table import resolve as resolve_table
 from nasgen.search import Search, SearchConfig
+from nasgen.searchspace import get as get_space
 
 NB1D, NB1D_TABLE, TEACHER, NBG = "nb1d", "nb1d-table", "teacher", "nbg"
 ONESHOT_ID, TABULAR_ID, TEACHER_ID, NBG_ID = ("nasgen/OneShotNAS-v0", "nasgen/Tabular-v0", "nasgen/TeacherArch-v0",
@@ -348,8 +350,6 @@ def _nb1d_env_kwargs(config: CompareConfig) -> dict:
 
 def _judge(config: CompareConfig) -> ground_truth.Judge:
     """The judge of the nb1d suites; ``InputError`` for a table that cannot judge them."""
-    from nasgen.searchspace import get as get_space
-
     try:
         space = get_space(config.space)
         judge = ground_truth.for_search(config.table, space, "mnist1d")
@@ -381,8 +381,6 @@ def _specs(suite: str, method: str, config: CompareConfig, table_path: Optional[
                         steps=steps, table=ground_truth.OFF)
         return {"runner": "table", "config": asdict(checked), "table": table_path}
     if suite == TEACHER:
-        from nasgen.envs.teacher import TeacherSpace
-
         kind = _controller(method).kind
         per_step = 1 if kind == "gradient" else _samples_per_step(method, TeacherSpace(config.teacher_edges,
                                                                                        config.teacher_ops))

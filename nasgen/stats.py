@@ -12,6 +12,7 @@ import math
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy.stats import t as student_t
 
 #: Up to this many non-zero differences the Wilcoxon null distribution is enumerated exactly.
 EXACT_MAX = 20
@@ -25,12 +26,10 @@ def t_interval(values: Sequence[Optional[float]], level: float = 0.95) -> tuple[
     """Student-t confidence interval of the mean of the finite ``values`` (None and NaN are
     left out): ``(low, high)``, NaN below two values. The t interval rather than a bootstrap
     one because comparisons have few seeds, where a bootstrap interval is too narrow."""
-    from scipy.stats import t  # scipy comes with scikit-learn; imported where needed
-
     v = _finite(values)
     if v.size < 2:
         return math.nan, math.nan
-    half = float(t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    half = float(student_t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
     mean = float(v.mean())
     return mean - half, mean + half
 
