@@ -51,23 +51,6 @@ PREFERRED_ORDER = ("credit", "credit[hybrid]", "credit[exact]", "credit[train]",
                    "gdas", "proxyless", "rnn", "reinforce", "asng", "ga", "random")
 
 
-def import_shadowed(module: str):
-    """Import the installed package ``module`` although a script of this folder has its name
-    (``benchmarks/nas_bench_graph.py`` vs the ``nas_bench_graph`` package): this folder is
-    first on ``sys.path`` when a script runs, so a plain import would find the script."""
-    import importlib
-
-    here = Path(__file__).resolve().parent
-    saved = list(sys.path)
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-    try:
-        if module in sys.modules and Path(getattr(sys.modules[module], "__file__", "") or "").parent == here:
-            del sys.modules[module]
-        return importlib.import_module(module)
-    finally:
-        sys.path[:] = saved
-
-
 # --- command line ---------------------------------------------------------------------------------
 #: Where ``--quick`` runs write when no ``--out`` is given: never over the shipped results.
 QUICK_RESULTS = Path("runs") / "benchmarks-quick"

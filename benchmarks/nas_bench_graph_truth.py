@@ -20,9 +20,9 @@ not in the table) get reward 0 (``invalid_reward=0.0``) and count as queries.
 
 Usage::
 
-    python benchmarks/nas_bench_graph.py             # 9 datasets x 10 seeds, 2% budget
-    python benchmarks/nas_bench_graph.py --quick     # 9 datasets x 2 seeds, 0.5% budget
-    python benchmarks/nas_bench_graph.py --datasets cora,proteins --budget-frac 0.05
+    python benchmarks/nas_bench_graph_truth.py             # 9 datasets x 10 seeds, 2% budget
+    python benchmarks/nas_bench_graph_truth.py --quick     # 9 datasets x 2 seeds, 0.5% budget
+    python benchmarks/nas_bench_graph_truth.py --datasets cora,proteins --budget-frac 0.05
 """
 
 from __future__ import annotations
@@ -37,10 +37,8 @@ import gymnasium as gym
 import numpy as np
 
 import _common as C
-
-C.import_shadowed("nas_bench_graph")  # the package, not this script of the same name
-import nasgen.envs  # noqa: E402,F401  (registers the env ids)
-from nasgen import controllers  # noqa: E402
+import nasgen.envs  # noqa: F401  (registers the env ids)
+from nasgen import controllers
 
 ENV_ID = "nasgen/NASBenchGraph-v0"
 ORACLE = "oracle"

@@ -115,7 +115,7 @@ def test_teacher_toy_quick(tmp_path):
 def test_nas_bench_graph_quick(tmp_path):
     pytest.importorskip("nas_bench_graph")
     out = tmp_path / "nas_bench_graph.json"
-    run_script("nas_bench_graph.py", "--quick", "--out", str(out))
+    run_script("nas_bench_graph_truth.py", "--quick", "--out", str(out))
     data = outputs(out)
     assert len(data["budgets"]) == 9
     assert "credit" not in {r["controller"] for r in data["runs"]}
