@@ -11,8 +11,9 @@ architecture's score (-cross-entropy on the whole validation split of the supern
 
 Usage::
 
-    nasgen search --steps 300 --logdir runs/zero --controller-kwargs zero_op_credit=zero
-    nasgen search --steps 300 --logdir runs/authors
+    nasgen search --space small --dataset digits --steps 300 --logdir runs/zero \
+        --controller-kwargs zero_op_credit=zero
+    nasgen search --space small --dataset digits --steps 300 --logdir runs/authors
     python benchmarks/credit_runs.py runs/zero/* runs/authors/*
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +35,11 @@ def row(run: Path) -> str:
     result = json.loads((run / "result.json").read_text())
     state = load_checkpoint(run / "checkpoint.pt")
     space = from_dict(result["space"])
+    if "normal" not in space.cell_types:
+        print(f"credit_runs.py: {run} searched a space whose cells are {sorted(set(space.cell_types))}; "
+              "expected a DARTS-style space with a normal cell (nasgen search --space small or darts)",
+              file=sys.stderr)
+        sys.exit(2)
     theta = torch.as_tensor(state["controller"]["optimizer"]["theta"]).double()
     probs = torch.softmax(theta, dim=1).numpy()
     zero = probs[space.cell_slice("normal"), 0]
@@ -58,12 +65,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="run directories of nasgen search (controller credit)")
     args = parser.parse_args()
+    rows = [row(Path(run)) for run in args.runs]
     print("| credit settings | seed | steps | Taylor corr | sign agreement | bias T−exact | T ≤ exact "
           "| hybrid extra passes | hybrid bias | RMSE Taylor / hybrid | zero-op p, normal (mean) "
           "| normal edges p_zero ≥ 0.75 / ≥ 0.5 | derived normal inputs from nodes | derived score |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for run in args.runs:
-        print(row(Path(run)))
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":

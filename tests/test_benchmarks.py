@@ -296,8 +296,9 @@ def test_credit_theta_and_credit_runs_quick(tmp_path):
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| lr") or line.startswith("| authors")]
     assert len(rows) == 2 and all(line.count("|") == 6 for line in rows)
     logdir = tmp_path / "runs"
-    search = subprocess.run([sys.executable, "-m", "nasgen", "search", "--steps", "4", "--no-progress",
-                             "--logdir", str(logdir), "--env-kwargs", "C=4", "n_cells=3", "limit=64",
+    search = subprocess.run([sys.executable, "-m", "nasgen", "search", "--space", "small", "--dataset",
+                             "digits", "--steps", "4", "--no-progress", "--logdir", str(logdir),
+                             "--env-kwargs", "C=4", "n_cells=3", "limit=64",
                              "batch_size=16", "credit_check_every=2", "--warmup-epochs", "0"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert search.returncode == 0, search.stderr[-2000:]
