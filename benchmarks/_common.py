@@ -30,6 +30,7 @@ import torch
 
 from nasgen import controllers, jsonfile
 from nasgen.search import Search, SearchConfig, seed_everything
+from nasgen.searchspace import PluginError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -110,15 +111,37 @@ def start(args: argparse.Namespace, seed: int = 0) -> dict:
     return machine_info()
 
 
-def select(labels: Sequence[str], wanted: Optional[str]) -> list[str]:
-    """``labels`` filtered by a ``--controllers`` value (unknown labels are an error)."""
+def select(labels: Sequence[str], wanted: Optional[str], plugins: bool = False) -> list[str]:
+    """``labels`` filtered by a ``--controllers`` value (unknown labels are an error).
+
+    With ``plugins``, a name outside ``labels`` is also taken when the controller registry
+    resolves it: a plug-in's entry-point name or a ``module:Class`` reference.
+    """
     if not wanted:
         return list(labels)
     chosen = [w.strip() for w in wanted.split(",") if w.strip()]
-    unknown = [w for w in chosen if w not in labels]
+    unknown = [w for w in chosen if w not in labels and not (plugins and controller_problem(w) is None)]
     if unknown:
-        raise SystemExit(f"unknown controller label(s) {', '.join(unknown)}; choose from: {', '.join(labels)}")
+        problems = [controller_problem(w) for w in unknown] if plugins else []
+        plugin_lines = [p for p in problems if p and not p.startswith("unknown controller")]
+        if plugin_lines:
+            raise SystemExit(plugin_lines[0])
+        extra = " or a plug-in (entry-point name or module:Class)" if plugins else ""
+        raise SystemExit(f"unknown controller label(s) {', '.join(unknown)}; choose from: {', '.join(labels)}"
+                         f"{extra}")
     return chosen
+
+
+def controller_problem(name: str) -> Optional[str]:
+    """``None`` when the registry resolves ``name`` (built-in, plug-in or ``module:Class``), else
+    the registry's one-line reason."""
+    try:
+        controllers.get(name)
+    except KeyError as error:
+        return str(error.args[0]) if error.args else f"unknown controller {name!r}"
+    except PluginError as error:
+        return str(error)
+    return None
 
 
 # --- controllers ----------------------------------------------------------------------------------

@@ -430,18 +430,20 @@ def main(argv=None) -> None:
         return
     if args.estimate:
         C.start(args)
-        estimate(args, C.select(list(LABELS), args.controllers))
+        estimate(args, C.select(list(LABELS), args.controllers, plugins=True))
         return
     judge = load_judge(args)
-    labels = C.select(list(LABELS), args.controllers)
+    labels = C.select(list(LABELS), args.controllers, plugins=True)
     tab_names = args.tabular_controllers.split(",") if args.tabular_controllers else list(TABULAR)
     if args.fill:
         tab_names = []  # Tabular-v0 needs a complete table
     for name in tab_names:
-        if name not in controllers.names() or controllers.get(name).kind != "black-box" or \
-                controllers.get(name).env_requirements:
+        problem = C.controller_problem(name)
+        if problem is not None:
+            fail(f"--tabular-controllers: {problem}")
+        if controllers.get(name).kind != "black-box" or controllers.get(name).env_requirements:
             fail(f"--tabular-controllers: {name!r} is not a black-box controller without credit; "
-                 f"choose from: {', '.join(TABULAR)}")
+                 f"choose from: {', '.join(TABULAR)} or a black-box plug-in")
     if args.queries < 1:
         fail(f"--queries must be >= 1, got {args.queries}")
     machine = C.start(args)

@@ -20,6 +20,7 @@ Usage::
     python benchmarks/teacher_recovery.py --quick    # 3 seeds, cap 3,000
     python benchmarks/teacher_recovery.py --controllers credit,asng --seeds 5 --out results.json
     python benchmarks/teacher_recovery.py --controllers "rnn,rnn{entropy_weight=1e-4}" --seeds 8
+    python benchmarks/teacher_recovery.py --controllers random,my_module:MyController   # a plug-in
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import numpy as np
 import torch
 
 import nasgen.envs  # noqa: F401  (registers the env ids)
-from _common import VARIANTS  # extra rows: credit on the other estimators, paying for their ablations
+from _common import VARIANTS, controller_problem  # VARIANTS: credit on the other estimators, paying for ablations
 from nasgen import controllers, jsonfile
 
 ENV_ID = "nasgen/TeacherArch-v0"
@@ -134,8 +135,9 @@ def main() -> None:
     for label in labels:
         base, controller_kwargs = parse_label(label)
         name, env_kwargs = VARIANTS.get(base, (base, None))
-        if name not in controllers.names():
-            raise SystemExit(f"unknown controller {name!r}; known: {', '.join(controllers.names() + list(VARIANTS))}")
+        problem = controller_problem(name)
+        if problem is not None:  # a built-in, an entry-point plug-in or a module:Class reference
+            raise SystemExit(f"{problem} (variants: {', '.join(VARIANTS)})")
         if controllers.get(name).kind != "black-box":
             raise SystemExit(f"{name!r} is not a black-box controller")
         env_kwargs = dict(controllers.get(name).env_requirements) if env_kwargs is None else env_kwargs

@@ -206,3 +206,41 @@ def test_nasgen_compare_ranks_the_installed_controller(site, tmp_path):
     assert "| localsearch | black-box | 2 | 1000 evaluations |" in (out / "report.md").read_text()
     tasks = json.loads((out / "report.json").read_text())["tasks"]
     assert sorted(t["seed"] for t in tasks if t["method"] == "localsearch") == [0, 1]
+
+
+def script(site: Path, name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A benchmark script in a fresh process with the installed example on ``PYTHONPATH``."""
+    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
+    return subprocess.run([sys.executable, str(EXAMPLE.parents[1] / "benchmarks" / name), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_the_teacher_benchmark_takes_the_installed_controller(site, tmp_path):
+    done = script(site, "teacher_recovery.py", "--controllers", "random,localsearch", "--seeds", "1", "--cap", "100",
+                  "--edges", "4", "--ops", "4", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "| localsearch | 1/1 |" in done.stdout or "| localsearch | 0/1 |" in done.stdout
+    refused = script(site, "teacher_recovery.py", "--controllers", "pbil", "--seeds", "1", cwd=tmp_path)
+    assert refused.returncode == 1 and "unknown controller 'pbil'" in refused.stderr
+    assert "localsearch" in refused.stderr and "Traceback" not in refused.stderr
+
+
+@pytest.mark.slow
+def test_the_ground_truth_harness_takes_the_installed_controller(site, tmp_path):
+    """On the supernet and on the table (a synthetic complete table: a real one takes hours)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _synthetic_table import write_synthetic_nb201_table
+
+    table = write_synthetic_nb201_table(tmp_path / "table")
+    out = tmp_path / "gt.json"
+    done = script(site, "ground_truth.py", "--quick", "--table", str(table), "--controllers", "darts,localsearch",
+                  "--tabular-controllers", "random,localsearch", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    runs = json.loads(out.read_text())["runs"]
+    assert {(r["controller"], r["family"]) for r in runs if "error" not in r} >= {
+        ("localsearch", "supernet"), ("localsearch (table)", "table")}
+    refused = script(site, "ground_truth.py", "--quick", "--table", str(table), "--controllers", "pbil",
+                     "--out", str(tmp_path / "x.json"), cwd=tmp_path)
+    assert refused.returncode == 1 and "unknown controller label(s) pbil" in refused.stderr
+    assert not (tmp_path / "x.json").exists()
