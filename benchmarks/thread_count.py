@@ -8,8 +8,8 @@ load average at the start.
 
 Usage::
 
-    python benchmarks/threads.py                      # --threads 1 and 2, twice, 100 steps
-    python benchmarks/threads.py --threads 1,2,4 --repeats 3
+    python benchmarks/thread_count.py                      # --threads 1 and 2, twice, 100 steps
+    python benchmarks/thread_count.py --threads 1,2,4 --repeats 3
 """
 
 from __future__ import annotations

@@ -184,6 +184,11 @@ def test_query_best_percentile(tiny_table):
     assert table.percentile(best["arch"]) == 100.0
     worst = table.archs[int(np.argmin(table.mean("test_accuracy")))]
     assert 0 < table.percentile(worst) <= 100 * (table.mean("test_accuracy") == table.mean().min()).mean()
+    for metric in ("test_accuracy", "test_loss"):  # the share of cells no better, ties included
+        means = table.mean(metric)
+        for arch, value in zip(table.archs, means):
+            no_better = means >= value if metric.endswith("loss") else means <= value
+            assert table.percentile(arch, metric) == float(100.0 * no_better.mean())
     assert table.best("test_loss")["value"] == pytest.approx(table.mean("test_loss").min())
     assert table.query([1, 0, 1, 1], epoch=1)["epoch"] == 1
     with pytest.raises(ValueError, match="epoch 5 is not recorded"):

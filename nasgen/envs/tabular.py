@@ -124,7 +124,7 @@ class TabularEnv(ArchitectureEnv):
         self.last_reward = reward
         self._episode_over = True
         info = {"val_accuracy": reward, "seed": seed, "test_accuracy": test,
-                "test_regret": self.best_test - test, "percentile": self.table.percentile(arch),
+                "test_regret": self.best_test - test, "percentile": self.table.value_percentile(test),
                 "params": int(self.table.params[row]), "flops": int(self.table.flops[row]),
                 "queries": self.steps, "failed": failed, "evaluations": 1, "nonfinite": False}
         return self._observation(), reward, True, False, info

@@ -167,9 +167,7 @@ class Judge:
                     f.write(json.dumps(row) + "\n")
                 rows[seed] = row
         mean = {m: float(np.mean([r[m][-1] for r in rows.values()])) for m in ("test_accuracy", "val_accuracy")}
-        values = self.table.mean("test_accuracy")
-        values = values[np.isfinite(values)]
-        percentile = float(100.0 * (values <= mean["test_accuracy"]).mean()) if values.size else math.nan
+        percentile = self.table.value_percentile(mean["test_accuracy"])
         return {"arch": list(key), "mean": mean, "epoch": int(self.table.epochs[-1]), "trained_on_demand": True}, \
             percentile
 

@@ -236,6 +236,7 @@ class Table:
             if row is not None and int(error["seed"]) in seed_index:
                 self.failed[row, seed_index[int(error["seed"])]] = True
         self.ran = np.isfinite(self.train_time_s) | self.failed
+        self._ranking: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # percentile's, per metric
 
     # --- lookup ---------------------------------------------------------------------------------
     def row_of(self, arch: Any, space: Any = None) -> int:
@@ -294,11 +295,7 @@ class Table:
 
     def mean(self, metric: str = "test_accuracy", epoch: Optional[int] = None) -> np.ndarray:
         """``[K]``: ``metric`` averaged over seeds per distinct architecture (nan = all failed)."""
-        values = self._values(metric, epoch)
-        count = np.isfinite(values).sum(axis=1)
-        total = np.where(np.isfinite(values), values, 0.0).sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        return _seed_mean(self._values(metric, epoch))
 
     def best(self, metric: str = "test_accuracy", epoch: Optional[int] = None) -> dict:
         """The best distinct architecture by the seed-mean of ``metric`` (highest accuracy,
@@ -318,13 +315,28 @@ class Table:
     def percentile(self, arch: Any, metric: str = "test_accuracy", space: Any = None) -> float:
         """Share (in %) of the distinct architectures whose seed-mean ``metric`` is no better
         than ``arch``'s: 100 for the best, about 50 for the median."""
-        value = self.mean(metric)[self.row_of(arch, space)]
-        values = self.mean(metric)
-        values = values[np.isfinite(values)]
-        if not math.isfinite(value) or not values.size:
+        row = self.row_of(arch, space)
+        return self.value_percentile(self._ranked(metric)[0][row], metric)
+
+    def value_percentile(self, value: float, metric: str = "test_accuracy") -> float:
+        """Share (in %) of the distinct architectures whose seed-mean ``metric`` is no better
+        than ``value`` (nan for a nan ``value`` or a table without a finite one)."""
+        ranked = self._ranked(metric)[1]
+        if not math.isfinite(value) or not ranked.size:
             return math.nan
-        no_better = values >= value if metric.endswith("loss") else values <= value
-        return float(100.0 * no_better.mean())
+        if metric.endswith("loss"):
+            no_better = len(ranked) - int(np.searchsorted(ranked, value, side="left"))
+        else:
+            no_better = int(np.searchsorted(ranked, value, side="right"))
+        return float(100.0 * (no_better / len(ranked)))
+
+    def _ranked(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(seed means [K], their finite values sorted)`` of ``metric`` at the last recorded
+        epoch, computed once per metric (``percentile`` runs on every ``Tabular-v0`` query)."""
+        if metric not in self._ranking:
+            means = self.mean(metric)
+            self._ranking[metric] = means, np.sort(means[np.isfinite(means)])
+        return self._ranking[metric]
 
     def covers_space(self) -> bool:
         """Whether every distinct architecture of the space is in the table."""
