@@ -318,23 +318,11 @@ def machine_line(machine: dict) -> str:
 
 
 # --- output ------------------------------------------------------------------------------------------
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
 def write_outputs(out: str | Path, payload: dict, markdown: str, figure=None) -> list[Path]:
     """Write ``out`` (JSON), ``out.md`` and, with a figure, ``out.png``; returns the paths."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    jsonfile.write(out, payload, default=_jsonable)
+    jsonfile.write(out, payload, default=jsonfile.numpy_default)
     paths = [out, out.with_suffix(".md")]
     paths[1].write_text(markdown.rstrip() + "\n")
     if figure is not None:

@@ -74,7 +74,6 @@ from nasgen.checks import InputError, short
 from nasgen.envs.nas_bench_graph import DATASETS as NBG_DATASETS
 from nasgen.envs.teacher import TeacherSpace
 from nasgen.nb1d import judge as ground_truth
-from nasgen.nb1d import load as load_table
 from nasgen.nb1d.table import resolve as resolve_table
 from nasgen.search import Search, SearchConfig
 from nasgen.searchspace import get as get_space
@@ -88,7 +87,8 @@ RANDOM_EPOCHS = "random@epochs"
 REFERENCE = "darts"
 #: The baselines of the paired tests when none are given (those of them that ran).
 DEFAULT_BASELINES = ("random", RANDOM_EPOCHS, REFERENCE)
-#: The seeds a full run should have: below it the exact Wilcoxon test cannot reach p < 0.05.
+#: The seeds of a full run (fewer get a note). Even these are few for the exact Wilcoxon test: its
+#: smallest two-sided p is 2 / 2**n, so p < 0.05 needs 6 seeds on which two methods differ.
 FULL_RUN_SEEDS = 5
 MAX_SEEDS = 1000
 INSTALL_HINT = 'pip install "nasgen[distributed]"'
@@ -186,7 +186,8 @@ class CompareConfig:
     suites: Optional[tuple[str, ...]] = field(default=None, metadata=checks.field(_name_list))
     """suites: nb1d, nb1d-table, teacher, nbg; default: every suite available here (nbg needs nas_bench_graph)"""
     seeds: Optional[int] = field(default=None, metadata=checks.field(checks.integer_at_least(1)))
-    """seeds 0..N-1 of every (method, suite); the paired tests need 5 or more"""
+    """seeds 0..N-1 of every (method, suite); the exact Wilcoxon test needs 6 on which two methods differ to
+    reach p < 0.05"""
     baselines: Optional[tuple[str, ...]] = field(default=None, metadata=checks.field(_name_list))
     """methods every other method is tested against, suite by suite; default: random, random@epochs and
     darts where they ran"""
@@ -361,7 +362,7 @@ def _judge(config: CompareConfig) -> ground_truth.Judge:
     return judge
 
 
-def _specs(suite: str, method: str, config: CompareConfig, table_path: Optional[str], table_space: Any) -> dict:
+def _specs(suite: str, method: str, config: CompareConfig, table_path: Optional[str], table: Any) -> dict:
     """The seed-free part of a task's spec: which runner, and its checked search config."""
     if suite == NB1D:
         checked = _gate(suite, method, env=ONESHOT_ID, env_kwargs=_nb1d_env_kwargs(config), epochs=config.epochs,
@@ -374,12 +375,12 @@ def _specs(suite: str, method: str, config: CompareConfig, table_path: Optional[
             budget = _gate(NB1D, "random", env=ONESHOT_ID, env_kwargs=_nb1d_env_kwargs(config), epochs=config.epochs,
                            protocol=config.protocol, table=ground_truth.OFF)
             return {"runner": "random-epochs", "config": asdict(checked), "budget_config": asdict(budget),
-                    "table": table_path}
-        per_step = _samples_per_step(method, table_space)
+                    "recipe_epochs": table.manifest["recipe"]["epochs"]}
+        per_step = _samples_per_step(method, table.space)
         steps = max(1, config.queries // per_step)
         checked = _gate(suite, method, env=TABULAR_ID, env_kwargs={"table": table_path, "budget": steps * per_step},
                         steps=steps, table=ground_truth.OFF)
-        return {"runner": "table", "config": asdict(checked), "table": table_path}
+        return {"runner": "table", "config": asdict(checked)}
     if suite == TEACHER:
         kind = _controller(method).kind
         per_step = 1 if kind == "gradient" else _samples_per_step(method, TeacherSpace(config.teacher_edges,
@@ -456,7 +457,7 @@ def check(config: CompareConfig) -> Plan:
             if reason:
                 skipped.append({"method": method, "suite": suite, "reason": reason})
                 continue
-            spec = _specs(suite, method, config, table_path, judge.table.space if judge is not None else None)
+            spec = _specs(suite, method, config, table_path, judge.table if judge is not None else None)
             spec.update(suite=suite, method=method, threads=config.threads,
                         kind=kinds.get(method, "black-box"))
             rows[suite].append(method)
@@ -527,10 +528,11 @@ def _config(spec: dict, key: str = "config", **changes: Any) -> SearchConfig:
     return dataclasses.replace(SearchConfig(**spec[key]), seed=spec["seed"], **changes)
 
 
-def _verdict(judge: ground_truth.Judge, arch: Any, space: Any = None) -> dict:
-    v = judge.judge(arch, space)
-    return {"test_accuracy": v["test_accuracy"], "val_accuracy": v["val_accuracy"], "test_regret": v["test_regret"],
-            "percentile": v["percentile"], "table_arch": [int(a) for a in v["arch"]]}
+def _figures(verdict: dict) -> dict:
+    """The row's figures of a table's verdict (``Judge.judge``)."""
+    return {"test_accuracy": verdict["test_accuracy"], "val_accuracy": verdict["val_accuracy"],
+            "test_regret": verdict["test_regret"], "percentile": verdict["percentile"],
+            "table_arch": [int(a) for a in verdict["arch"]]}
 
 
 def _run_supernet(spec: dict) -> dict:
@@ -539,29 +541,27 @@ def _run_supernet(spec: dict) -> dict:
     if "error" in verdict:
         raise ValueError(verdict["error"])
     plan = result["protocol_plan"]
-    return {"test_accuracy": verdict["test_accuracy"], "val_accuracy": verdict["val_accuracy"],
-            "test_regret": verdict["test_regret"], "percentile": verdict["percentile"],
-            "table_arch": [int(a) for a in verdict["arch"]], "derived_arch": result["derived_arch"],
-            "architecture": result["architecture"], "wall_time_s": search.wall_time, "warmup_s": search.setup_time,
+    return {**_figures(verdict), "derived_arch": result["derived_arch"], "architecture": result["architecture"],
+            "wall_time_s": search.wall_time, "warmup_s": search.setup_time,
             "steps": result["steps"], "evaluations": result["evaluations"], "warmup_epochs": plan["warmup_epochs"],
             "total_epochs": plan["total_epochs"], "budget": f"{plan['total_epochs']:.3g} epochs"}
 
 
-def _best_queried(spec: dict, config: SearchConfig) -> dict:
+def _best_queried(config: SearchConfig) -> dict:
     """A black box on the table: its answer is its best queried cell by validation accuracy."""
     search, result = _search(config)
-    table = load_table(spec["table"])
+    table = search.env.unwrapped.table  # loaded and checked by the environment
     judge = ground_truth.Judge(table, table.space)
     answer = result["best_arch"]
     if answer is None:
         raise ValueError("no query gave a finite reward")
-    return {**_verdict(judge, answer), "derived_arch": answer, "policy_arch": result["derived_arch"],
-            "policy_test_regret": _verdict(judge, result["derived_arch"])["test_regret"],
+    return {**_figures(judge.judge(answer)), "derived_arch": answer, "policy_arch": result["derived_arch"],
+            "policy_test_regret": judge.judge(result["derived_arch"])["test_regret"],
             "wall_time_s": search.wall_time, "steps": result["steps"], "queries": int(search.evaluations)}
 
 
 def _run_table(spec: dict) -> dict:
-    row = _best_queried(spec, _config(spec))
+    row = _best_queried(_config(spec))
     return {**row, "budget": f"{row['queries']} queries"}
 
 
@@ -572,10 +572,10 @@ def _run_random_epochs(spec: dict) -> dict:
     probe = gym.make(budget.env, **search_config.env_kwargs(budget)).unwrapped  # batch counts; no warm-up
     total_epochs = protocols.plan_search(budget, probe).total_epochs
     probe.close()
-    recipe_epochs = load_table(spec["table"]).manifest["recipe"]["epochs"]
+    recipe_epochs = spec["recipe_epochs"]
     n = max(1, int(total_epochs // recipe_epochs))
     base = SearchConfig(**spec["config"])
-    row = _best_queried(spec, _config(spec, steps=n, env_kwargs={**base.env_kwargs, "budget": n}))
+    row = _best_queried(_config(spec, steps=n, env_kwargs={**base.env_kwargs, "budget": n}))
     return {**row, "total_epochs": total_epochs, "cells": n,
             "budget": f"{n} cell(s) x {recipe_epochs} epochs ({total_epochs:.3g} epochs)"}
 
@@ -656,27 +656,6 @@ def run_task(spec: dict) -> dict:
 
 
 # --- the folder ---------------------------------------------------------------------------------------
-def write_atomic(path: Path, record: dict) -> Path:
-    """Write ``record`` as strict JSON to ``path`` through a temporary file and a rename, so a
-    reader (or a rerun after a kill) sees the whole file or none."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(jsonfile.dumps(record, default=_jsonable))
-    os.replace(tmp, path)
-    return path
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, np.floating):
-        return float(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
 def suite_settings(plan: Plan) -> dict[str, dict]:
     """Per suite of ``plan``, the values of its ``SUITE_FIELDS`` (as JSON reads them back)."""
     settings = {}
@@ -841,12 +820,13 @@ def run(config: CompareConfig, progress: bool = True, echo: Optional[Callable[[s
     try:
         with runtime.folder_lock(out, LOCK, "comparison folder", "nasgen compare"):
             (out / TASKS).mkdir(exist_ok=True)
-            for stale in [*out.glob(".*.tmp-*"), *(out / TASKS).glob(".*.tmp-*")]:  # writes that were killed
+            for stale in [*out.glob(".*.tmp"), *(out / TASKS).glob(".*.tmp")]:  # writes that were killed
                 stale.unlink(missing_ok=True)
-            write_atomic(out / SETTINGS_FILE, {
+            jsonfile.write(out / SETTINGS_FILE, {
                 "settings": settings,
                 "plan": {"methods": plan.methods, "suites": plan.suites, "seeds": plan.seeds,
-                         "baselines": plan.baselines, "tasks": [t.name for t in plan.tasks], "skipped": plan.skipped}})
+                         "baselines": plan.baselines, "tasks": [t.name for t in plan.tasks], "skipped": plan.skipped}},
+                default=jsonfile.numpy_default)
             where = ("" if not todo else " one after the other in this process" if config.local else
                      f" on Ray ({config.address or 'a local instance'}), one CPU each")
             echo(_plan_line(plan, len(rows), len(todo), out, where))
@@ -858,7 +838,7 @@ def run(config: CompareConfig, progress: bool = True, echo: Optional[Callable[[s
                     failures[task.name] = row
                     tqdm.write(f"nasgen compare: task {task.name} failed: {row['error']}", file=sys.stderr)
                 else:
-                    write_atomic(out / TASKS / f"{task.name}.json", row)
+                    jsonfile.write(out / TASKS / f"{task.name}.json", row, default=jsonfile.numpy_default)
                     rows[task.name] = row
                 bar.set_postfix_str(task.name, refresh=False)
                 bar.update(1)
@@ -1048,9 +1028,7 @@ def markdown(report: dict) -> str:
                               "Wilcoxon p", "smallest p possible"],
                              [[t["method"], t["versus"], len(t["seeds"]), _fmt(t["bootstrap"]["mean"], "+" + s.spec,
                                                                              s.scale),
-                               "-" if not math.isfinite(t["bootstrap"]["low"]) else
-                               f"[{_fmt(t['bootstrap']['low'], '+' + s.spec, s.scale)}, "
-                               f"{_fmt(t['bootstrap']['high'], '+' + s.spec, s.scale)}]",
+                               _ci(t["bootstrap"], "+" + s.spec, s.scale),
                                f"{t['wilcoxon']['p']:.3f}", f"{t['wilcoxon']['min_p']:.3f}"]
                               for t in part["tests"]]), ""]
     if report["skipped"]:
@@ -1109,7 +1087,8 @@ def write_report(out: Path, report: dict) -> list[Path]:
     """Write ``report.md``, ``report.json`` and ``report.png`` into ``out``; returns the paths."""
     paths = [out / f"{REPORT}.md", out / f"{REPORT}.json", out / f"{REPORT}.png"]
     paths[0].write_text(report["markdown"])
-    write_atomic(paths[1], {k: v for k, v in report.items() if k != "markdown"})
+    jsonfile.write(paths[1], {k: v for k, v in report.items() if k != "markdown"},
+                   default=jsonfile.numpy_default)
     import matplotlib.pyplot as plt
 
     figure = plot(report)

@@ -1,4 +1,5 @@
-"""Strict JSON for the files nasgen writes (``result.json``, ``retrain.json``, ``sweep.json``).
+"""Strict JSON for the files nasgen writes (``result.json``, ``retrain.json``, ``sweep.json``),
+written atomically.
 
 ``json.dumps`` writes ``NaN`` and ``Infinity`` by default, which are not JSON: other readers
 (``jq``, JavaScript, most languages' parsers) refuse the whole file. Here a non-finite number
@@ -10,8 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Optional
+
+import numpy as np
 
 NONFINITE = "nonfinite"
 
@@ -51,8 +56,37 @@ def dumps(record: dict, default: Optional[Callable[[Any], Any]] = None) -> str:
     return json.dumps(finite(record), indent=2, allow_nan=False) + "\n"
 
 
-def write(path: str | Path, record: dict, default: Optional[Callable[[Any], Any]] = None) -> Path:
-    """Write ``dumps(record)`` to ``path``; returns ``path``."""
+def numpy_default(value: Any) -> Any:
+    """A ``default`` for ``dumps``/``write``: numpy arrays and scalars, and paths, as JSON values."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def replace_file(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a synced temporary file in the same folder and a
+    rename: a reader, or a rerun after a kill, sees the old file or the new one, never half.
+    The temporary file is removed if anything fails; the error is raised."""
     path = Path(path)
-    path.write_text(dumps(record, default))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
+
+def write(path: str | Path, record: dict, default: Optional[Callable[[Any], Any]] = None) -> Path:
+    """Write ``dumps(record, default)`` to ``path`` atomically (``replace_file``); returns ``path``."""
+    return replace_file(path, dumps(record, default).encode())

@@ -12,7 +12,6 @@ import math
 from typing import Optional, Sequence
 
 import numpy as np
-from scipy.stats import t as student_t
 
 #: Up to this many non-zero differences the Wilcoxon null distribution is enumerated exactly.
 EXACT_MAX = 20
@@ -29,6 +28,8 @@ def t_interval(values: Sequence[Optional[float]], level: float = 0.95) -> tuple[
     v = _finite(values)
     if v.size < 2:
         return math.nan, math.nan
+    from scipy.stats import t as student_t  # here: scipy.stats takes about a second to import
+
     half = float(student_t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
     mean = float(v.mean())
     return mean - half, mean + half

@@ -38,13 +38,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from nasgen import __version__
+from nasgen import __version__, jsonfile
 from nasgen.runtime import folder_lock, start_ray
 from nasgen.searchspace import from_dict
 
 from .archs import all_distinct, canonicalizer, plan_archs
 from .recipe import METRICS, Recipe, train_items, training_device
-from .manifest import FORMAT, clip, plain_name, reason
+from .manifest import FORMAT, clip, is_int, is_real, plain_name, reason
 from .table import figures, sha256_of
 
 
@@ -146,20 +146,11 @@ def _set_aside(path: Path, kept: list[bytes], bad: list[bytes], tail: bytes) -> 
         f.write(b"".join(line + b"\n" for line in bad))
         f.flush()
         os.fsync(f.fileno())
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as f:
-        f.write(b"".join(line + b"\n" for line in kept) + tail)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    jsonfile.replace_file(path, b"".join(line + b"\n" for line in kept) + tail)
 
 
 def _is_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return is_int(value) and value >= 0
 
 
 def row_check(space, seeds: Sequence[int], recipe: Recipe) -> Callable[[dict], None]:
@@ -188,7 +179,7 @@ def row_check(space, seeds: Sequence[int], recipe: Recipe) -> Callable[[dict], N
             if row.get(key) is not None and not _is_count(row[key]):
                 raise ValueError(f"{key} must be a count or null, got {clip(row[key])}")
         for key in ("time", "cpu_time_s"):
-            if row.get(key) is not None and not (_is_real(row[key]) and math.isfinite(row[key])):
+            if row.get(key) is not None and not (is_real(row[key]) and math.isfinite(row[key])):
                 raise ValueError(f"{key} must be a finite number or null, got {clip(row[key])}")
         if row.get("error") is None:
             _check_results(row, n_epochs)
@@ -200,13 +191,13 @@ def _check_results(row: dict, n_epochs: int) -> None:
     """Refuse a finished row without every metric at each recorded epoch, in range, and its time."""
     for m in METRICS:
         values = row.get(m)
-        if not isinstance(values, list) or len(values) != n_epochs or not all(_is_real(v) for v in values):
+        if not isinstance(values, list) or len(values) != n_epochs or not all(is_real(v) for v in values):
             raise ValueError(f"{m} must be {n_epochs} numbers (one per recorded epoch), got {clip(values)}")
         high = 1.0 if m.endswith("accuracy") else math.inf
         if any(not 0 <= v <= high for v in values if not math.isnan(v)):
             raise ValueError(f"{m} {clip(values)} is outside [0, {high:g}]")
     time_s = row.get("train_time_s")
-    if not _is_real(time_s) or not 0 <= time_s < math.inf:
+    if not is_real(time_s) or not 0 <= time_s < math.inf:
         raise ValueError(f"train_time_s must be a number of seconds >= 0, got {clip(time_s)}")
 
 
@@ -289,10 +280,9 @@ def _start_build_dir(out: Path, settings: dict, sessions: list[dict], device: st
     return len(sessions) - 1
 
 
-def build_time(out: Path, rows: list[dict]) -> float:
-    """Wall-clock seconds of the build over all its starts: per start, from its start to its
-    last row (a killed start counts up to its last written row)."""
-    sessions = read_settings(out).get("sessions", [])
+def build_time(sessions: list[dict], rows: list[dict]) -> float:
+    """Wall-clock seconds of the build over all its starts (``sessions`` of ``build.json``):
+    per start, from its start to its last row (a killed start counts up to its last written row)."""
     total = 0.0
     for k, session in enumerate(sessions):
         times = [r["time"] for r in rows if r.get("session") == k and r.get("time") is not None]
@@ -546,7 +536,7 @@ def _write_table(out: Path, dest: Path, name: str, settings: dict, space, recipe
     manifest = {
         "format": FORMAT, "name": name, "space": space.to_dict(), "dataset": settings["dataset"],
         "seeds": seeds, "recipe": recipe.to_dict(), "versions": versions(),
-        "build_time_s": build_time(out, rows), "train_time_s": float(np.nansum(train_time)),
+        "build_time_s": build_time(sessions, rows), "train_time_s": float(np.nansum(train_time)),
         "cpu_time_s": float(sum(r.get("cpu_time_s") or 0.0 for r in last.values())),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_rows": len(last),
         "space_distinct": _space_distinct(space), "errors": errors,
