@@ -15,7 +15,7 @@ import dataclasses
 import math
 import numbers
 import reprlib
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 class InputError(ValueError):
     """Bad input from the user: a command reports it as one line with exit status 2.
@@ -112,14 +112,6 @@ def one_of(*choices: str) -> Check:
 def field(check: Check) -> dict:
     """The ``metadata`` of a dataclass field checked by ``check`` (None passes an Optional)."""
     return {"check": check}
-
-
-def check_of(cls: type, name: str) -> Optional[Check]:
-    """The check field ``name`` of dataclass ``cls`` declares, if any."""
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            return f.metadata.get("check")
-    raise KeyError(f"{cls.__name__} has no field {name!r}")
 
 
 def check_fields(obj: Any) -> None:

@@ -30,6 +30,8 @@ from nasgen.searchspace import CellSpace, plot_cell, plot_op_probabilities
 from nasgen.tblog import hyperparameter_table, write_hparams
 
 CHECKPOINT_NAME = "checkpoint.pt"
+#: The lock a running search holds on its run directory (a second run of it is refused).
+RUN_LOCK = "run.lock"
 
 # Controller metric names -> TensorBoard tags (fixed families); other names go to search/.
 _TAGS = {"reward_mean": "charts/reward", "reward_max": "charts/reward_max", "reward": "charts/reward",

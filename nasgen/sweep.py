@@ -27,7 +27,7 @@ On a multi-node cluster ``--logdir`` must be a folder every node sees at the sam
 (NFS or similar) and nasgen must be installed on every node.
 
 Ray is an optional dependency (``pip install "nasgen[distributed]"``); this module imports
-it only inside ``cmd_sweep``.
+it only inside ``import_ray``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from nasgen.checkpoint import CheckpointError
 from nasgen.checks import MAX_SEED, InputError, short
 from nasgen import runtime
 from nasgen.runtime import apply_threads, folder_lock
-from nasgen.search import Search, SearchConfig, resume_state, run_logged, seed_everything
+from nasgen.search import RUN_LOCK, Search, SearchConfig, resume_state, run_logged, seed_everything
 
 INSTALL_HINT = 'pip install "nasgen[distributed]"'
 #: The most seeds a table build takes (a table holds at most 1,000).
@@ -64,8 +64,6 @@ PLAN_BAR_FROM = 1_000
 RUNS = "runs"
 TUNE = "tune"
 RESULT = "result.json"
-#: The lock a running trial holds on its run directory (as ``nasgen search`` does).
-RUN_LOCK = "run.lock"
 
 
 # --- the grid ------------------------------------------------------------------------------------
@@ -253,8 +251,7 @@ def plan_trials(args: argparse.Namespace, sweep_dir: Path) -> list[Trial]:
             env_pairs = base_env + [f"{k}={v}" for k, v in variant.items()]
             checked = _config(args, name, seeds[0], env_pairs, per_controller[name])  # the gate, once
             for seed in seeds:
-                config = replace(checked, seed=seed)  # a seed is checked by its own field check
-                search_config.check_fields(config)
+                config = replace(checked, seed=seed)  # parse_seeds checked the seed
                 trial_name = f"{_safe(name)}__s{seed}" + (f"__{_label(variant)}" if variant else "")
                 trials.append(Trial(trial_name, name, seed, dict(variant), _normalised(asdict(config)),
                                     str((sweep_dir / RUNS / trial_name).resolve())))

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -443,14 +443,6 @@ def format_report(result: ToyResult) -> str:
     if result.verdict.collapsed:
         lines.append(result.verdict.warning())
     return "\n".join(lines)
-
-
-# --- command line -----------------------------------------------------------------------------------
-def config_dict(config: ToyConfig) -> dict[str, Any]:
-    """The configuration as plain data (for logs and result files)."""
-    out = asdict(config)
-    out["input"], out["target"] = list(config.input), list(config.target)
-    return out
 
 
 def _log(logger: Any, step: int, metrics: dict[str, float]) -> None:

@@ -8,7 +8,7 @@ becomes one line on stderr and exit status 2 here, before anything is created.
 from __future__ import annotations
 
 import sys
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from nasgen.checkpoint import CheckpointWriteError
 from nasgen.checks import InputError
@@ -41,6 +41,31 @@ def build_parser() -> Parser:
     return parser
 
 
+def run_command(work: Callable[[], int], prog: str, speak: bool = True) -> int:
+    """``work()``'s exit status, with the command line's endings: bad input is one line on
+    stderr and status 2, a failed checkpoint write one line and status 1, Ctrl+C status 130.
+
+    Args:
+        work: the command.
+        prog: names the command in the lines (``nasgen search``).
+        speak: print the lines of bad input and of Ctrl+C (False on the data-parallel
+            search's ranks other than 0, which see the same input; a failed write is always told).
+    """
+    try:
+        return work()
+    except (InputError, DataNotFoundError, DataError) as error:
+        if speak:
+            print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2
+    except CheckpointWriteError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        if speak:
+            print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -49,17 +74,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if getattr(args, "threads", None) is not None:
         apply_threads(args.threads)
-    try:
-        return args.func(args)
-    except (InputError, DataNotFoundError, DataError) as error:
-        print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except CheckpointWriteError as error:
-        print(f"nasgen {args.command}: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"nasgen {args.command}: interrupted", file=sys.stderr)
-        return 130
+    return run_command(lambda: args.func(args), f"nasgen {args.command}")
 
 
 if __name__ == "__main__":

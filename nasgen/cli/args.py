@@ -130,7 +130,7 @@ def given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     """Add ``--threads N`` (default ``DEFAULT_THREADS``): torch CPU threads of the process."""
-    parser.add_argument("--threads", type=flag_type(checks.positive_int, _int), default=DEFAULT_THREADS,
+    parser.add_argument("--threads", type=positive_int, default=DEFAULT_THREADS,
                         help=f"torch CPU threads of this process (default: {DEFAULT_THREADS}; more rarely "
                              f"help the small models here and compete with other processes)")
 
@@ -138,7 +138,5 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 #: argparse types of flags no config owns.
 positive_int = flag_type(checks.positive_int, _int)
 non_negative_int = flag_type(checks.non_negative_int, _int)
-positive_float = flag_type(checks.positive_float, _float)
 non_negative_float = flag_type(checks.non_negative_float, _float)
-seed = flag_type(checks.seed, _int)
 name = flag_type(checks.non_empty)

@@ -26,12 +26,6 @@ def _fail(message: str):
     raise UsageError(message)
 
 
-def _choice(value: str, known: list[str], what: str) -> str:
-    if value not in known:
-        raise UsageError(f"unknown {what} {value!r}; choose from: {', '.join(known)}")
-    return value
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     """Validate everything, then build, pack and print the figures."""
     try:

@@ -3,22 +3,22 @@ search (``nasgen.distributed``) as a command."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Optional, Sequence
 
-import torch
 import torch.distributed as dist
 
 from nasgen import envs
 from nasgen.checkpoint import CheckpointError, CheckpointWriteError
-from nasgen.checks import InputError
 from nasgen.distributed import DistContext, DistributedSearch, broadcast_object, init_distributed
 from nasgen.envs import OneShotNASEnv
 from nasgen.runtime import apply_threads
 from nasgen.search import seed_everything
-from nasgen.searchspace import DataError, DataNotFoundError
 
+from . import args as a
+from . import run_command
 from .args import Parser, UsageError
 from .search import DEFAULT_LOGDIR, add_search_arguments, config_from_args, make_run_dir, print_result, resume_from_args
 
@@ -36,7 +36,7 @@ def build_parser() -> Parser:
                           "rank 0 (gradient controllers: alpha gradients averaged). Rank 0 writes the results.")))
     group = parser.add_argument_group("distributed")
     group.add_argument("--backend", choices=("gloo", "nccl"), help="default: nccl with --device cuda, else gloo")
-    group.add_argument("--check-every", type=int, default=0,
+    group.add_argument("--check-every", type=a.non_negative_int, default=0,
                        help="steps between checks that all ranks hold the same weights and architecture "
                             "parameters (default: 0 = at checkpoints and at the end)")
     return parser
@@ -62,63 +62,52 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     Returns:
         0, 2 on bad input (one line on stderr, from rank 0), 130 when interrupted.
     """
-    from torch.utils.tensorboard import SummaryWriter  # tensorboard: imported only to write
-
     args = build_parser().parse_args(argv)
     apply_threads(args.threads)
-    try:
-        if args.check_every < 0:
-            raise UsageError(f"--check-every must be >= 0, got {args.check_every}")
-        if args.resume:
-            run_dir, config, state, note = resume_from_args(args)
-            if _is_rank_zero():
-                print(note, flush=True)
-        else:
-            config, state, run_dir = config_from_args(args), None, None
-        if config.protocol is not None:
-            raise UsageError("--protocol is not supported by the data-parallel search yet; use nasgen search")
-        if not issubclass(envs.env_class(config.env), OneShotNASEnv):
-            raise UsageError(f"data-parallel search needs a supernet environment; {config.env} has none "
-                             f"(choose from: nasgen/OneShotNAS-v0)")
-        if args.backend == "nccl" and not config.device.startswith("cuda"):
-            raise UsageError("--backend nccl needs --device cuda")
-        if config.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UsageError("--device cuda but CUDA is not available here")
+    return run_command(lambda: _search(args), "nasgen.distributed", speak=_is_rank_zero())
+
+
+def _search(args: argparse.Namespace) -> int:
+    from torch.utils.tensorboard import SummaryWriter  # tensorboard: imported only to write
+
+    if args.resume:
+        run_dir, config, state, note = resume_from_args(args)
+        if _is_rank_zero():
+            print(note, flush=True)
+    else:
+        config, state, run_dir = config_from_args(args), None, None
+    if config.protocol is not None:
+        raise UsageError("--protocol is not supported by the data-parallel search yet; use nasgen search")
+    if not issubclass(envs.env_class(config.env), OneShotNASEnv):
+        raise UsageError(f"data-parallel search needs a supernet environment; {config.env} has none "
+                         f"(choose from: nasgen/OneShotNAS-v0)")
+    try:  # the device itself passed the config's check
         ctx = init_distributed(args.backend, config.device)
-        writer = None
-        try:
-            if run_dir is None:
-                run_dir = broadcast_object(str(make_run_dir(args.logdir or DEFAULT_LOGDIR, config)) if ctx.is_main else None, ctx)
-            seed_everything(config.seed)
-            search = DistributedSearch(config, run_dir, ctx, progress=not args.no_progress,
-                                       check_every=args.check_every)
-            if ctx.is_main:
-                writer = SummaryWriter(str(run_dir), purge_step=state["step"] + 1 if state else None)
-                search.logger = writer
-            try:
-                result = search.run(resume_state=state)
-            except CheckpointWriteError:
-                raise
-            except CheckpointError as error:
-                raise UsageError(f"--resume: {error}; nothing was changed") from None
-        finally:
-            if writer is not None:
-                writer.close()
-            _leave(ctx)
+    except ValueError as error:  # --backend nccl without --device cuda
+        raise UsageError(str(error)) from None
+    writer = None
+    try:
+        if run_dir is None:
+            run_dir = broadcast_object(str(make_run_dir(args.logdir or DEFAULT_LOGDIR, config)) if ctx.is_main else None, ctx)
+        seed_everything(config.seed)
+        search = DistributedSearch(config, run_dir, ctx, progress=not args.no_progress,
+                                   check_every=args.check_every)
         if ctx.is_main:
-            print_result(result, run_dir, where=f" on {ctx.world_size} processes ({ctx.backend})")
-        return 0
-    except (InputError, DataNotFoundError, DataError) as error:
-        if _is_rank_zero():
-            print(f"nasgen.distributed: error: {error}", file=sys.stderr)
-        return 2
-    except CheckpointWriteError as error:
-        print(f"nasgen.distributed: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        if _is_rank_zero():
-            print("nasgen.distributed: interrupted", file=sys.stderr)
-        return 130
+            writer = SummaryWriter(str(run_dir), purge_step=state["step"] + 1 if state else None)
+            search.logger = writer
+        try:
+            result = search.run(resume_state=state)
+        except CheckpointWriteError:
+            raise
+        except CheckpointError as error:
+            raise UsageError(f"--resume: {error}; nothing was changed") from None
+    finally:
+        if writer is not None:
+            writer.close()
+        _leave(ctx)
+    if ctx.is_main:
+        print_result(result, run_dir, where=f" on {ctx.world_size} processes ({ctx.backend})")
+    return 0
 
 
 if __name__ == "__main__":

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from nasgen.retrain import RetrainConfig, prepare
 
 from . import args as a
 from .args import UsageError
 
-FLAGS = ("dataset", "data_dir", "download", "limit", "epochs", "channels", "cells", "batch_size", "lr",
-         "crop_padding", "flip", "cutout", "seed", "device")
+FLAGS = tuple(f.name for f in dataclasses.fields(RetrainConfig))
 
 
 def add_retrain_parser(subparsers) -> argparse.ArgumentParser:

@@ -18,7 +18,7 @@ from nasgen.config import SearchConfig
 from nasgen.envs.oneshot import OneShotConfig
 from nasgen.runtime import folder_lock
 from nasgen.nb1d.judge import TableError, format_verdict
-from nasgen.search import Search, resume_state, run_logged, seed_everything
+from nasgen.search import RUN_LOCK, Search, resume_state, run_logged, seed_everything
 
 from . import args as a
 from .args import UsageError
@@ -29,8 +29,6 @@ CONFIG_FLAGS = ("controller", "env", "steps", "epochs", "seed", "device", "proto
 #: Flags that are shortcuts for env keywords (``config.SHORTCUTS``).
 SHORTCUT_FLAGS = ("dataset", "data_dir", "space", "warmup_epochs")
 DEFAULT_LOGDIR = "runs"
-#: The lock a running search holds on its run directory (a second ``--resume`` is refused).
-RUN_LOCK = "run.lock"
 
 
 def add_search_arguments(search: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -79,15 +77,18 @@ def add_search_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> SearchConfig:
-    """The checked config of a new run from its flags."""
+    """The checked config of a new run from its flags (``--logdir`` checked too: its run
+    directory can be created)."""
+    config = search_config.make_config(
+        env_kwargs=a.parse_key_values(args.env_kwargs, "--env-kwargs"),
+        controller_kwargs=a.parse_key_values(args.controller_kwargs, "--controller-kwargs"),
+        download=bool(getattr(args, "download", False)),
+        **a.given(args, CONFIG_FLAGS + SHORTCUT_FLAGS))
     try:
-        return search_config.make_config(
-            env_kwargs=a.parse_key_values(args.env_kwargs, "--env-kwargs"),
-            controller_kwargs=a.parse_key_values(args.controller_kwargs, "--controller-kwargs"),
-            download=bool(getattr(args, "download", False)),
-            **a.given(args, CONFIG_FLAGS + SHORTCUT_FLAGS))
-    except (TypeError, ValueError) as error:
+        runtime.check_creatable_dir(args.logdir or DEFAULT_LOGDIR, "--logdir")
+    except ValueError as error:
         raise UsageError(str(error)) from None
+    return config
 
 
 def make_run_dir(logdir: str, config: SearchConfig) -> Path:
@@ -162,10 +163,7 @@ def resume_from_args(args: argparse.Namespace) -> tuple[Path, SearchConfig, dict
     if args.checkpoint_every is not None and args.checkpoint_every != config.checkpoint_every:
         changes.append(f"checkpoint every {args.checkpoint_every} steps")
         config.checkpoint_every = args.checkpoint_every
-    try:
-        search_config.check(config)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    search_config.check(config)
     budget = f"{config.epochs:g} epochs" if config.epochs is not None else f"{config.budget_steps} steps"
     note = (f"resuming {run_dir} at step {state['step']}: controller {config.controller}, env {config.env}, "
             f"seed {config.seed}, {budget} and the rest of its settings from its checkpoint"
@@ -198,10 +196,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(note, flush=True)
     else:
         config, state, run_dir = config_from_args(args), None, None
-        try:
-            runtime.check_creatable_dir(args.logdir or DEFAULT_LOGDIR, "--logdir")
-        except ValueError as error:
-            raise UsageError(str(error)) from None
     seed_everything(config.seed)
     logdir = args.logdir or DEFAULT_LOGDIR
     try:

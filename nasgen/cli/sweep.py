@@ -31,15 +31,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             finished sweep of other settings.
     """
     ray, tune = sweep.import_ray()
-    for flag, value in (("--cpus-per-trial", args.cpus_per_trial), ("--gpus-per-trial", args.gpus_per_trial)):
-        if value < 0:
-            raise UsageError(f"{flag} must be >= 0, got {value:g}")
     if args.cpus_per_trial <= 0 and args.gpus_per_trial <= 0:
         raise UsageError("a trial needs some resources: --cpus-per-trial or --gpus-per-trial must be > 0")
     if args.address and (args.num_cpus is not None or args.num_gpus is not None):
         raise UsageError("--num-cpus/--num-gpus size a local Ray instance; they do not apply with --address")
-    if args.num_cpus is not None and args.num_cpus < 1:
-        raise UsageError(f"--num-cpus must be >= 1, got {args.num_cpus}")
     if args.device is None:
         args.device = "cuda" if args.gpus_per_trial > 0 else "cpu"
     elif args.device.startswith("cuda") and args.gpus_per_trial <= 0:
@@ -124,10 +119,11 @@ def add_sweep_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--name", help="sweep directory name (default: sweep-ENV-TIME); reuse it to continue a sweep")
     parser.add_argument("--address", help="join this Ray cluster (auto or HOST:PORT; run on a cluster node that "
                                          "shares --logdir with the others); default: start a local instance")
-    parser.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
-    parser.add_argument("--num-gpus", type=int, help="GPUs of the local Ray instance (default: all)")
-    parser.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs reserved per trial (default: 1)")
-    parser.add_argument("--gpus-per-trial", type=float, default=0.0,
+    parser.add_argument("--num-cpus", type=a.positive_int, help="CPUs of the local Ray instance (default: all)")
+    parser.add_argument("--num-gpus", type=a.non_negative_int, help="GPUs of the local Ray instance (default: all)")
+    parser.add_argument("--cpus-per-trial", type=a.non_negative_float, default=1.0,
+                        help="CPUs reserved per trial (default: 1)")
+    parser.add_argument("--gpus-per-trial", type=a.non_negative_float, default=0.0,
                        help="GPUs reserved per trial, fractions allowed (default: 0)")
     a.config_flag(parser, SearchConfig, "checkpoint_every", metavar="N")
     parser.add_argument("--threads", type=a.positive_int,
