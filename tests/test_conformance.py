@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from nasgen import controllers, searchspace
+from nasgen.controllers import Controller
 from nasgen.controllers.gradient import DARTS, SNAS
 from nasgen.controllers.random_search import RandomSearch
 from nasgen.controllers.reinforce import Reinforce
@@ -18,7 +19,6 @@ from nasgen.testing import ConformanceError, check_controller, check_dataset, ch
 
 #: Built-ins whose learning check is too slow for the default run (it runs under -m slow).
 SLOW_LEARNERS = {"rnn"}
-#: Built-ins that fail the kit today, with the fault; each is a strict xfail, so a fix shows up.
 #: Built-ins with a fault the kit finds (a strict xfail: fixing the fault fails the test, so
 #: the entry must then go).
 KNOWN_FAULTS: dict[str, str] = {}
@@ -59,6 +59,18 @@ def test_dataset_loader_and_instance_are_accepted():
 
 
 # --- controllers broken on purpose -------------------------------------------------------------
+class InheritedTell(RandomSearch):
+    """tell is Controller's own, which only raises NotImplementedError."""
+
+    tell = Controller.tell
+
+
+class NoSamples(RandomSearch):
+    """asks for no architecture per step."""
+
+    samples_per_step = 0
+
+
 class OutOfRangeAsk(RandomSearch):
     """ask lets the last decision reach one past its last choice."""
 
@@ -156,6 +168,21 @@ class FrozenAlpha(DARTS):
         return 0.0
 
 
+class NaNStepReward(DARTS):
+    """step reports a NaN reward."""
+
+    def step(self, env) -> dict:
+        return {**super().step(env), "reward": float("nan")}
+
+
+class ForgetsAdam(DARTS):
+    """load_state_dict restores everything but alpha's Adam moments."""
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.arch_optimizer.state.clear()
+
+
 class GlobalGumbel(SNAS):
     """Gumbel noise drawn from torch's global generator instead of the controller's own."""
 
@@ -166,6 +193,8 @@ class GlobalGumbel(SNAS):
 
 BROKEN = [
     # (controller, the check that must catch it, a fragment of the message)
+    (InheritedTell, "interface", "inherits Controller.tell, which only raises NotImplementedError"),
+    (NoSamples, "interface", "samples_per_step to be an int >= 1"),
     (OutOfRangeAsk, "ask", "outside 0.."),
     (LaxAsk, "ask", "ask(0)"),
     (SilentTell, "tell", "2 architectures with 1 reward"),
@@ -178,6 +207,8 @@ BROKEN = [
     (NonMemberDerive, "derive", "derive() before any feedback"),
     (LogitsAsProbabilities, "op_probabilities", "sums to 0"),
     (FrozenAlpha, "learning", "better than 90% of random architectures"),
+    (NaNStepReward, "step", "to report a finite float 'reward'"),
+    (ForgetsAdam, "state_dict", "continue exactly like the original on copies of one env"),
     (GlobalGumbel, "determinism", "differ after the step"),
 ]
 
@@ -222,11 +253,33 @@ class ArrayInDict(SearchSpace):
         return {**super().to_dict(), "choices": np.asarray(self.choices)}
 
 
+class OutOfRangeSample(SearchSpace):
+    def sample(self, rng):
+        return np.asarray(self.choices, dtype=np.int64)
+
+
+class UnreadField(SearchSpace):
+    """to_dict holds a field from_dict does not read back."""
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "width": 3}
+
+
 @pytest.mark.parametrize("space, check", [(LaxValidate("lax", [2, 3]), "validate"),
-                                          (ArrayInDict("array", [2, 3]), "to_dict")], ids=["validate", "to_dict"])
+                                          (ArrayInDict("array", [2, 3]), "to_dict"),
+                                          (OutOfRangeSample("far", [2, 3]), "sample"),
+                                          (UnreadField("unread", [2, 3]), "from_dict"),
+                                          ([2, 3], "type")],
+                         ids=["validate", "to_dict", "sample", "from_dict", "type"])
 def test_broken_space_is_caught(space, check):
     with pytest.raises(ConformanceError, match=rf"^check_space\[{check}\]: expected "):
         check_space(space)
+
+
+@pytest.mark.parametrize("loader", [lambda: 1 / 0, lambda: "digits"], ids=["raises", "not-a-dataset"])
+def test_broken_loader_is_caught(loader):
+    with pytest.raises(ConformanceError, match=r"^check_dataset\[load\]: expected "):
+        check_dataset(loader)
 
 
 def splits(*shapes, labels=3) -> list[Split]:

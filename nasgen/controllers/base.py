@@ -23,6 +23,8 @@ from nasgen.checks import short
 from nasgen.searchspace import SearchSpace
 from nasgen.searchspace.registry import Registry
 
+from .diagnostics import entropy
+
 #: Entry-point group of controller plug-ins (``[project.entry-points."nasgen.controllers"]``).
 GROUP = "nasgen.controllers"
 
@@ -240,10 +242,41 @@ class Controller:
         return metrics
 
 
+class BestSoFar(Controller):
+    """A black-box controller whose answer is the best architecture it has been told about
+    (``random``, ``ga``): keeps ``best_arch`` and ``best_reward`` (None and -inf before any
+    finite reward) and checkpoints them. A subclass's ``tell`` calls ``_keep_best``.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int = 0):
+        super().__init__(space, seed)
+        self.best_arch: Optional[np.ndarray] = None
+        self.best_reward = -np.inf
+
+    def _keep_best(self, archs: np.ndarray, rewards: np.ndarray, finite: np.ndarray) -> None:
+        """Note the best of the told samples with a finite reward (``_check_tell``'s arrays)."""
+        for arch, reward in zip(archs[finite], rewards[finite]):
+            if reward > self.best_reward:
+                self.best_reward, self.best_arch = float(reward), arch.copy()
+
+    def derive(self) -> np.ndarray:
+        if self.best_arch is None:  # nothing told yet: a deterministic uniform draw
+            return self.space.sample(np.random.default_rng(self.seed))
+        return self.best_arch.copy()
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "best_arch": None if self.best_arch is None else self.best_arch.copy(),
+                "best_reward": self.best_reward}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.best_arch = None if state["best_arch"] is None else np.array(state["best_arch"], dtype=np.int64)
+        self.best_reward = float(state["best_reward"])
+
+
 def mean_entropy(probs: np.ndarray) -> float:
     """Mean over decisions of the entropy (nats) of each row of ``probs``."""
-    p = np.clip(np.asarray(probs, dtype=np.float64), 1e-300, 1.0)
-    return float(-(np.where(probs > 0, p * np.log(p), 0.0)).sum(axis=1).mean())
+    return float(entropy(probs, axis=1).mean())
 
 
 class CategoricalPolicy:

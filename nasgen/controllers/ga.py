@@ -13,11 +13,11 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from .base import Controller, register
+from .base import BestSoFar, register
 
 
 @register("ga")
-class RegularizedEvolution(Controller):
+class RegularizedEvolution(BestSoFar):
     """Aging evolution with tournament selection and single-decision mutation.
 
     Until ``P`` architectures have been told, ``ask`` samples uniformly (the initial
@@ -54,8 +54,6 @@ class RegularizedEvolution(Controller):
         self.population_size, self.sample_size = int(population_size), int(sample_size)
         self.mutation_rate = mutation_rate
         self.population: deque[tuple[np.ndarray, float]] = deque()
-        self.best_arch: Optional[np.ndarray] = None
-        self.best_reward = -np.inf
         self._mutable = np.flatnonzero(np.asarray(space.choices) > 1)
 
     def ask(self, n: int = 1) -> list[np.ndarray]:
@@ -99,16 +97,10 @@ class RegularizedEvolution(Controller):
             self.population.append((arch.copy(), float(reward)))
             if len(self.population) > self.population_size:
                 self.population.popleft()
-            if reward > self.best_reward:
-                self.best_reward, self.best_arch = float(reward), arch.copy()
+        self._keep_best(archs, rewards, finite)
         population_mean = (float(np.mean([r for _, r in self.population])) if self.population else float("nan"))
         return self._metrics(archs, rewards, finite, best_reward=self.best_reward,
                              population_size=len(self.population), population_reward_mean=population_mean)
-
-    def derive(self) -> np.ndarray:
-        if self.best_arch is None:  # nothing told yet: a deterministic uniform draw
-            return self.space.sample(np.random.default_rng(self.seed))
-        return self.best_arch.copy()
 
     def op_probabilities(self) -> np.ndarray:
         """Choice frequencies in the current population (uniform while it is empty); their
@@ -122,13 +114,8 @@ class RegularizedEvolution(Controller):
         return counts / len(self.population)
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(),
-                "population": [(a.copy(), r) for a, r in self.population],
-                "best_arch": None if self.best_arch is None else self.best_arch.copy(),
-                "best_reward": self.best_reward}
+        return {**super().state_dict(), "population": [(a.copy(), r) for a, r in self.population]}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.population = deque((np.array(a, dtype=np.int64), float(r)) for a, r in state["population"])
-        self.best_arch = None if state["best_arch"] is None else np.array(state["best_arch"], dtype=np.int64)
-        self.best_reward = float(state["best_reward"])

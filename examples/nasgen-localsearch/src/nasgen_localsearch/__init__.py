@@ -15,13 +15,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from nasgen.controllers import Controller
+from nasgen.controllers import BestSoFar
 
 __all__ = ["LocalSearch"]
 __version__ = "0.1.0"
 
 
-class LocalSearch(Controller):
+class LocalSearch(BestSoFar):
     """First-improvement local search over one-decision neighbours, restarting at local optima.
 
     The search stands on a *current* architecture. Its neighbours are the architectures
@@ -45,7 +45,8 @@ class LocalSearch(Controller):
     Any told architecture with a finite reward that beats the current one is moved to,
     whether it was asked as a neighbour or not, so that told rewards are never thrown away;
     non-finite rewards are skipped. ``derive()`` answers the best architecture ever told
-    (the best observed reward; with noisy rewards, a lucky evaluation can win).
+    (the best observed reward; with noisy rewards, a lucky evaluation can win), which
+    ``BestSoFar`` keeps and checkpoints.
 
     Args:
         space: the search space.
@@ -62,7 +63,7 @@ class LocalSearch(Controller):
             architecture not asked yet, in the order they will be asked.
         stuck: the current architecture is a local optimum; the next told architecture
             is the restart.
-        best_arch, best_reward: the best architecture told so far and its reward.
+        best_arch, best_reward: the best architecture told so far and its reward (``BestSoFar``).
         moves, restarts_done: improvements moved to, and restarts, so far.
     """
 
@@ -80,8 +81,6 @@ class LocalSearch(Controller):
         self.current_reward = -np.inf
         self.untried = np.zeros((0, 2), dtype=np.int64)
         self.stuck = False
-        self.best_arch: Optional[np.ndarray] = None
-        self.best_reward = -np.inf
         self.moves = 0
         self.restarts_done = 0
 
@@ -130,9 +129,8 @@ class LocalSearch(Controller):
     def tell(self, archs: Sequence[Any], rewards: Sequence[float],
              infos: Optional[Sequence[dict]] = None) -> dict[str, float]:
         archs, rewards, infos, finite = self._check_tell(archs, rewards, infos)
+        self._keep_best(archs, rewards, finite)
         for arch, reward in zip(archs[finite], rewards[finite]):
-            if reward > self.best_reward:
-                self.best_reward, self.best_arch = float(reward), arch.copy()
             if self.current is None:
                 self._stand_on(arch, reward)
             elif self.stuck:
@@ -150,11 +148,6 @@ class LocalSearch(Controller):
                              current_reward=self.current_reward, moves=self.moves,
                              restarts=self.restarts_done, neighbours_left=len(self.untried))
 
-    def derive(self) -> np.ndarray:
-        if self.best_arch is None:  # nothing told yet: a deterministic uniform draw
-            return self.space.sample(np.random.default_rng(self.seed))
-        return self.best_arch.copy()
-
     def op_probabilities(self) -> None:
         """None: local search keeps no distribution over choices."""
         return None
@@ -162,15 +155,14 @@ class LocalSearch(Controller):
     # --- checkpoints --------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {**super().state_dict(), "current": _copy(self.current), "current_reward": self.current_reward,
-                "untried": self.untried.copy(), "stuck": self.stuck, "best_arch": _copy(self.best_arch),
-                "best_reward": self.best_reward, "moves": self.moves, "restarts_done": self.restarts_done}
+                "untried": self.untried.copy(), "stuck": self.stuck, "moves": self.moves,
+                "restarts_done": self.restarts_done}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
         self.current, self.current_reward = _arch(state["current"]), float(state["current_reward"])
         self.untried = np.array(state["untried"], dtype=np.int64).reshape(-1, 2)
         self.stuck = bool(state["stuck"])
-        self.best_arch, self.best_reward = _arch(state["best_arch"]), float(state["best_reward"])
         self.moves, self.restarts_done = int(state["moves"]), int(state["restarts_done"])
 
 
