@@ -19,16 +19,16 @@ import contextlib
 import math
 import os
 import platform
-import random
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from nasgen import controllers, jsonfile
+from nasgen.runtime import isolated_seed, load_average  # noqa: F401  (the scripts call C.isolated_seed, C.load_average)
 from nasgen.search import Search, SearchConfig, seed_everything
 from nasgen.searchspace import PluginError
 
@@ -220,20 +220,6 @@ def search_config(label: str, env: str, seed: int, env_kwargs: dict, **config) -
                         controller_kwargs=controller_kwargs, checkpoint_every=10**9, **config)
 
 
-@contextlib.contextmanager
-def isolated_seed(seed: int) -> Iterator[None]:
-    """Run a block with the global Python/numpy/torch generators seeded to ``seed``, then put
-    them back: what happens inside does not depend on what ran before, nor leaks out."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        seed_everything(seed)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-
-
 def log_points(n: int, k: int) -> set[int]:
     """About ``k`` log-spaced step numbers in ``1..n`` (``n`` always included)."""
     if n < 1:
@@ -286,13 +272,6 @@ def cpu_model() -> str:
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
-
-
-def load_average() -> list[float]:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return [math.nan] * 3
 
 
 def machine_info() -> dict:

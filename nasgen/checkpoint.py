@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -34,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasgen import jsonfile
 from nasgen.checks import InputError
 
 FORMAT = "nasgen-checkpoint-2"
@@ -130,25 +129,12 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     torch.save(_encode(state, "state"), buffer)
     payload = buffer.getvalue()
     header = _MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n"
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(header)
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        jsonfile.replace_file(path, header + payload)
     except OSError as error:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
         kept = "the previous checkpoint is kept" if path.is_file() else "no checkpoint was written"
         raise CheckpointWriteError(f"could not write checkpoint {path}: {error.strerror or error}; {kept}") from None
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -48,21 +48,19 @@ must never be mixed in.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import math
 import os
 import platform
-import random
 import re
 import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -478,20 +476,6 @@ def check(config: CompareConfig) -> Plan:
 
 
 # --- one task -----------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _isolated_seed(seed: int) -> Iterator[None]:
-    """Python's, numpy's and torch's global generators seeded to ``seed`` inside the block and
-    put back after it: a task starts from the same state wherever it runs, and leaves none."""
-    py_state, np_state = random.getstate(), np.random.get_state()
-    with torch.random.fork_rng(devices=[]):
-        runtime.seed_everything(seed)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-
-
 class _TaskSearch(Search):
     """``Search`` for one task: no checkpoints (a task reruns whole), no final credit check,
     and, on the teacher, the first step at which ``derive()`` equals the teacher (noted in
@@ -645,7 +629,7 @@ def run_task(spec: dict) -> dict:
     runtime.apply_threads(spec["threads"])
     start = time.perf_counter()
     try:
-        with _isolated_seed(spec["seed"]):
+        with runtime.isolated_seed(spec["seed"]):
             row.update(RUNNERS[spec["runner"]](spec))
     except Exception as error:  # one task must not sink the comparison: the report lists it
         row["error"] = _one_line(error)
@@ -756,30 +740,16 @@ def _run_local(todo: list[Task], done: Callable[[Task, dict], None]) -> None:
 def _run_ray(ray, todo: list[Task], done: Callable[[Task, dict], None]) -> None:
     remote = ray.remote(num_cpus=1, max_retries=0)(run_task)
     pending = {remote.remote(task.spec): task for task in todo}
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            for ref in ready:
-                task = pending.pop(ref)
-                try:
-                    row = ray.get(ref)
-                except Exception as error:  # the worker died or Ray failed the task: a failed row
-                    row = {"suite": task.suite, "method": task.method, "seed": task.seed,
-                           "kind": task.spec["kind"], "error": runtime.error_line(error)}
-                done(task, row)
-    finally:
-        for ref in pending:  # interrupted: the unfinished tasks must not run on in a joined cluster
-            with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
+    for task, row, error in runtime.ray_as_completed(ray, pending):
+        if error is not None:  # the worker died or Ray failed the task: a failed row
+            row = {"suite": task.suite, "method": task.method, "seed": task.seed, "kind": task.spec["kind"],
+                   "error": runtime.error_line(error)}
+        done(task, row)
 
 
 def _machine() -> dict:
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = []
     return {"logical_cores": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "torch": torch.__version__, "load_average": load}
+            "torch": torch.__version__, "load_average": runtime.load_average()}
 
 
 def run(config: CompareConfig, progress: bool = True, echo: Optional[Callable[[str], None]] = print) -> dict:

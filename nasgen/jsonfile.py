@@ -72,7 +72,8 @@ def numpy_default(value: Any) -> Any:
 def replace_file(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a synced temporary file in the same folder and a
     rename: a reader, or a rerun after a kill, sees the old file or the new one, never half.
-    The temporary file is removed if anything fails; the error is raised."""
+    The temporary file (``.NAME.XXXXXXXX.tmp``, what a kill mid-write leaves) is removed if
+    anything fails; the error is raised."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

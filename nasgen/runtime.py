@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import random
 import re
 import socket
 import sys
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -103,6 +104,28 @@ def seed_everything(seed: int) -> None:
 
 
 @contextlib.contextmanager
+def isolated_seed(seed: int) -> Iterator[None]:
+    """Python's, numpy's and torch's global generators seeded to ``seed`` inside the block and
+    put back after it: what runs inside does not depend on what ran before, nor leaks out."""
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        seed_everything(seed)
+        try:
+            yield
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def load_average() -> list[float]:
+    """The 1/5/15-minute load averages, rounded (NaNs where the platform has none)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return [math.nan] * 3
+
+
+@contextlib.contextmanager
 def folder_lock(folder: str | Path, name: str, what: str, holder: str) -> Iterator[Path]:
     """Hold an exclusive lock on ``folder`` for the ``with`` block: an ``flock`` on
     ``folder/name``, taken without waiting. The kernel drops it when its process exits however
@@ -166,6 +189,28 @@ def worker_environment() -> dict:
     path = [p for p in dict.fromkeys([os.getcwd(), *sys.path])
             if p and os.path.isdir(p) and not os.path.realpath(p).startswith(own)]
     return {"env_vars": {"PYTHONPATH": os.pathsep.join(path)}}
+
+
+def ray_as_completed(ray, pending: dict) -> Iterator[tuple[Any, Any, Optional[Exception]]]:
+    """``(key, result, None)``, or ``(key, None, error)`` when the task failed or its worker
+    died, for each Ray task of ``pending`` (object ref -> key) as it finishes; finished refs
+    leave ``pending``. Left early (an interrupt, a stop), the unfinished tasks are cancelled:
+    they must not run on in a joined cluster."""
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                key = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except Exception as error:
+                    yield key, None, error
+                    continue
+                yield key, result, None
+    finally:
+        for ref in pending:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
 
 
 def start_ray(ray, address: Optional[str] = None, num_cpus: Optional[int] = None,

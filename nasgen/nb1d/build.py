@@ -39,7 +39,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nasgen import __version__, jsonfile
-from nasgen.runtime import folder_lock, start_ray
+from nasgen.runtime import folder_lock, ray_as_completed, start_ray
 from nasgen.searchspace import from_dict
 
 from .archs import all_distinct, canonicalizer, plan_archs
@@ -388,11 +388,11 @@ def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tupl
         read_rows(out / ROWS, repair=True)
         task = ray.remote(num_cpus=threads, max_retries=0)(train_items)
         pending = {task.remote(*payload, batch, threads): batch for batch in batches}
+        results = _as_completed(ray, pending)
         try:
-            write(_as_completed(ray, pending), session=session)
+            write(results, session=session)
         finally:
-            for ref in pending:  # stopped early: the rest is not wanted (the workers stay up)
-                ray.cancel(ref)
+            results.close()  # stopped early: ray_as_completed cancels the rest (the workers stay up)
     finally:
         if started_ray:
             ray.shutdown()
@@ -400,17 +400,12 @@ def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tupl
 
 def _as_completed(ray, pending: dict) -> Iterator[tuple[list, list[dict]]]:
     """``(batch, rows)`` of each Ray task as it finishes; a task that died gives error rows."""
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        for ref in ready:
-            batch = pending.pop(ref)
-            try:
-                rows = ray.get(ref)
-            except Exception as error:  # the worker died: every item of it is a failed row
+    with contextlib.closing(ray_as_completed(ray, pending)) as finished:
+        for batch, rows, error in finished:
+            if error is not None:  # the worker died: every item of it is a failed row
                 text = str(error).strip()
-                yield batch, [{"arch": list(a), "seed": s, "error": "task failed: " +
-                               (text.splitlines()[-1] if text else type(error).__name__)} for a, s in batch]
-                continue
+                rows = [{"arch": list(a), "seed": s, "error": "task failed: " +
+                         (text.splitlines()[-1] if text else type(error).__name__)} for a, s in batch]
             yield batch, rows
 
 
