@@ -469,8 +469,8 @@ def check(config: CompareConfig) -> Plan:
         raise InputError("nothing to run: no compared method can run on the chosen suites ("
                          + "; ".join(f"{s['method']} on {s['suite']}: {s['reason']}" for s in skipped[:3]) + ")")
     if not config.quick and config.seeds < FULL_RUN_SEEDS:
-        notes.append(f"{config.seeds} seed(s): the exact Wilcoxon test needs {FULL_RUN_SEEDS + 1} seeds on which two "
-                     f"methods differ to reach p < 0.05; give --seeds {FULL_RUN_SEEDS} or more for a result")
+        notes.append(f"{config.seeds} seed(s), fewer than a full run's {FULL_RUN_SEEDS}: the bootstrap intervals are "
+                     f"wide, and the exact Wilcoxon test needs 6 seeds on which two methods differ to reach p < 0.05")
     return Plan(config, methods, suites, seeds, baselines, tasks, rows, skipped, notes,
                 judge.table.manifest.get("sha256") if judge is not None else None)
 

@@ -56,7 +56,7 @@ def _paired(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
     return a[keep] - b[keep]
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
+def average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n, ties sharing their mean rank."""
     order = np.argsort(values, kind="stable")
     ranks = np.empty(len(values))
@@ -86,7 +86,7 @@ def wilcoxon_signed_rank(a: Sequence[float], b: Sequence[float]) -> dict:
     n = len(d)
     if n == 0:
         return {"n": 0, "w_plus": 0.0, "p": 1.0, "exact": True, "min_p": 1.0}
-    ranks = _average_ranks(np.abs(d))
+    ranks = average_ranks(np.abs(d))
     w_plus = float(ranks[d > 0].sum())
     total = float(ranks.sum())
     centre = total / 2

@@ -26,6 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from nasgen.searchspace import from_dict
+from nasgen.stats import average_ranks
 
 from .archs import all_distinct, canonicalizer
 from .manifest import check_arrays, check_manifest, clip, is_real, plain_name, read_arrays, read_manifest
@@ -50,19 +51,10 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a[keep], b[keep]
     if len(a) < 3:
         return math.nan
-    ra, rb = _average_ranks(a), _average_ranks(b)
+    ra, rb = average_ranks(a), average_ranks(b)
     if ra.std() == 0 or rb.std() == 0:
         return math.nan
     return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 0..n-1 of ``values``, ties sharing their mean rank."""
-    order = np.argsort(values, kind="stable")
-    ranks = np.empty(len(values))
-    ranks[order] = np.arange(len(values))
-    _, group, counts = np.unique(values, return_inverse=True, return_counts=True)
-    return (np.bincount(group, weights=ranks) / counts)[group]
 
 
 def _seed_mean(values: np.ndarray) -> np.ndarray:
