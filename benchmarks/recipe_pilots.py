@@ -134,6 +134,18 @@ def projected_cpu_hours(seconds_per_training: float, distinct: int, second_seed:
     return seconds_per_training * (distinct + second_seed) / 3600.0
 
 
+def packed(folder: Path, name: str):
+    """The folder's table, loaded; packed again only when ``rows.jsonl`` holds rows the packed
+    table lacks (rows are only appended), so a ``--report`` leaves committed tables as they are."""
+    table = folder / f"{name}.json"
+    if table.is_file():
+        with open(folder / "rows.jsonl", "rb") as f:
+            n_rows = sum(1 for line in f if line.strip())
+        if json.loads(table.read_text()).get("n_rows") == n_rows:
+            return load(table)
+    return load(pack(folder, name))
+
+
 def pilot(name: str, recipe: Recipe, args, base_table, device: str, per_task: int) -> dict:
     """Train (or resume) one recipe's two builds and pack them; returns its row."""
     space = get_space("nb201")
@@ -144,7 +156,7 @@ def pilot(name: str, recipe: Recipe, args, base_table, device: str, per_task: in
         out = Path(args.work) / name / part
         build(space, "mnist1d", seeds, recipe, out, archs=archs, archs_per_task=per_task, local=not args.ray,
               device=device, threads=args.threads, progress=not args.quick)
-        parts[part] = load(pack(out, f"{name}-{part}"))
+        parts[part] = packed(out, f"{name}-{part}")
     return row_of(name, recipe, parts, time.perf_counter() - start)
 
 
@@ -240,7 +252,7 @@ def main(argv=None) -> None:
         folders = {part: Path(args.work) / name / part for part in (GOOD, SPREAD)}
         if not all((folder / "rows.jsonl").is_file() for folder in folders.values()):
             continue  # a pilot still training its first part
-        parts = {part: load(pack(folder, f"{name}-{part}")) for part, folder in folders.items()}
+        parts = {part: packed(folder, f"{name}-{part}") for part, folder in folders.items()}
         rows.append(row_of(name, recipe, parts, math.nan))
     machine = C.finish_machine_info(machine)
     text = markdown(rows, base, distinct, args.archs)

@@ -342,8 +342,11 @@ def test_recipe_pilots_quick(tmp_path):
     before = rows_file.read_text()
     run_script("recipe_pilots.py", "--quick", "--out", str(out), "--work", str(work))
     assert rows_file.read_text() == before
+    tables = {p: p.read_bytes() for p in work.glob("*/*/*-*.*") if p.suffix in (".json", ".npz")}
+    assert len(tables) == 8  # 2 recipes x 2 parts x (manifest, arrays)
     run_script("recipe_pilots.py", "--quick", "--report", "--out", str(tmp_path / "report.json"), "--work", str(work))
     assert [r["recipe"] for r in json.loads((tmp_path / "report.json").read_text())["rows"]] == ["base", "e2"]
+    assert all(p.read_bytes() == data for p, data in tables.items())  # a report repacks nothing unchanged
 
 
 @pytest.mark.parametrize("args,message", [
