@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from nasgen import controllers, jsonfile, protocols
 from nasgen.checkpoint import CheckpointError, load_checkpoint, remove_temporaries, save_checkpoint
-from nasgen.config import SearchConfig, env_kwargs
+from nasgen.config import SearchConfig, check_fields, env_kwargs
 from nasgen.controllers.diagnostics import parameter_free_cells
 from nasgen.nb1d import judge
 from nasgen.runtime import seed_everything  # noqa: F401  (the search's own seeding, a public name here)
@@ -74,6 +74,7 @@ class Search:
     """
 
     def __init__(self, config: SearchConfig, run_dir: str | Path, logger: Any = None, progress: bool = False):
+        check_fields(config)  # cheap; the full gate (config.check) is the command line's and the sweep's
         self.config = config
         self.run_dir = Path(run_dir)
         self.logger = logger
@@ -132,8 +133,6 @@ class Search:
     def _resolve_steps(self, samples_per_step: int) -> int:
         if self.plan is not None:
             return self.plan.steps(samples_per_step)
-        if self.config.steps is not None and self.config.epochs is not None:
-            raise ValueError("give steps or epochs, not both")
         if self.config.epochs is not None:
             stream = getattr(self.env.unwrapped, "val_stream", None)
             if stream is None:
