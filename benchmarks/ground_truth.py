@@ -184,8 +184,8 @@ def verdict(judge, arch, space=None) -> dict:
     except ValueError as error:
         return {"error": str(error)}
     return {"test_accuracy": v["test_accuracy"], "val_accuracy": v["val_accuracy"],
-            "test_regret": v["test_regret"], "percentile": v["percentile"], "table_arch": v["arch"],
-            "trained_on_demand": v.get("trained_on_demand", False)}
+            "test_regret": v["test_regret"], "test_regret_se": v["test_regret_se"], "percentile": v["percentile"],
+            "table_arch": v["arch"], "trained_on_demand": v.get("trained_on_demand", False)}
 
 
 # --- on the table alone -----------------------------------------------------------------------------------
@@ -227,7 +227,8 @@ def summarise(labels: list[str], rows: list[dict]) -> list[dict]:
             "controller": label, "family": first.get("family"), "kind": first.get("kind"), "seeds": len(ok),
             "failed": len(mine) - len(ok), "errors": sorted({r["error"] for r in mine if "error" in r}),
             **{key: C.stats([r.get(key, math.nan) for r in ok])
-               for key in ("test_accuracy", "test_regret", "percentile", "wall_time_s", "time_ratio", "queries",
+               for key in ("test_accuracy", "test_regret", "test_regret_se", "percentile", "wall_time_s", "time_ratio",
+                           "queries",
                            "steps", "warmup_epochs", "total_epochs")},
             "distinct_archs": len({tuple(r["table_arch"]) for r in ok}),
         })
@@ -288,16 +289,23 @@ def table(summary: list[dict]) -> str:
     rows = []
     for s in summary:
         if not s["seeds"]:
-            rows.append([s["controller"], s["family"] or "", "failed: " + "; ".join(s["errors"])[:80]] + [""] * 6)
+            rows.append([s["controller"], s["family"] or "", "failed: " + "; ".join(s["errors"])[:80]] + [""] * 7)
             continue
         budget = (f"{s['total_epochs']['mean']:.3g} ep" if s["family"] == "supernet"
                   else f"{s['queries']['mean']:.0f} queries")
         ratio = C.pm(s["time_ratio"], ".3f") if s["time_ratio"]["n"] else "-"
         rows.append([s["controller"], s["family"], budget, C.pm(s["test_accuracy"], ".2f", 100),
-                     C.pm(s["test_regret"], ".2f", 100), C.pm(s["percentile"], ".1f"),
+                     C.pm(s["test_regret"], ".2f", 100), noise_floor(s), C.pm(s["percentile"], ".1f"),
                      C.pm(s["wall_time_s"], ".1f"), ratio, f"{s['distinct_archs']}/{s['seeds']}"])
-    return C.markdown_table(["method", "on", "budget", "table test acc %", "test regret pp", "percentile",
-                             "arch-phase s", f"time / {REFERENCE}", "distinct cells / seeds"], rows, "lll" + "r" * 6)
+    return C.markdown_table(["method", "on", "budget", "table test acc %", "test regret pp", "table SE of one regret pp",
+                             "percentile", "arch-phase s", f"time / {REFERENCE}", "distinct cells / seeds"], rows,
+                            "lll" + "r" * 7)
+
+
+def noise_floor(s: dict) -> str:
+    """The mean over seeds of each regret's standard error from the table's own seed noise."""
+    se = s.get("test_regret_se") or {}
+    return f"{100 * se['mean']:.2f}" if se.get("n") and math.isfinite(se["mean"]) else "-"
 
 
 def tests_table(tests: list[dict]) -> str:

@@ -118,7 +118,8 @@ class Suite:
     spec: str = ".2f"
     """the main figure's display format"""
     percentile: bool = False
-    """whether its rows have a percentile among the table's architectures"""
+    """whether a NAS-Bench-1D table judges its rows: a percentile among the table's
+    architectures, and the table's standard error on each regret"""
 
 
 SUITES: dict[str, Suite] = {s.name: s for s in (
@@ -515,8 +516,8 @@ def _config(spec: dict, key: str = "config", **changes: Any) -> SearchConfig:
 def _figures(verdict: dict) -> dict:
     """The row's figures of a table's verdict (``Judge.judge``)."""
     return {"test_accuracy": verdict["test_accuracy"], "val_accuracy": verdict["val_accuracy"],
-            "test_regret": verdict["test_regret"], "percentile": verdict["percentile"],
-            "table_arch": [int(a) for a in verdict["arch"]]}
+            "test_regret": verdict["test_regret"], "test_regret_se": verdict["test_regret_se"],
+            "percentile": verdict["percentile"], "table_arch": [int(a) for a in verdict["arch"]]}
 
 
 def _run_supernet(spec: dict) -> dict:
@@ -872,6 +873,7 @@ def _summary(plan: Plan, rows: Sequence[dict], suite: str) -> list[dict]:
                  "budget": ok[0].get("budget") if ok else None,
                  "figure": stats.summary([r.get(s.figure) for r in ok]),
                  "percentile": stats.summary([r.get("percentile") for r in ok]) if s.percentile else None,
+                 "noise_floor": stats.summary([r.get("test_regret_se") for r in ok]) if s.percentile else None,
                  "wall_time_s": stats.summary([r.get("wall_time_s") for r in ok]),
                  "time_ratio": stats.summary([ratios.get((method, r["seed"])) for r in ok])}
         if suite == NB1D:
@@ -971,7 +973,7 @@ def markdown(report: dict) -> str:
         s = SUITES[suite]
         lines += [f"## {suite}: {part['title']}", ""]
         header = ["method", "kind", "seeds", "budget", f"{s.figure_label} (mean ± std)", "95% CI (t)"]
-        header += ["percentile"] if s.percentile else []
+        header += ["percentile", "table SE of one regret"] if s.percentile else []
         header += ["recovered", "median evals to recover"] if suite == TEACHER else []
         timed = REFERENCE in [e["method"] for e in part["summary"]]
         header += ["arch-phase s"] + ([f"time / {REFERENCE}"] if timed else [])
@@ -983,13 +985,18 @@ def markdown(report: dict) -> str:
                 continue
             row = [e["method"], e["kind"], f"{e['seeds']}" + (f" ({e['failed']} failed)" if e["failed"] else ""),
                    e["budget"] or "", _pm(e["figure"], s.spec, s.scale), _ci(e["figure"], s.spec, s.scale)]
-            row += [_pm(e["percentile"], ".1f")] if s.percentile else []
+            row += [_pm(e["percentile"], ".1f"), _fmt((e.get("noise_floor") or {}).get("mean"), s.spec, s.scale)] \
+                if s.percentile else []
             if suite == TEACHER:
                 median = e["median_evaluations_to_recover"]
                 row += [f"{e['recovered']}/{e['seeds']}", "> budget" if math.isinf(median) else _fmt(median, ".0f")]
             row += [_pm(e["wall_time_s"], ".2f")] + ([_pm(e["time_ratio"], ".2f")] if timed else [])
             body.append(row)
         lines += [_table(header, body), ""]
+        if s.percentile:
+            lines += ["Table SE of one regret: the standard error the table's own seed noise puts on one judged "
+                      "regret (its cell and the table's best, `Judge.judge`), mean over seeds; two methods whose "
+                      "regrets differ by less are within the table's noise.", ""]
         if part["tests"]:
             unit = "pp" if s.scale == 100 else ""
             lines += [f"Paired tests over seeds of {s.figure_label} (difference = method - baseline; negative "

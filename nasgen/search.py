@@ -366,7 +366,7 @@ class Search:
         except ValueError as error:  # e.g. a partial table without this architecture
             return {"table": self.judge.table.name, "error": str(error)}
         if self.logger is not None:
-            for key in ("test_accuracy", "test_regret", "percentile"):
+            for key in ("test_accuracy", "test_regret", "test_regret_se", "percentile"):
                 if math.isfinite(verdict[key]):
                     self.logger.add_scalar(f"ground_truth/{key}", verdict[key], self.step)
         return verdict
@@ -421,7 +421,7 @@ class Search:
                           {"hparams/derived_score": result["score"], "hparams/best_reward": result["best_reward"],
                            "hparams/evaluations": self.evaluations, "hparams/loop_time_s": self.loop_time,
                            **{f"ground_truth/{key}": truth.get(key)
-                              for key in ("test_accuracy", "test_regret", "percentile")}},
+                              for key in ("test_accuracy", "test_regret", "test_regret_se", "percentile")}},
                           self.step)
         return result
 

@@ -316,6 +316,77 @@ def test_tabular_env_draws_only_the_seeds_a_cell_was_trained_with():
     assert not any(i["failed"] for i in infos) and min(i["val_accuracy"] for i in infos) > 0
 
 
+# --- the noise floor ---------------------------------------------------------------------------
+def test_noise_model_pools_seed_variance_per_accuracy_level():
+    """Noisy low cells and quiet high ones: each level gets its own deviation, not the pooled mean."""
+    from nasgen.nb1d.table import noise_model
+
+    rng = np.random.default_rng(0)
+    level = np.repeat([0.6, 0.9], 500)
+    sd = np.where(level < 0.8, 0.03, 0.005)
+    values = level[:, None] + sd[:, None] * rng.standard_normal((1000, 2))
+    edges, found = noise_model(values)
+    assert len(edges) == 9 and len(found) == 10
+    assert np.allclose(found[:5], 0.03, rtol=0.2) and np.allclose(found[5:], 0.005, rtol=0.2)
+    values[100:, 1] = np.nan  # the second seed on 100 cells only: fewer bins, still per level
+    assert len(noise_model(values)[1]) == 5
+    assert np.isnan(noise_model(values[:, :1])[1]).all()  # one seed: the noise is unknown
+
+
+def test_standard_error_query_and_verdict_on_the_shipped_table():
+    from nasgen.nb1d.judge import Judge, format_verdict
+
+    table = load("nb201-mnist1d")
+    judge = Judge(table, table.space)
+    best_row = table.row_of(table.best()["arch"])
+    se = table.standard_error("test_accuracy")
+    for arch, n in (([3, 1, 0, 0, 4, 4], 1), (table.archs[np.flatnonzero(table.ran[:, 1])[0]].tolist(), 2)):
+        answer = table.query(arch)
+        mean = answer["mean"]["test_accuracy"]
+        assert answer["n_seeds"] == len(answer["per_seed"]) == n  # a missing seed is not listed as nan
+        expected = table.noise_sd(mean) / math.sqrt(n)
+        assert answer["standard_error"]["test_accuracy"] == pytest.approx(expected) and 0.001 < expected < 0.05
+        verdict = judge.judge(arch)
+        assert verdict["test_accuracy_se"] == pytest.approx(expected)
+        assert verdict["test_regret_se"] == pytest.approx(math.hypot(expected, se[best_row]))
+        assert f"± {100 * verdict['test_regret_se']:.2f} (SE)" in format_verdict(verdict)
+    assert judge.judge(table.archs[best_row])["test_regret_se"] == 0.0
+    assert np.isfinite(se).all() and (se > 0).all()
+    env = gym.make("nasgen/Tabular-v0")
+    env.reset(seed=0)
+    info = env.step([3, 1, 0, 0, 4, 4])[4]
+    verdict = judge.judge([3, 1, 0, 0, 4, 4])
+    assert info["test_regret_se"] == pytest.approx(verdict["test_regret_se"])
+    assert info["test_accuracy_se"] == pytest.approx(verdict["test_accuracy_se"])
+    assert "noise floor" in table.summary() and "above the median" in table.noise_summary()
+
+
+def test_a_table_with_constant_seed_noise_gets_that_noise_back(tmp_path):
+    from _synthetic_table import write_synthetic_nb201_table  # seed noise of 0.01 on every cell
+
+    table = load(write_synthetic_nb201_table(tmp_path / "t"))
+    assert np.allclose(table._noise("test_accuracy")[1], 0.01, rtol=0.15)
+    assert np.allclose(table.standard_error("test_accuracy"), table.noise_sd(0.6) / math.sqrt(2), rtol=0.3)
+
+
+def test_bench_query_prints_the_row_with_its_noise_and_refuses_a_bad_architecture(capsys):
+    from nasgen.cli import main
+
+    assert main(["bench", "query", "3,1,0,0,4,4"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 0: test 95.71%" in out and "seed 1" not in out and "mean over 1 seed(s)" in out
+    assert "(SE)" in out and "percentile" in out
+    assert main(["bench", "query", "|avg_pool_3x3~0|+|nor_conv_3x3~0|none~1|+|avg_pool_3x3~0|nor_conv_3x3~1|"
+                 "nor_conv_3x3~2|", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["arch"] == [4, 3, 0, 4, 3, 3] and row["verdict"]["test_regret"] == 0.0
+    for bad, message in (("9,9", "must be a vector of 6 ints"), ("abc", "expected a NAS-Bench-201 string"),
+                         ("|bogus~0|+|none~0|none~1|+|none~0|none~1|none~2|", "bogus")):
+        assert main(["bench", "query", bad]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
 def test_tabular_env_scores_a_recorded_failure_as_failed(tmp_path):
     """A training the table records as failed (an error row) is the only failure."""
     build(TINY_SPACE, "digits", [0, 1], Recipe(train_size=32, val_size=32, test_size=32, epochs=1, C=2),

@@ -108,9 +108,15 @@ def test_nb1d_and_the_table_on_a_synthetic_table(tmp_path, nb201_table):
     assert {(r["suite"], r["method"]) for r in rows} == {
         ("nb1d", "credit"), ("nb1d", "darts"), ("nb1d", "random"), ("nb1d-table", "random"),
         ("nb1d-table", "random@epochs")}
+    se = table.standard_error("test_accuracy")
+    best_row = table.row_of(table.best("test_accuracy")["arch"])
     for row in rows:
         answer = table.query(row["table_arch"])["mean"]["test_accuracy"]
         assert row["test_regret"] == pytest.approx(best - answer) and 0 < row["percentile"] <= 100
+        here = table.row_of(row["table_arch"])  # the table's noise floor on this regret
+        assert row["test_regret_se"] == pytest.approx(0.0 if here == best_row else np.hypot(se[here], se[best_row]))
+    floor = report["suites"]["nb1d"]["summary"][0]["noise_floor"]["mean"]
+    assert floor > 0 and "table SE of one regret" in report["markdown"] and f"{100 * floor:.2f}" in report["markdown"]
     supernet = [r for r in rows if r["suite"] == "nb1d"]
     assert len({round(r["total_epochs"], 9) for r in supernet}) == 1  # one budget, split per method
     assert all(r["warmup_s"] >= 0 and r["wall_time_s"] > 0 for r in supernet)

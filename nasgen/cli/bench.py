@@ -1,4 +1,4 @@
-"""``nasgen bench build`` and ``nasgen bench info``."""
+"""``nasgen bench build``, ``nasgen bench info`` and ``nasgen bench query``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from nasgen import searchspace
 from nasgen.config import parse_key_values
 from nasgen.nb1d.archs import all_distinct, plan_archs
+from nasgen.nb1d.judge import Judge
 from nasgen.nb1d.build import build, pack
 from nasgen.nb1d.recipe import Recipe, training_device
 from nasgen.nb1d.manifest import plain_name
@@ -113,8 +114,56 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_arch(table, text: str):
+    """``text`` as an architecture of ``table``'s space: a NAS-Bench-201 string (``|op~0|+|...|``)
+    or its encoding, integers separated by commas or spaces."""
+    text = text.strip()
+    if text.startswith("|"):
+        return table.space.from_genotype(text)
+    try:
+        values = [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(f"architecture {text[:80]!r}: expected a NAS-Bench-201 string or integers "
+                         f"separated by commas, e.g. {','.join(map(str, table.archs[0].tolist()))}") from None
+    return table.space.validate(values)
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """Print what the table knows of one architecture, with its noise floor."""
+    try:
+        table = load(args.table)
+        arch = parse_arch(table, args.arch)
+        answer = table.query(arch)
+        verdict = Judge(table, table.space).judge(arch)
+    except ValueError as error:
+        _fail(str(error))
+    if args.json:
+        print(json.dumps({**answer, "verdict": verdict}, default=str))
+        return 0
+    mean, se = answer["mean"], answer["standard_error"]
+
+    def pm(metric: str) -> str:
+        noise = f" ± {100 * se[metric]:.2f} (SE)" if math.isfinite(se[metric]) else ""
+        return f"{100 * mean[metric]:.2f}%{noise}"
+
+    print(f"table {table.name}: {table.space.describe(answer['arch'])} (encoding {answer['arch']}), "
+          f"{answer['params']} parameters")
+    for seed, row in answer["per_seed"].items():
+        failed = " (failed)" if not math.isfinite(row["test_accuracy"]) else ""
+        print(f"  seed {seed}: test {100 * row['test_accuracy']:.2f}%, validation {100 * row['val_accuracy']:.2f}%"
+              f"{failed}")
+    print(f"mean over {answer['n_seeds']} seed(s) at epoch {answer['epoch']}: test {pm('test_accuracy')}, "
+          f"validation {pm('val_accuracy')}")
+    regret_se = verdict["test_regret_se"]
+    noise = f" ± {100 * regret_se:.2f} (SE)" if math.isfinite(regret_se) else ""
+    print(f"regret {100 * verdict['test_regret']:.2f} pp{noise} against the best "
+          f"{100 * verdict['best_test_accuracy']:.2f}%; percentile {verdict['percentile']:.1f} of "
+          f"{verdict['n_archs']} architectures")
+    return 0
+
+
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``bench`` with its ``build`` and ``info`` subcommands.
+    """Register ``bench`` with its ``build``, ``info`` and ``query`` subcommands.
 
     Args:
         subparsers: what ``ArgumentParser.add_subparsers()`` returned.
@@ -163,4 +212,12 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print a table's summary")
     i.add_argument("table", nargs="?", default="nb201-mnist1d", help="shipped table name or path (default: nb201-mnist1d)")
     i.set_defaults(func=cmd_info)
+    q = sub.add_parser("query", help="print one architecture's row: per seed, mean ± standard error, regret",
+                       description="Look one architecture up in a table: its accuracy per training seed, the "
+                                   "mean with its standard error (the table's noise floor), its regret against "
+                                   "the table's best and its percentile.")
+    q.add_argument("arch", help="a NAS-Bench-201 string (|nor_conv_3x3~0|+|...|) or the encoding, e.g. 3,1,0,0,4,4")
+    q.add_argument("--table", default="nb201-mnist1d", help="shipped table name or path (default: nb201-mnist1d)")
+    q.add_argument("--json", action="store_true", help="print the row and the verdict as one JSON object")
+    q.set_defaults(func=cmd_query)
     return bench

@@ -40,7 +40,8 @@ class TabularEnv(ArchitectureEnv):
 
     info: ``val_accuracy`` (= reward), ``seed`` (the drawn seed, -1 for the mean),
     ``test_accuracy`` (mean over seeds; never used for the reward), ``test_regret`` (the
-    table's best mean test accuracy minus it), ``percentile`` (of the test accuracy among
+    table's best mean test accuracy minus it), ``test_accuracy_se`` and ``test_regret_se``
+    (their standard errors, the table's noise floor: ``Judge.judge``), ``percentile`` (of the test accuracy among
     the table's distinct architectures), ``params``, ``flops``, ``queries`` (so far),
     ``failed``, ``evaluations`` (1), ``nonfinite`` (False).
 
@@ -87,6 +88,10 @@ class TabularEnv(ArchitectureEnv):
         self._test_mean = self.table.mean("test_accuracy")
         best = self.table.best("test_accuracy")
         self.best_test, self.best_arch = best["value"], np.asarray(best["arch"], dtype=np.int64)
+        self._test_se = self.table.standard_error("test_accuracy")
+        best_row = self.table.row_of(self.best_arch)
+        self._regret_se = np.hypot(self._test_se, self._test_se[best_row])
+        self._regret_se[best_row] = 0.0
         self.observation_space = gym.spaces.Box(np.float32(0.0), np.float32(1.0), shape=(1,), dtype=np.float32)
 
     @property
@@ -124,7 +129,8 @@ class TabularEnv(ArchitectureEnv):
         self.last_reward = reward
         self._episode_over = True
         info = {"val_accuracy": reward, "seed": seed, "test_accuracy": test,
-                "test_regret": self.best_test - test, "percentile": self.table.value_percentile(test),
+                "test_regret": self.best_test - test, "test_accuracy_se": float(self._test_se[row]),
+                "test_regret_se": float(self._regret_se[row]), "percentile": self.table.value_percentile(test),
                 "params": int(self.table.params[row]), "flops": int(self.table.flops[row]),
                 "queries": self.steps, "failed": failed, "evaluations": 1, "nonfinite": False}
         return self._observation(), reward, True, False, info

@@ -138,6 +138,7 @@ class Judge:
         best = table.best("test_accuracy")
         self.best_test = best["value"]
         self.best_arch = best["arch"]
+        self.best_test_se = float(table.standard_error("test_accuracy")[table.row_of(best["arch"])])
         self.fill = Path(fill) if fill is not None else None
         self._filled: dict[tuple, dict] = {}
         if self.fill is not None and self.fill.is_file():
@@ -168,8 +169,9 @@ class Judge:
                 rows[seed] = row
         mean = {m: float(np.mean([r[m][-1] for r in rows.values()])) for m in ("test_accuracy", "val_accuracy")}
         percentile = self.table.value_percentile(mean["test_accuracy"])
-        return {"arch": list(key), "mean": mean, "epoch": int(self.table.epochs[-1]), "trained_on_demand": True}, \
-            percentile
+        se = {m: self.table.noise_sd(mean[m], m) / math.sqrt(len(rows)) for m in mean}
+        return {"arch": list(key), "mean": mean, "standard_error": se, "epoch": int(self.table.epochs[-1]),
+                "trained_on_demand": True}, percentile
 
     def judge(self, arch: Any, space: Any = None) -> dict:
         """The table's verdict on ``arch`` (an encoding of ``space``, default the search's).
@@ -178,6 +180,9 @@ class Judge:
             ``table`` (name), ``sha256``, ``arch`` (the table's representative encoding),
             ``test_accuracy`` and ``val_accuracy`` (means over the table's seeds),
             ``test_regret`` (best mean test accuracy of the table minus it), ``best_test_accuracy``,
+            ``test_accuracy_se`` and ``test_regret_se`` (their standard errors, the table's
+            noise floor: ``Table.standard_error`` of the cell, and of the cell and the best
+            combined as independent trainings; 0 for the best cell itself),
             ``percentile`` (share in % of the distinct architectures no better by test
             accuracy), ``n_archs``, ``epoch`` (the recorded epoch judged),
             ``trained_on_demand`` (the cell was not in the table and was trained, ``fill``).
@@ -188,10 +193,13 @@ class Judge:
         encoded = to_table_arch(self.table, self.space if space is None else space, arch)
         answer, percentile = self._answer(encoded)
         test = answer["mean"]["test_accuracy"]
+        se = answer["standard_error"]["test_accuracy"]
+        regret_se = 0.0 if answer["arch"] == self.best_arch else math.hypot(se, self.best_test_se)
         return {"table": self.table.name, "sha256": self.table.manifest.get("sha256"), "arch": answer["arch"],
                 "test_accuracy": test, "val_accuracy": answer["mean"]["val_accuracy"],
                 "test_regret": self.best_test - test if math.isfinite(test) else math.nan,
-                "best_test_accuracy": self.best_test, "percentile": percentile,
+                "best_test_accuracy": self.best_test, "test_accuracy_se": se, "test_regret_se": regret_se,
+                "percentile": percentile,
                 "n_archs": int(len(self.table.archs)), "epoch": answer["epoch"],
                 "trained_on_demand": bool(answer.get("trained_on_demand", False))}
 
@@ -260,6 +268,12 @@ def format_verdict(verdict: dict) -> str:
     trained = "; the cell is not in this sampled table and was trained with its recipe" \
         if verdict.get("trained_on_demand") else ""
     return (f"ground truth ({verdict['table']}, {verdict['n_archs']} architectures): test accuracy "
-            f"{100 * verdict['test_accuracy']:.2f}%, regret {100 * verdict['test_regret']:.2f} pp "
+            f"{100 * verdict['test_accuracy']:.2f}%, regret {100 * verdict['test_regret']:.2f} pp"
+            f"{_plus_minus(verdict.get('test_regret_se'))} "
             f"(best {100 * verdict['best_test_accuracy']:.2f}%), percentile {verdict['percentile']:.1f}{trained}")
 
+
+
+def _plus_minus(se: Any) -> str:
+    """`` ± x.xx (SE)`` in points, or nothing when the table cannot tell its noise (one seed)."""
+    return f" ± {100 * se:.2f} (SE)" if isinstance(se, float) and math.isfinite(se) else ""

@@ -64,6 +64,44 @@ def _seed_mean(values: np.ndarray) -> np.ndarray:
                         np.nan)
 
 
+#: Accuracy bins (quantiles of the seed mean) over which ``Table`` pools its seed variance.
+NOISE_BINS = 10
+#: Fewest cells with two or more seeds per noise bin (fewer cells: fewer bins).
+NOISE_MIN_PER_BIN = 20
+
+
+def noise_model(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The seed noise of one training as a function of a cell's level, from ``values [K, S]``.
+
+    A cell's own two seeds give its variance with one degree of freedom, too noisy to use
+    alone, and the noise is far from constant: collapsed cells scatter over several points,
+    good ones over a fraction of one. So the cells with two or more finite seeds are cut into
+    ``NOISE_BINS`` quantile bins of their seed mean (at least ``NOISE_MIN_PER_BIN`` cells a bin),
+    and each bin's sample variances (ddof 1) are pooled.
+
+    Returns:
+        ``(edges [B-1], sd [B])``: the inner bin edges on the seed-mean scale and the pooled
+        standard deviation of one training in each bin (``sd`` is ``[nan]`` with fewer than
+        two cells of two seeds: a one-seed table cannot tell its noise).
+    """
+    values = np.asarray(values, dtype=np.float64).reshape(len(values), -1)
+    count = np.isfinite(values).sum(axis=1)
+    paired = count >= 2
+    if paired.sum() < 2:
+        return np.empty(0), np.array([math.nan])
+    rows = values[paired]
+    means = _seed_mean(rows)
+    variance = np.nanvar(rows, axis=1, ddof=1)
+    bins = int(max(1, min(NOISE_BINS, paired.sum() // NOISE_MIN_PER_BIN)))
+    edges = np.quantile(means, np.linspace(0.0, 1.0, bins + 1)[1:-1])
+    index = np.searchsorted(edges, means, side="right")
+    members = np.bincount(index, minlength=bins)
+    pooled = np.bincount(index, weights=variance, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = np.sqrt(np.where(members > 0, pooled / np.maximum(members, 1), variance.mean()))
+    return edges, sd
+
+
 def figures(test_accuracy: np.ndarray, val_accuracy: Optional[np.ndarray] = None) -> dict[str, float]:
     """The table's quality figures from final accuracies ``[K, S]`` (nan = failed).
 
@@ -228,7 +266,7 @@ class Table:
             if row is not None and int(error["seed"]) in seed_index:
                 self.failed[row, seed_index[int(error["seed"])]] = True
         self.ran = np.isfinite(self.train_time_s) | self.failed
-        self._ranking: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # percentile's, per metric
+        self._cache: dict[tuple[str, str], Any] = {}  # (what, metric) -> arrays computed once
 
     # --- lookup ---------------------------------------------------------------------------------
     def row_of(self, arch: Any, space: Any = None) -> int:
@@ -274,16 +312,65 @@ class Table:
             space: optionally the space of ``arch`` (checked against the table's).
 
         Returns:
-            ``arch`` (the representative), ``per_seed`` ({seed: {metric: value}}), ``mean``
-            ({metric: mean over seeds, nan-ignoring}), ``params``, ``flops``, ``epoch``.
+            ``arch`` (the representative), ``per_seed`` ({seed: {metric: value}} for the
+            seeds the cell was trained with), ``mean`` ({metric: mean over seeds,
+            nan-ignoring}), ``standard_error`` ({metric: of that mean, ``standard_error``; at
+            the last epoch only, else nan}), ``n_seeds`` (finite test accuracies averaged),
+            ``params``, ``flops``, ``epoch``.
         """
         row = self.row_of(arch, space)
         per_seed = {int(s): {m: float(self._values(m, epoch)[row, j]) for m in METRICS}
-                    for j, s in enumerate(self.seeds)}
+                    for j, s in enumerate(self.seeds) if self.ran[row, j]}
         mean = {m: _nanmean(self._values(m, epoch)[row]) for m in METRICS}
-        return {"arch": self.archs[row].tolist(), "per_seed": per_seed, "mean": mean,
+        last = epoch is None or epoch == int(self.epochs[-1])
+        se = {m: float(self.standard_error(m)[row]) if last else math.nan for m in METRICS}
+        return {"arch": self.archs[row].tolist(), "per_seed": per_seed, "mean": mean, "standard_error": se,
+                "n_seeds": int(np.isfinite(self._values("test_accuracy", epoch)[row]).sum()),
                 "params": int(self.params[row]), "flops": int(self.flops[row]),
                 "epoch": int(self.epochs[-1] if epoch is None else epoch)}
+
+    # --- noise ----------------------------------------------------------------------------------
+    def noise_sd(self, value: float, metric: str = "test_accuracy") -> float:
+        """The standard deviation of one training of a cell whose seed-mean ``metric`` is
+        ``value``, pooled over the table's cells at that level (``noise_model``; nan for a nan
+        ``value`` or a table with one seed)."""
+        edges, sd = self._noise(metric)
+        if not math.isfinite(value):
+            return math.nan
+        return float(sd[int(np.searchsorted(edges, value, side="right"))])
+
+    def standard_error(self, metric: str = "test_accuracy") -> np.ndarray:
+        """``[K]``: the standard error of each cell's seed mean of ``metric`` at the last epoch,
+        its level's one-training deviation (``noise_sd``) over the root of its finite seeds: a
+        cell with one seed has the noise of one training, a paired cell ``1/sqrt(2)`` of it
+        (nan: every training of the cell failed, or the table has one seed)."""
+        if ("se", metric) not in self._cache:
+            edges, sd = self._noise(metric)
+            values = self._values(metric, None)
+            count = np.isfinite(values).sum(axis=1)
+            index = np.searchsorted(edges, np.nan_to_num(_seed_mean(values)), side="right")
+            self._cache[("se", metric)] = np.where(count > 0, sd[index] / np.sqrt(np.maximum(count, 1)), math.nan)
+        return self._cache[("se", metric)]
+
+    def _noise(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """``noise_model`` of ``metric`` at the last recorded epoch, computed once per metric."""
+        if ("noise", metric) not in self._cache:
+            self._cache[("noise", metric)] = noise_model(self._values(metric, None))
+        return self._cache[("noise", metric)]
+
+    def noise_summary(self) -> str:
+        """The ``noise floor`` line of ``info``: what one training and a seed mean scatter by."""
+        se = self.standard_error("test_accuracy")
+        means = self.mean("test_accuracy")
+        ok = np.isfinite(se) & np.isfinite(means)
+        if not ok.any():
+            return "noise floor: unknown (fewer than two cells trained with two seeds)"
+        good = ok & (means > np.median(means[ok]))
+        sd = self._noise("test_accuracy")[1]
+        return (f"noise floor (standard error of a cell's seed-mean test accuracy, seed variance pooled per "
+                f"accuracy decile): median {100 * np.median(se[ok]):.2f} pp over all cells, "
+                f"{100 * np.median(se[good]):.2f} pp above the median; one training scatters by "
+                f"{100 * sd[0]:.2f} pp (lowest decile) to {100 * sd[-1]:.2f} pp (highest)")
 
     def mean(self, metric: str = "test_accuracy", epoch: Optional[int] = None) -> np.ndarray:
         """``[K]``: ``metric`` averaged over seeds per distinct architecture (nan = all failed)."""
@@ -325,10 +412,10 @@ class Table:
     def _ranked(self, metric: str) -> tuple[np.ndarray, np.ndarray]:
         """``(seed means [K], their finite values sorted)`` of ``metric`` at the last recorded
         epoch, computed once per metric (``percentile`` runs on every ``Tabular-v0`` query)."""
-        if metric not in self._ranking:
+        if ("ranked", metric) not in self._cache:
             means = self.mean(metric)
-            self._ranking[metric] = means, np.sort(means[np.isfinite(means)])
-        return self._ranking[metric]
+            self._cache[("ranked", metric)] = means, np.sort(means[np.isfinite(means)])
+        return self._cache[("ranked", metric)]
 
     def covers_space(self) -> bool:
         """Whether every distinct architecture of the space is in the table."""
@@ -336,7 +423,8 @@ class Table:
         return every is not None and len(every) == len(self.archs)
 
     def summary(self) -> str:
-        return format_summary(self.manifest)
+        """``format_summary`` of the manifest and the noise floor line."""
+        return format_summary(self.manifest) + "\n" + self.noise_summary()
 
 
 def _nanmean(values: np.ndarray) -> float:
