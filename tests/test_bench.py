@@ -452,9 +452,18 @@ def test_reliability_subset_comes_first_and_has_every_seed():
     archs = nb1d.plan_archs(TINY_SPACE)
     items = nb1d.plan_items(archs, [0, 1, 2], reliability_archs=5)
     assert len(items) == 5 * 3 + 11
-    subset = [tuple(a) for a, s in items[:5]]
-    assert [s for _, s in items[:15]] == [0] * 5 + [1] * 5 + [2] * 5
-    assert [tuple(a) for a, _ in items[5:10]] == subset and [s for _, s in items[15:]] == [0] * 11
+    subset = [tuple(items[3 * k][0]) for k in range(5)]  # each subset cell with every seed in a row
+    assert [s for _, s in items[:15]] == [0, 1, 2] * 5 and [s for _, s in items[15:]] == [0] * 11
+    assert [tuple(a) for a, _ in items[:15]] == [a for a in subset for _ in range(3)]
+    big = nb1d.plan_items(nb1d.plan_archs(get("nb201")), [0, 1], reliability_archs=2000)
+    first = [tuple(a) for a, _ in big[:400:2]]
+    assert first != sorted(first)  # a cut inside the subset is a random sample, not the first cells
+    old_plan = np.random.default_rng(1)  # the subset and the rest's order are those of earlier versions
+    chosen = np.zeros(16, dtype=bool)
+    chosen[old_plan.choice(16, size=5, replace=False)] = True
+    assert sorted(subset) == sorted(tuple(a) for a in archs[chosen].tolist())
+    assert [tuple(a) for a, _ in items[15:]] == [tuple(a) for a in
+                                                  archs[~chosen][old_plan.permutation(11)].tolist()]
     assert len({tuple(a) for a, _ in items}) == 16
     rest = [tuple(a) for a, _ in items[15:]]  # the rest in a random order: a cut build is a random sample
     assert rest != sorted(rest, key=lambda a: [tuple(x) for x in archs.tolist()].index(a))

@@ -219,9 +219,13 @@ def plan_items(archs: np.ndarray, seeds: Sequence[int], reliability_archs: Optio
 
     With ``reliability_archs`` the seeds after the first train only that many distinct
     architectures, drawn at random (the reliability subset); the first seed trains all. The
-    subset comes first, with every seed, so a build cut short still has the seed-agreement
-    figures; then the first seed for the rest, in a random order, so a build cut anywhere
-    holds a random sample of the architectures.
+    subset comes first, in a random order and each architecture with every seed in a row, so
+    a build cut anywhere in it is a random sample of the space with every seed on each
+    sampled cell (a sampled table, with the seed-agreement figures); then the first seed for
+    the rest, in a random order, so a build cut anywhere holds a random sample of the
+    architectures. Which architectures form the subset, and the order of the rest, depend
+    only on ``archs`` and ``reliability_archs``, so a build resumed by a later version trains
+    the same cells.
 
     Args:
         archs: ``[K, D]`` the distinct architectures.
@@ -239,8 +243,9 @@ def plan_items(archs: np.ndarray, seeds: Sequence[int], reliability_archs: Optio
     rng = np.random.default_rng(1)
     chosen = np.zeros(len(archs), dtype=bool)
     chosen[rng.choice(len(archs), size=reliability_archs, replace=False)] = True
-    subset, rest = archs[chosen].tolist(), archs[~chosen][rng.permutation(int((~chosen).sum()))].tolist()
-    return [(a, s) for s in seeds for a in subset] + [(a, seeds[0]) for a in rest]
+    rest = archs[~chosen][rng.permutation(int((~chosen).sum()))].tolist()
+    subset = archs[chosen][rng.permutation(reliability_archs)].tolist()
+    return [(a, s) for a in subset for s in seeds] + [(a, seeds[0]) for a in rest]
 
 
 def _check_build_dir(out: Path, settings: dict) -> list[dict]:
