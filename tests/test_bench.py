@@ -14,7 +14,7 @@ import pytest
 
 import nasgen.envs  # noqa: F401  (registers the ids)
 from nasgen import nb1d
-from nasgen.nb1d import METRICS, Recipe, build, load, pack
+from nasgen.nb1d import METRICS, Recipe, build, load, pack, read_rows
 from nasgen.searchspace import CellSearchSpace, get
 
 TINY_SPACE = CellSearchSpace("tiny", ("none", "skip_connect"), n_nodes=1)
@@ -446,6 +446,40 @@ def test_local_build_refuses_ray_flags(tmp_path, capsys):
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--local" in err, err
     assert not out.exists()
+
+
+def test_a_build_split_across_machines_merges_back(tmp_path, capsys):
+    """A copy trained further elsewhere (a GPU) merges into a folder that grew meanwhile."""
+    import shutil as sh
+    from nasgen.cli import main
+
+    seeds, here, there = [0, 1], tmp_path / "here", tmp_path / "there"
+    first = build(TINY_SPACE, "digits", seeds, TINY_RECIPE, here, limit_archs=4, local=True, stop_after=2,
+                  progress=False)
+    sh.copytree(here, there)  # the copy that travels
+    build(TINY_SPACE, "digits", seeds, TINY_RECIPE, there, limit_archs=4, local=True, progress=False)
+    build(TINY_SPACE, "digits", seeds, TINY_RECIPE, here, limit_archs=4, local=True, stop_after=2, progress=False)
+    grown = len(read_rows(here / "rows.jsonl"))
+    assert len(first) == 2 and grown == 4
+    assert main(["bench", "merge", str(there), str(here)]) == 0
+    assert "merged 4 row(s)" in capsys.readouterr().out
+    rows = read_rows(here / "rows.jsonl")
+    assert len(rows) == 8 and len({(tuple(r["arch"]), r["seed"]) for r in rows}) == 8
+    sessions = json.loads((here / "build.json").read_text())["sessions"]
+    assert len(sessions) == 3  # its own two starts and the copy's second one
+    assert {r["session"] for r in rows} == {0, 1, 2}
+    elsewhere = json.loads((there / "build.json").read_text())["sessions"][1]
+    assert sessions[2] == elsewhere and all(r["session"] == 2 for r in rows[4:])
+    assert main(["bench", "merge", str(there), str(here)]) == 0 and "merged 0 row(s)" in capsys.readouterr().out
+    assert json.loads(pack(here, "t").read_text())["n_rows"] == 8
+    other = tmp_path / "other"
+    build(TINY_SPACE, "digits", [0], TINY_RECIPE, other, limit_archs=4, local=True, stop_after=1, progress=False)
+    for argv, message in (([str(other), str(here)], "hold builds with other seeds"),
+                          ([str(tmp_path / "nope"), str(here)], "is not a build folder")):
+        assert main(["bench", "merge", *argv]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, err
+    assert len(read_rows(here / "rows.jsonl")) == 8
 
 
 def test_reliability_subset_comes_first_and_has_every_seed():

@@ -1,4 +1,4 @@
-"""``nasgen bench build``, ``nasgen bench info`` and ``nasgen bench query``."""
+"""``nasgen bench build``, ``merge``, ``info`` and ``query``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nasgen import searchspace
 from nasgen.config import parse_key_values
 from nasgen.nb1d.archs import all_distinct, plan_archs
 from nasgen.nb1d.judge import Judge
-from nasgen.nb1d.build import build, pack
+from nasgen.nb1d.build import build, merge, pack
 from nasgen.nb1d.recipe import Recipe, training_device
 from nasgen.nb1d.manifest import plain_name
 from nasgen.nb1d.table import SHIPPED_DIR, format_summary, load
@@ -101,6 +101,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Append the rows a copy of a build folder trained elsewhere."""
+    for folder in (args.src, args.out):
+        if not (Path(folder) / "build.json").is_file():
+            _fail(f"{folder} is not a build folder (no build.json)")
+    try:
+        added = merge(args.src, args.out)
+    except ValueError as error:
+        _fail(str(error))
+    print(f"merged {added} row(s) of {args.src} into {args.out}; `nasgen bench build` with the same settings and "
+          f"--out {args.out} packs them (or resumes the rest)")
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     """Print a table's summary."""
     try:
@@ -163,7 +177,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``bench`` with its ``build``, ``info`` and ``query`` subcommands.
+    """Register ``bench`` with its ``build``, ``merge``, ``info`` and ``query`` subcommands.
 
     Args:
         subparsers: what ``ArgumentParser.add_subparsers()`` returned.
@@ -209,6 +223,14 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     a.add_threads_argument(b)
     b.set_defaults(func=cmd_build)
+    m = sub.add_parser("merge", help="append the rows a copy of a build folder trained elsewhere (a GPU)",
+                       description="Append to build folder OUT the finished rows of SRC that OUT lacks: SRC is a "
+                                   "copy of OUT trained further on another machine (a lent GPU, a cluster) while "
+                                   "OUT may have grown. Both must be the same build; each row keeps the session "
+                                   "(device, versions) that trained it.")
+    m.add_argument("src", help="the build folder trained elsewhere")
+    m.add_argument("out", help="the build folder to append to")
+    m.set_defaults(func=cmd_merge)
     i = sub.add_parser("info", help="print a table's summary")
     i.add_argument("table", nargs="?", default="nb201-mnist1d", help="shipped table name or path (default: nb201-mnist1d)")
     i.set_defaults(func=cmd_info)

@@ -8,9 +8,9 @@ for every encoding of the space.
 """
 
 from .archs import CANONICAL, all_distinct, canonicalizer, plan_archs
-from .build import build, pack, plan_items, read_rows
+from .build import build, merge, pack, plan_items, read_rows
 from .recipe import METRICS, Recipe, train_architecture, train_group
 from .table import SHIPPED_DIR, Table, figures, load, spearman
 
-__all__ = ["CANONICAL", "all_distinct", "build", "canonicalizer", "pack", "plan_archs", "plan_items",
+__all__ = ["CANONICAL", "all_distinct", "build", "canonicalizer", "merge", "pack", "plan_archs", "plan_items",
            "read_rows", "METRICS", "Recipe", "train_architecture", "train_group", "SHIPPED_DIR", "Table", "figures", "load", "spearman"]

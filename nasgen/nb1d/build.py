@@ -14,7 +14,8 @@ A build directory holds::
     rows.rejected.jsonl  lines moved out of ``rows.jsonl`` because they were not rows of the
                   build (``read_rows(move_bad_lines=True)``, ``--move-bad-rows``)
 
-A restart reads ``rows.jsonl`` (a torn last line from a kill is cut off; any other line that
+Rows trained elsewhere from a copy of the folder come back with ``merge`` (``nasgen bench
+merge``). A restart reads ``rows.jsonl`` (a torn last line from a kill is cut off; any other line that
 is not a row of the build stops it, naming the line), skips the (architecture, seed) pairs
 that have a row without an error, and trains the rest; rows with an error are trained again,
 and packing keeps the last row of each pair.
@@ -283,6 +284,59 @@ def _start_build_dir(out: Path, settings: dict, sessions: list[dict], device: st
     sessions = sessions + [{"started": time.time(), "device": device, "versions": versions()}]
     (out / BUILD).write_text(json.dumps({**settings, "sessions": sessions}, indent=2) + "\n")
     return len(sessions) - 1
+
+
+def merge(src: str | Path, out: str | Path) -> int:
+    """Append to build folder ``out`` the finished rows of build folder ``src`` that it lacks.
+
+    For a build split across machines: a copy of ``out`` trained further elsewhere (a lent
+    GPU, another cluster) comes back as ``src``, while ``out`` may have grown meanwhile. Both
+    must be the same build (every setting of ``build.json`` but the sessions equal). Each
+    merged row keeps the start that trained it: a session of ``src`` that ``out`` lacks is
+    appended to ``out``'s sessions and the row's ``session`` renumbered, so the packed table
+    still says which device trained it. Runs under ``out``'s build lock; rows of ``src`` are
+    checked like those of a build before anything is written.
+
+    Returns:
+        The number of rows appended.
+
+    Raises:
+        ValueError: one line: a folder without a readable build, builds of other settings,
+            a bad row, or ``out`` locked by a running build.
+    """
+    src, out = Path(src), Path(out)
+    theirs, mine = read_settings(src), read_settings(out)
+    differing = sorted(k for k in set(mine) | set(theirs) if k != "sessions" and mine.get(k) != theirs.get(k))
+    if differing:
+        raise ValueError(f"build folders {src} and {out} hold builds with other {', '.join(differing)}; "
+                         f"only rows of the same build merge")
+    check = row_check(from_dict(mine["space"]), mine["seeds"], Recipe.from_dict(mine["recipe"]))
+    incoming = {_key(r): r for r in read_rows(src / ROWS, check=check) if r.get("error") is None}
+    with build_lock(out):
+        mine = read_settings(out)  # as of now, under the lock
+        done = {_key(r) for r in read_rows(out / ROWS, repair=True, check=check) if r.get("error") is None}
+        new = [r for key, r in incoming.items() if key not in done]
+        if not new:
+            return 0
+        sessions, their_sessions = list(mine.get("sessions", [])), theirs.get("sessions", [])
+        renumber: dict[Any, Any] = {None: None}
+        for row in new:
+            k = row.get("session")
+            if k not in renumber:
+                session = their_sessions[k] if isinstance(k, int) and k < len(their_sessions) else None
+                if session is None:
+                    renumber[k] = None
+                elif session in sessions:
+                    renumber[k] = sessions.index(session)
+                else:
+                    sessions.append(session)
+                    renumber[k] = len(sessions) - 1
+        jsonfile.replace_file(out / BUILD, (json.dumps({**mine, "sessions": sessions}, indent=2) + "\n").encode())
+        with open(out / ROWS, "a") as f:
+            f.write("".join(json.dumps({**row, "session": renumber[row.get("session")]}) + "\n" for row in new))
+            f.flush()
+            os.fsync(f.fileno())
+    return len(new)
 
 
 def build_time(sessions: list[dict], rows: list[dict]) -> float:
