@@ -27,25 +27,23 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-from nasgen import controllers, jsonfile
+from nasgen import compare, controllers, jsonfile
 from nasgen.runtime import isolated_seed, load_average  # noqa: F401  (the scripts call C.isolated_seed, C.load_average)
 from nasgen.search import Search, SearchConfig, seed_everything
 from nasgen.searchspace import PluginError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-#: Extra rows besides the registered names: label -> (controller, env kwargs overriding its defaults).
+#: Extra rows besides the registered names, from ``nasgen compare``'s variants: label ->
+#: (controller, env kwargs overriding its defaults), those every env with credit runs ...
 VARIANTS: dict[str, tuple[str, dict]] = {
-    "credit[hybrid]": ("credit", {"credit": "hybrid"}),
-    "credit[exact]": ("credit", {"credit": "exact"}),
-}
-
-#: Rows only the supernet env (``nasgen/OneShotNAS-v0``) runs: label -> (controller, env kwargs,
-#: controller kwargs). Kept apart from ``VARIANTS``, which the teacher benchmarks run on every env.
+    label: (v.controller, dict(v.env_kwargs)) for label, v in compare.VARIANTS.items()
+    if compare.TEACHER_ID in v.envs}
+#: ... and label -> (controller, env kwargs, controller kwargs), those only the supernet env
+#: (``nasgen/OneShotNAS-v0``) runs.
 SUPERNET_VARIANTS: dict[str, tuple[str, dict, dict]] = {
-    "credit[train]": ("credit", {"credit_batch": "train"}, {}),  # credit from the weight-training pass
-    "darts[2nd]": ("darts", {}, {"order": 2}),  # the finite-difference second-order alpha gradient
-}
+    label: (v.controller, dict(v.env_kwargs), dict(v.controller_kwargs)) for label, v in compare.VARIANTS.items()
+    if v.envs == (compare.ONESHOT_ID,)}
 
 #: Row order of the tables: the proposed method, the gradient baselines, the other black boxes.
 PREFERRED_ORDER = ("credit", "credit[hybrid]", "credit[exact]", "credit[train]", "darts", "darts[2nd]", "snas",

@@ -98,6 +98,43 @@ REPORT = "report"
 BOOTSTRAP_SEED = 0
 
 
+# --- variants -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    """A compared method that is a registered controller with settings changed: its name is
+    ``CONTROLLER[what]`` and it runs only where those settings mean something."""
+
+    controller: str
+    """the registered controller it runs"""
+    env_kwargs: dict = field(default_factory=dict)
+    """environment keywords over the suite's"""
+    controller_kwargs: dict = field(default_factory=dict)
+    """controller keywords"""
+    envs: tuple[str, ...] = ()
+    """the environment ids whose suites run it"""
+
+
+#: The harness's variants: credit with exact or hybrid credit estimates, credit from the
+#: weight-training batch, DARTS with its second-order alpha gradient.
+VARIANTS: dict[str, Variant] = {
+    "credit[hybrid]": Variant("credit", {"credit": "hybrid"}, envs=(ONESHOT_ID, TEACHER_ID)),
+    "credit[exact]": Variant("credit", {"credit": "exact"}, envs=(ONESHOT_ID, TEACHER_ID)),
+    "credit[train]": Variant("credit", {"credit_batch": "train"}, envs=(ONESHOT_ID,)),
+    "darts[2nd]": Variant("darts", controller_kwargs={"order": 2}, envs=(ONESHOT_ID,)),
+}
+
+
+def variant_of(method: str) -> Variant:
+    """The ``Variant`` a compared method runs (a plain controller: itself, nothing changed);
+    ``InputError`` (one line) for an unknown name."""
+    if method in VARIANTS:
+        return VARIANTS[method]
+    if "[" in method and method.endswith("]"):
+        raise InputError(f"unknown variant {short(method)}; choose from: {', '.join(VARIANTS)}")
+    _controller(method)
+    return Variant(method)
+
+
 # --- the suites -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Suite:
@@ -181,7 +218,8 @@ class CompareConfig:
     ``QUICK`` with ``quick``); ``resolved`` fills them in."""
 
     controllers: Optional[tuple[str, ...]] = field(default=None, metadata=checks.field(_name_list))
-    """methods to compare: controller names (built-ins, plug-ins, module:Class); default: every registered one"""
+    """methods to compare: controller names (built-ins, plug-ins, module:Class) and VARIANTS (credit[hybrid],
+    credit[exact], credit[train], darts[2nd]); default: every registered controller and every variant"""
     suites: Optional[tuple[str, ...]] = field(default=None, metadata=checks.field(_name_list))
     """suites: nb1d, nb1d-table, teacher, nbg; default: every suite available here (nbg needs nas_bench_graph)"""
     seeds: Optional[int] = field(default=None, metadata=checks.field(checks.integer_at_least(1)))
@@ -326,21 +364,29 @@ def _controller(name: str) -> type:
 
 def _reason(env_id: str, method: str) -> Optional[str]:
     """Why ``method`` cannot run on ``env_id`` (its first clause), or None."""
-    reason = search_config.incompatibility(env_id, method)
+    variant = variant_of(method)
+    if variant.envs and env_id not in variant.envs:
+        return f"variant {method} runs on {', '.join(variant.envs)} only"
+    reason = search_config.incompatibility(env_id, variant.controller, variant.env_kwargs)
     return None if reason is None else reason.split(". ")[0].split("; ")[0]
 
 
-def _gate(suite: str, method: str, **options: Any) -> SearchConfig:
-    """The search config of one (method, suite), through the gate every search goes through."""
+def _gate(suite: str, method: str, env_kwargs: Optional[dict] = None, **options: Any) -> SearchConfig:
+    """The search config of one (method, suite), through the gate every search goes through
+    (a variant's settings over the suite's)."""
+    variant = variant_of(method)
     try:
-        return search_config.make_config(**options, controller=method, checkpoint_every=10**9)
+        return search_config.make_config(**options, controller=variant.controller,
+                                         env_kwargs={**(env_kwargs or {}), **variant.env_kwargs},
+                                         controller_kwargs=dict(variant.controller_kwargs), checkpoint_every=10**9)
     except (InputError, TypeError, ValueError) as error:
         raise InputError(f"{suite}: {method}: {error}") from None
 
 
 def _samples_per_step(method: str, space: Any) -> int:
     """Architectures ``method`` asks for per step (an instance knows: ASNG's depends on its lambda)."""
-    return controllers.make(method, space, seed=0).samples_per_step
+    variant = variant_of(method)
+    return controllers.make(variant.controller, space, seed=0, **variant.controller_kwargs).samples_per_step
 
 
 def _nb1d_env_kwargs(config: CompareConfig) -> dict:
@@ -381,7 +427,7 @@ def _specs(suite: str, method: str, config: CompareConfig, table_path: Optional[
                         steps=steps, table=ground_truth.OFF)
         return {"runner": "table", "config": asdict(checked)}
     if suite == TEACHER:
-        kind = _controller(method).kind
+        kind = _controller(variant_of(method).controller).kind
         per_step = 1 if kind == "gradient" else _samples_per_step(method, TeacherSpace(config.teacher_edges,
                                                                                        config.teacher_ops))
         checked = _gate(suite, method, env=TEACHER_ID, steps=max(1, math.ceil(config.teacher_evaluations / per_step)),
@@ -418,8 +464,8 @@ def check(config: CompareConfig) -> Plan:
         raise InputError("--num-cpus sizes a local Ray instance; it does not apply with --address")
     if config.seeds > MAX_SEEDS:
         raise InputError(f"--seeds: expected at most {MAX_SEEDS}, got {config.seeds}")
-    methods = list(config.controllers or controllers.names())
-    kinds = {m: _controller(m).kind for m in methods}
+    methods = list(config.controllers or [*controllers.names(), *VARIANTS])
+    kinds = {m: _controller(variant_of(m).controller).kind for m in methods}
     notes = []
     missing = nbg_unavailable()
     for suite in config.suites or ():

@@ -67,6 +67,29 @@ def test_teacher_comparison_runs_every_task_and_reports_it(tmp_path):
     assert report["markdown"] == text
 
 
+def test_variants_run_with_their_settings_where_they_mean_something(tmp_path, nb201_table):
+    methods = ("credit", "credit[hybrid]", "credit[exact]", "credit[train]", "darts[2nd]")
+    plan = compare.check(CompareConfig(controllers=methods, suites=("nb1d", "teacher"), seeds=1, local=True,
+                                       table=str(nb201_table), out=str(tmp_path / "plan")))
+    assert plan.rows["nb1d"] == list(methods)
+    assert plan.rows["teacher"] == ["credit", "credit[hybrid]", "credit[exact]"]
+    assert {(s["method"], s["suite"]) for s in plan.skipped} == {("credit[train]", "teacher"),
+                                                                  ("darts[2nd]", "teacher")}
+    spec = {(t.suite, t.method): t.spec["config"] for t in plan.tasks}
+    assert spec[("nb1d", "credit[hybrid]")]["env_kwargs"]["credit"] == "hybrid"
+    assert spec[("nb1d", "credit[train]")]["env_kwargs"]["credit_batch"] == "train"
+    assert spec[("nb1d", "darts[2nd]")]["controller"] == "darts"
+    assert spec[("nb1d", "darts[2nd]")]["controller_kwargs"] == {"order": 2}
+    assert spec[("teacher", "credit[exact]")]["env_kwargs"] == {"n_edges": 10, "n_ops": 10, "credit": "exact"}
+    assert "credit" not in spec[("nb1d", "credit")]["env_kwargs"]  # the plain method keeps the env's default
+    default = compare.check(CompareConfig(suites=("teacher",), seeds=1, local=True, out=str(tmp_path / "d")))
+    assert {"credit[hybrid]", "credit[exact]"} <= set(default.methods)
+    report = quiet_run(controllers=("credit", "credit[exact]"), out=str(tmp_path / "cmp"), **TINY_TEACHER)
+    assert report["failed"] == 0 and (tmp_path / "cmp" / "tasks").is_dir()
+    assert any(n.startswith("teacher__credit-exact-") for n in os.listdir(tmp_path / "cmp" / "tasks"))
+    assert "| credit[exact] | black-box | 2 |" in report["markdown"]
+
+
 def test_a_rerun_skips_finished_tasks_and_a_grown_plan_runs_only_the_new_ones(tmp_path, monkeypatch):
     out = tmp_path / "cmp"
     quiet_run(controllers=("random",), out=str(out), **TINY_TEACHER)
@@ -172,6 +195,7 @@ def test_the_command_line_builds_the_config(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--controllers", "credit,nosuch"], "unknown controller 'nosuch'"),
     (["--controllers", "credit,credit"], "expected distinct names"),
+    (["--controllers", "credit[nosuch]"], "unknown variant 'credit[nosuch]'; choose from: credit[hybrid]"),
     (["--suite", "nosuch"], "unknown suite 'nosuch'"),
     (["--seeds", "0"], "expected an integer >= 1"),
     (["--address", "not an address"], "expected auto, HOST:PORT"),
