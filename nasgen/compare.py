@@ -72,7 +72,7 @@ from nasgen.checks import InputError, short
 from nasgen.envs.nas_bench_graph import DATASETS as NBG_DATASETS
 from nasgen.envs.teacher import TeacherSpace
 from nasgen.nb1d import judge as ground_truth
-from nasgen.nb1d.table import resolve as resolve_table
+from nasgen.nb1d.table import load as load_table, resolve as resolve_table
 from nasgen.search import Search, SearchConfig
 from nasgen.searchspace import get as get_space
 
@@ -389,16 +389,21 @@ def _samples_per_step(method: str, space: Any) -> int:
     return controllers.make(variant.controller, space, seed=0, **variant.controller_kwargs).samples_per_step
 
 
-def _nb1d_env_kwargs(config: CompareConfig) -> dict:
-    return {"dataset": "mnist1d", "space": config.space, "C": config.supernet_channels,
-            "n_cells": config.supernet_cells, "batch_size": config.batch_size, "warmup_epochs": config.warmup_epochs}
+def _nb1d_env_kwargs(config: CompareConfig, table: Any) -> dict:
+    """The nb1d supernet's keywords: the task the judging table was trained on (its MNIST-1D
+    generator options), at the comparison's supernet size and budget."""
+    kwargs = {"dataset": "mnist1d", "space": config.space, "C": config.supernet_channels,
+              "n_cells": config.supernet_cells, "batch_size": config.batch_size, "warmup_epochs": config.warmup_epochs}
+    options = ground_truth.task_options(table)
+    return {**kwargs, "dataset_options": options} if options else kwargs
 
 
 def _judge(config: CompareConfig) -> ground_truth.Judge:
     """The judge of the nb1d suites; ``InputError`` for a table that cannot judge them."""
     try:
         space = get_space(config.space)
-        judge = ground_truth.for_search(config.table, space, "mnist1d")
+        options = ground_truth.task_options(load_table(config.table))  # its searches run the table's task
+        judge = ground_truth.for_search(config.table, space, "mnist1d", options)
     except (KeyError, ValueError) as error:
         raise InputError(str(error).strip("'\"")) from None
     if not judge.table.covers_space():
@@ -410,14 +415,15 @@ def _judge(config: CompareConfig) -> ground_truth.Judge:
 def _specs(suite: str, method: str, config: CompareConfig, table_path: Optional[str], table: Any) -> dict:
     """The seed-free part of a task's spec: which runner, and its checked search config."""
     if suite == NB1D:
-        checked = _gate(suite, method, env=ONESHOT_ID, env_kwargs=_nb1d_env_kwargs(config), epochs=config.epochs,
+        checked = _gate(suite, method, env=ONESHOT_ID, env_kwargs=_nb1d_env_kwargs(config, table), epochs=config.epochs,
                         protocol=config.protocol, table=table_path)
         return {"runner": "supernet", "config": asdict(checked)}
     if suite == NB1D_TABLE:
         if method == RANDOM_EPOCHS:
             checked = _gate(suite, "random", env=TABULAR_ID, env_kwargs={"table": table_path, "budget": 1}, steps=1,
                             table=ground_truth.OFF)
-            budget = _gate(NB1D, "random", env=ONESHOT_ID, env_kwargs=_nb1d_env_kwargs(config), epochs=config.epochs,
+            budget = _gate(NB1D, "random", env=ONESHOT_ID, env_kwargs=_nb1d_env_kwargs(config, table),
+                           epochs=config.epochs,
                            protocol=config.protocol, table=ground_truth.OFF)
             return {"runner": "random-epochs", "config": asdict(checked), "budget_config": asdict(budget),
                     "recipe_epochs": table.manifest["recipe"]["epochs"]}

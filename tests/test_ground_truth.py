@@ -48,11 +48,41 @@ def test_judge_maps_nozero_archs_and_checks_the_task(nb201_table):
                         ((nb201, "digits"), "trained on dataset 'mnist1d', the search runs on 'digits'")):
         with pytest.raises(ground_truth.TableError, match=match):
             ground_truth.for_search(str(nb201_table), *args)
-    with pytest.raises(ground_truth.TableError, match="dataset option noise=None, the search sets noise=0.5"):
+    with pytest.raises(ground_truth.TableError, match="unknown mnist1d option 'noise'"):
         ground_truth.for_search(str(nb201_table), nb201, "mnist1d", {"noise": 0.5})
+    with pytest.raises(ground_truth.TableError, match="trained on mnist1d with iid_noise_scale=0.02, the search "
+                                                      "runs it with iid_noise_scale=0.04"):
+        ground_truth.for_search(str(nb201_table), nb201, "mnist1d", {"iid_noise_scale": 0.04})
     with pytest.raises(ground_truth.TableError, match="--table nope: no table 'nope'"):
         ground_truth.for_search("nope", nb201, "mnist1d")
     assert ground_truth.for_search("none", nb201, "mnist1d") is None
+
+
+def test_a_table_of_a_harder_task_judges_only_searches_of_that_task(nb201_table, tmp_path):
+    """A table trained on noisier MNIST-1D (NAS-Bench-1D v2) refuses a search of the default task,
+    names the options to give, and judges a search that gives them."""
+    from nasgen import compare
+
+    manifest = json.loads(nb201_table.read_text())
+    manifest["recipe"]["data_options"] = {"iid_noise_scale": 0.04, "corr_noise_scale": 0.5, "n_train": 500}
+    harder = tmp_path / "harder.json"
+    harder.write_text(json.dumps(manifest))
+    shutil.copy(nb201_table.with_suffix(".npz"), harder.with_suffix(".npz"))
+    nb201 = get("nb201")
+    with pytest.raises(ground_truth.TableError, match=r"with iid_noise_scale=0.04, the search runs it with "
+                       r"iid_noise_scale=0.02; search the table's task: --env-kwargs "
+                       r'dataset_options=\{"iid_noise_scale":0.04,"corr_noise_scale":0.5\}'):
+        ground_truth.for_search(str(harder), nb201, "mnist1d", {"n_train": 400})
+    options = {"iid_noise_scale": 0.04, "corr_noise_scale": 0.5, "n_train": 400}  # the split size is free
+    assert ground_truth.for_search(str(harder), nb201, "mnist1d", options) is not None
+    assert ground_truth.task_options(load(harder)) == {"iid_noise_scale": 0.04, "corr_noise_scale": 0.5}
+    plan = compare.check(compare.CompareConfig(controllers=("random",), suites=("nb1d", "nb1d-table"), seeds=1,
+                                               local=True, table=str(harder), out=str(tmp_path / "c")))
+    for task in plan.tasks:  # nasgen compare searches the table's task
+        if task.spec["runner"] in ("supernet",):
+            assert task.spec["config"]["env_kwargs"]["dataset_options"] == {"iid_noise_scale": 0.04,
+                                                                            "corr_noise_scale": 0.5}
+    assert {t.spec["runner"] for t in plan.tasks} >= {"supernet", "table"}
 
 
 def test_shipped_table_is_found_by_space_and_dataset(nb201_table, tmp_path, monkeypatch):

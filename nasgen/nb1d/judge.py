@@ -15,6 +15,7 @@ another space map into the table's space through their NAS-Bench-201 string, so 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -24,6 +25,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from nasgen.searchspace import dataset_options as get_dataset_options
 from nasgen.searchspace import get as get_space
 from nasgen.searchspace.registry import Registry
 
@@ -214,11 +216,29 @@ def _check_task(table: Table, space: Any, dataset: Optional[str], dataset_option
     except ValueError as error:
         raise TableError(str(error)) from None
     free = FREE_DATA_OPTIONS.get(built_on, ())
-    recipe_options = table.manifest.get("recipe", {}).get("data_options", {}) or {}
-    for key, value in sorted((dataset_options or {}).items()):
-        if key not in free and recipe_options.get(key) != value:
-            raise TableError(f"table {table.name!r} was trained with dataset option {key}="
-                             f"{recipe_options.get(key)!r}, the search sets {key}={value!r}")
+    recipe_options = task_options(table)
+    try:
+        theirs = get_dataset_options(built_on, recipe_options)
+        ours = get_dataset_options(built_on, dataset_options)
+    except (KeyError, ValueError) as error:
+        raise TableError(f"table {table.name!r} cannot judge this search: {str(error).strip(chr(39))}") from None
+    if theirs is None:
+        return
+    for f in dataclasses.fields(theirs):  # every option as each side has it, defaults included
+        mine, its = getattr(ours, f.name), getattr(theirs, f.name)
+        if f.name not in free and mine != its:
+            raise TableError(f"table {table.name!r} was trained on {built_on} with {f.name}={its!r}, the search "
+                             f"runs it with {f.name}={mine!r}; search the table's task: --env-kwargs "
+                             f"dataset_options={json.dumps(recipe_options, separators=(',', ':'))}")
+
+
+def task_options(table: Table) -> dict:
+    """The dataset options of the task ``table`` was trained on that a search must share with it
+    (its recipe's ``data_options`` less ``FREE_DATA_OPTIONS``): what a search judged by this
+    table sets in ``dataset_options``."""
+    free = FREE_DATA_OPTIONS.get(table.manifest.get("dataset"), ())
+    options = table.manifest.get("recipe", {}).get("data_options", {}) or {}
+    return {k: v for k, v in options.items() if k not in free}
 
 
 def for_search(table: Optional[str], space: Any, dataset: Optional[str],
