@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -22,17 +23,20 @@ from nasgen.searchspace import get
 RECIPE = Recipe(train_size=64, val_size=64, test_size=64, epochs=2, batch_size=32, C=2)
 
 
-def write_synthetic_nb201_table(out: Path, name: str = "synthetic", seeds=(0, 1)) -> Path:
-    """Write and pack the table under ``out``; returns its manifest path."""
+def write_synthetic_nb201_table(out: Path, name: str = "synthetic", seeds=(0, 1), sample: Optional[int] = None) -> Path:
+    """Write and pack the table under ``out``; returns its manifest path. ``sample``: only
+    that many cells, drawn at random (a sampled table)."""
     space = get("nb201")
     archs = all_distinct(space)
     rng = np.random.default_rng(0)
+    if sample is not None:
+        archs = archs[np.sort(rng.choice(len(archs), size=sample, replace=False))]
     weight = np.array([0.0, 0.01, 0.03, 0.05, 0.005])  # none, skip, conv1x1, conv3x3, pool
     base = 0.5 + weight[archs].sum(axis=1) + 0.02 * rng.standard_normal(len(archs))
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     settings = {"space": space.to_dict(), "dataset": "mnist1d", "seeds": list(seeds), "recipe": RECIPE.to_dict(),
-                "limit_archs": None, "sessions": [{"started": started}]}
+                "limit_archs": sample, "sessions": [{"started": started}]}
     (out / "build.json").write_text(json.dumps(settings))
     with open(out / "rows.jsonl", "w") as f:
         for arch, acc in zip(archs.tolist(), base.tolist()):

@@ -7,6 +7,7 @@ table); a real Ray run and a kill-and-resume of the command are marked slow.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -65,6 +66,29 @@ def test_teacher_comparison_runs_every_task_and_reports_it(tmp_path):
     text = (out / "report.md").read_text()
     assert "| credit | black-box | 2 |" in text and "Wilcoxon p" in text and "time / darts" in text
     assert report["markdown"] == text
+
+
+def test_a_sampled_table_judges_nb1d_training_the_cells_it_lacks(tmp_path, capsys):
+    from nasgen.nb1d import load
+
+    sampled = write_synthetic_nb201_table(tmp_path / "sampled", sample=40)
+    table = load(sampled)
+    assert not table.covers_space() and len(table.archs) == 40
+    fields = dict(controllers=("random",), seeds=1, local=True, table=str(sampled), warmup_epochs=0.0, epochs=0.05,
+                  supernet_channels=2)
+    with pytest.raises(compare.InputError, match="--suite nb1d-table: table synthetic is sampled: 40 of the "
+                                                 "space's 6466 distinct architectures"):
+        compare.check(CompareConfig(suites=("nb1d", "nb1d-table"), out=str(tmp_path / "no"), **fields))
+    assert not (tmp_path / "no").exists()
+    plan = compare.check(CompareConfig(suites=None, out=str(tmp_path / "plan"), **fields))
+    assert "nb1d-table" not in plan.suites and "nb1d" in plan.suites
+    assert any("left out" in n and "sampled" in n for n in plan.notes)
+    report = quiet_run(suites=("nb1d",), out=str(tmp_path / "cmp"), **fields)
+    assert report["failed"] == 0
+    row = report["tasks"][0]
+    assert tuple(row["table_arch"]) not in {tuple(a) for a in table.archs.tolist()} and row["trained_on_demand"]
+    assert math.isfinite(row["test_regret"]) and row["test_regret_se"] > 0
+    assert "is sampled: 40 of the space's 6466" in report["markdown"]
 
 
 def test_variants_run_with_their_settings_where_they_mean_something(tmp_path, nb201_table):
