@@ -146,11 +146,19 @@ def test_the_table_records_which_device_and_versions_trained_each_row(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps({**r, "session": k}) + "\n" for k, r in enumerate(rows)))
     manifest = json.loads(pack(tmp_path, "t").read_text())
-    assert manifest["builds"] == [{"device": None, "versions": None, "rows": 1},
-                                  {"device": "cpu", "versions": versions(), "rows": 1}]
+    seconds = [r["train_time_s"] for r in rows]  # stored as float32 in the table
+    assert manifest["builds"] == [
+        {"device": None, "versions": None, "rows": 1, "train_time_s": pytest.approx(seconds[0], rel=1e-6)},
+        {"device": "cpu", "versions": versions(), "rows": 1, "train_time_s": pytest.approx(seconds[1], rel=1e-6)}]
+    seconds = [b["train_time_s"] for b in manifest["builds"]]
     table = load(tmp_path / "t.json")
     assert sorted(table.built_by[:, 0].tolist()) == [0, 1]
-    assert f"trained on: unknown device (1 rows); cpu torch {versions()['torch']} (1 rows)" in format_summary(manifest)
+    assert (f"trained on: unknown device (1 rows, {seconds[0] / 3600:.2f} h of training); cpu torch "
+            f"{versions()['torch']} (1 rows, {seconds[1] / 3600:.2f} h of training)") in format_summary(manifest)
+    manifest["builds"][1]["device"] = "cuda"  # a GPU's time in minutes; a table packed before: its row count alone
+    del manifest["builds"][0]["train_time_s"]
+    assert (f"trained on: unknown device (1 rows); cuda torch {versions()['torch']} (1 rows, "
+            f"{seconds[1] / 60:.1f} GPU min of training)") in format_summary(manifest)
 
 
 def test_cli_refuses_a_bad_device_before_anything_is_written(tmp_path, capsys):

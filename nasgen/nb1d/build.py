@@ -501,7 +501,8 @@ def pack(out: str | Path, name: str, dest: Optional[str | Path] = None) -> Path:
 
     The last row of each (architecture, seed) counts; architectures and seeds missing a row
     get nan metrics (a partial table: its manifest says how many rows it has). The manifest's
-    ``builds`` lists each (device, package versions) that trained rows, with its row count,
+    ``builds`` lists each (device, package versions) that trained rows, with its row count and
+    its seconds of training (``train_time_s``: CPU hours and GPU minutes, apart),
     and the array ``built_by`` gives each row's entry (-1: no row, or a session that recorded
     neither).
 
@@ -594,7 +595,10 @@ def _write_table(out: Path, dest: Path, name: str, settings: dict, space, recipe
         "cpu_time_s": float(sum(r.get("cpu_time_s") or 0.0 for r in last.values())),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "n_rows": len(last),
         "space_distinct": _space_distinct(space), "errors": errors,
-        "builds": [{**b, "rows": int((built_by == k).sum())} for k, b in enumerate(builds)], "figures": figures(arrays["test_accuracy"][:, :, -1], arrays["val_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
+        "builds": [{**b, "rows": int((built_by == k).sum()),
+                    "train_time_s": float(np.nansum(np.where(built_by == k, train_time, 0.0)))}
+                   for k, b in enumerate(builds)],
+        "figures": figures(arrays["test_accuracy"][:, :, -1], arrays["val_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
     }
     path = dest / f"{name}.json"
     path.write_text(json.dumps(manifest, indent=1, allow_nan=True) + "\n")

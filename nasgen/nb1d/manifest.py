@@ -184,6 +184,8 @@ def _builds(value: Any) -> None:
         if entry.get("versions") is not None:
             _versions(entry["versions"], f"builds[{k}] versions")
         _count(entry.get("rows"), f"builds[{k}] rows")
+        if entry.get("train_time_s") is not None:
+            _seconds(entry["train_time_s"], f"builds[{k}] train_time_s")
 
 
 def _check_fields(manifest: dict) -> tuple[Any, Recipe]:

@@ -152,10 +152,17 @@ def _decimal(value: Any) -> str:
 
 
 def _trained_on(builds: list[dict]) -> list[str]:
-    """The ``trained on`` line: each device and torch version with its row count (none without builds)."""
+    """The ``trained on`` line: each device and torch version with its row count and, where the
+    table recorded it, its training time (hours on a CPU, minutes on a GPU; none without builds)."""
+    def spent(b: dict) -> str:
+        seconds = b.get("train_time_s")
+        if seconds is None:
+            return ""
+        on_gpu = (b.get("device") or "cpu").startswith("cuda")
+        return f", {seconds / 60:.1f} GPU min of training" if on_gpu else f", {seconds / 3600:.2f} h of training"
     parts = [f"{b.get('device') or 'unknown device'}"
              f"{' torch ' + b['versions']['torch'] if (b.get('versions') or {}).get('torch') else ''} "
-             f"({b['rows']} rows)" for b in builds if b.get("rows")]
+             f"({b['rows']} rows{spent(b)})" for b in builds if b.get("rows")]
     return ["trained on: " + "; ".join(parts)] if parts else []
 
 
