@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from _processes import fresh_process, nasgen
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "nasgen-localsearch"
 REFERENCE = "nasgen_localsearch:LocalSearch"
@@ -142,12 +143,6 @@ def site(tmp_path_factory) -> Path:
     return target
 
 
-def nasgen(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "nasgen", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
-
-
 @pytest.mark.slow
 def test_pip_installs_an_entry_point_nasgen_lists(site, tmp_path):
     assert (site / "nasgen_localsearch-0.1.0.dist-info" / "entry_points.txt").read_text().split() == \
@@ -210,9 +205,7 @@ def test_nasgen_compare_ranks_the_installed_controller(site, tmp_path):
 
 def script(site: Path, name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """A benchmark script in a fresh process with the installed example on ``PYTHONPATH``."""
-    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
-    return subprocess.run([sys.executable, str(EXAMPLE.parents[1] / "benchmarks" / name), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return fresh_process(site, str(EXAMPLE.parents[1] / "benchmarks" / name), *args, cwd=cwd)
 
 
 @pytest.mark.slow

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from _processes import nasgen
 
 MODULE = '''
 import numpy as np
@@ -166,12 +167,6 @@ def run_main(capsys, *args: str) -> tuple[int, str, str]:
     status = main(list(args))
     captured = capsys.readouterr()
     return status, captured.out, captured.err
-
-
-def nasgen(plugin_path: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(plugin_path), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "nasgen", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
 
 
 def one_line(done: subprocess.CompletedProcess) -> str:
