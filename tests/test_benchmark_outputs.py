@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +37,37 @@ def test_quick_into_the_results_is_refused_in_one_line(script, extra, tmp_path):
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "never writes into benchmarks/results/" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "w").exists()
+
+
+def test_rejudge_puts_the_table_noise_on_published_rows(tmp_path, capsys):
+    """A method that found one cell five times keeps that cell's noise whole; five cells average
+    it; a difference between methods that found the same cell has none of the table's."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(BENCHMARKS))
+    from _synthetic_table import write_synthetic_nb201_table
+
+    import rejudge
+    from nasgen.nb1d import load
+
+    path = write_synthetic_nb201_table(tmp_path / "table")
+    table = load(path)
+    cells = [a.tolist() for a in table.archs[:5]]
+    runs = ([{"controller": "same", "seed": s, "table_arch": cells[0]} for s in range(5)]
+            + [{"controller": "spread", "seed": s, "table_arch": cells[s]} for s in range(5)]
+            + [{"controller": "twin", "seed": s, "table_arch": cells[0]} for s in range(5)])
+    results = tmp_path / "gt.json"
+    results.write_text(json.dumps({"runs": runs, "table": {"name": table.name, "sha256": table.manifest["sha256"]}}))
+    rejudge.main([str(results), "--table", str(path)])
+    out = capsys.readouterr().out
+    se = table.standard_error("test_accuracy")
+    best = float(se[table.row_of(table.best()["arch"])])
+    same = math.hypot(best, se[0])
+    spread = math.sqrt(best ** 2 + sum((se[k] / 5) ** 2 for k in range(5)))
+    assert "| same | 5 | 1 |" in out and f"{100 * same:.2f} | - |" in out
+    versus_same = math.sqrt(sum((se[k] / 5) ** 2 for k in range(1, 5)) + (0.8 * se[0]) ** 2)  # cell 0: 1 - 1/5
+    assert f"{100 * spread:.2f} | {100 * versus_same:.2f} |" in out
+    assert "| twin | 5 | 1 |" in out and out.rstrip().endswith("| 0.00 |")
+    results.write_text(json.dumps({"runs": runs, "table": {"name": table.name, "sha256": "0" * 64}}))
+    with pytest.raises(SystemExit) as exit_:
+        rejudge.main([str(results), "--table", str(path)])
+    assert exit_.value.code == 2 and "was judged by a table of SHA-256 000" in capsys.readouterr().err

@@ -1,0 +1,103 @@
+"""Rejudge published rows with a table's noise floor: each method's mean test regret and the
+standard error the table's own seed noise puts on it.
+
+Reads the raw JSON of ``benchmarks/ground_truth.py`` (its ``runs``) or of ``nasgen compare``
+(``report.json``'s ``tasks``), looks every row's ``table_arch`` up again in the table, and
+prints per method: seeds, mean test regret, the mean standard error of one judged regret
+(``Judge.judge``'s ``test_regret_se``), the table's standard error of the mean regret, and
+of its difference to one method (``--versus``).
+The latter counts a cell found on several seeds once (its noise is one draw, shared) and the
+table's best once: ``sqrt(se_best**2 + sum_c (n_c / n)**2 * se_c**2)`` over the distinct cells
+``c`` found ``n_c`` times in ``n`` seeds; in a difference the best cancels and a cell both
+methods found counts by the difference of its weights. Nothing is trained; rows of another table (by its
+checksum, where the file records one) are refused.
+
+Usage::
+
+    python benchmarks/rejudge.py benchmarks/results/ground_truth_tablefix.json
+    python benchmarks/rejudge.py runs/compare/report.json --table PATH/NAME.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+import _common as C
+from nasgen.nb1d import load
+from nasgen.nb1d.judge import Judge
+
+
+def rows_of(results: dict) -> list[tuple[str, list[int]]]:
+    """``(method, table_arch)`` of every judged row of a ground-truth or compare result."""
+    if "runs" in results:
+        return [(r["controller"], r["table_arch"]) for r in results["runs"] if r.get("table_arch") is not None]
+    if "tasks" in results:
+        return [(f"{r['method']} ({r['suite']})", r["table_arch"]) for r in results["tasks"]
+                if r.get("table_arch") is not None]
+    raise ValueError("expected the JSON of benchmarks/ground_truth.py (runs) or nasgen compare (tasks)")
+
+
+def rejudge(judge: Judge, rows: list[tuple[str, list[int]]], versus: str) -> list[dict]:
+    """Per method, in first-seen order: seeds, mean regret, mean SE of one regret, the table's
+    SE of the mean regret, and of its difference to method ``versus`` (the best cancels there)."""
+    table = judge.table
+    se = table.standard_error("test_accuracy")
+    weights, out = {}, []
+    for method in dict.fromkeys(m for m, _ in rows):
+        verdicts = [judge.judge(arch) for m, arch in rows if m == method]
+        n = len(verdicts)
+        weights[method] = {c: k / n for c, k in Counter(tuple(v["arch"]) for v in verdicts).items()}
+        out.append({"method": method, "seeds": n, "distinct_cells": len(weights[method]),
+                    "test_regret": float(np.mean([v["test_regret"] for v in verdicts])),
+                    "regret_se": float(np.mean([v["test_regret_se"] for v in verdicts]))})
+
+    def cell_se(cell: tuple) -> float:
+        return float(se[table.row_of(list(cell))])
+
+    for entry in out:
+        mine, theirs = weights[entry["method"]], weights.get(versus, {})
+        entry["mean_se"] = math.sqrt(judge.best_test_se ** 2 + sum((w * cell_se(c)) ** 2 for c, w in mine.items()))
+        entry["difference_se"] = math.sqrt(sum(((mine.get(c, 0.0) - theirs.get(c, 0.0)) * cell_se(c)) ** 2
+                                               for c in set(mine) | set(theirs))) if versus in weights else math.nan
+    return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", help="the raw JSON of benchmarks/ground_truth.py or nasgen compare's report.json")
+    parser.add_argument("--table", default=None, help="the table that judged them (default: the one the file "
+                                                      "names, else nb201-mnist1d)")
+    parser.add_argument("--versus", default=None, help="the method differences are taken to (default: the first)")
+    args = parser.parse_args(argv)
+    try:
+        results = json.loads(Path(args.results).read_text())
+        rows = rows_of(results)
+        named = results.get("table") if isinstance(results.get("table"), dict) else {}
+        table = load(args.table or named.get("name") or (results.get("settings") or {}).get("table")
+                     or "nb201-mnist1d")
+        recorded = named.get("sha256") or results.get("table_sha256")
+        if recorded and recorded != table.manifest["sha256"]:
+            raise ValueError(f"{args.results} was judged by a table of SHA-256 {recorded}, not {table.name}'s")
+        versus = args.versus or rows[0][0]
+        if versus not in {m for m, _ in rows}:
+            raise ValueError(f"--versus {versus!r} is not a method of {args.results}")
+        summary = rejudge(Judge(table, table.space), rows, versus)
+    except (OSError, ValueError, KeyError, IndexError) as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    print(f"{args.results}, rejudged by table {table.name} (SHA-256 {table.manifest['sha256'][:12]}...):\n")
+    print(C.markdown_table(
+        ["method", "seeds", "distinct cells", "test regret pp", "mean table SE of one regret pp",
+         "table SE of the mean regret pp", f"table SE of the difference to {versus} pp"],
+        [[s["method"], s["seeds"], s["distinct_cells"], f"{100 * s['test_regret']:.2f}", f"{100 * s['regret_se']:.2f}",
+          f"{100 * s['mean_se']:.2f}", "-" if s["method"] == versus else f"{100 * s['difference_se']:.2f}"]
+         for s in summary], "l" + "r" * 6))
+
+
+if __name__ == "__main__":
+    main()
