@@ -479,7 +479,12 @@ def test_a_build_split_across_machines_merges_back(tmp_path, capsys):
     elsewhere = json.loads((there / "build.json").read_text())["sessions"][1]
     assert sessions[2] == elsewhere and all(r["session"] == 2 for r in rows[4:])
     assert main(["bench", "merge", str(there), str(here)]) == 0 and "merged 0 row(s)" in capsys.readouterr().out
-    assert json.loads(pack(here, "t").read_text())["n_rows"] == 8
+    assert main(["bench", "pack", str(here), "--name", "t"]) == 0
+    printed = capsys.readouterr().out
+    assert "table t: space tiny" in printed and "noise floor" in printed and json.loads(
+        (here / "t.json").read_text())["n_rows"] == 8
+    assert main(["bench", "pack", str(tmp_path / "nope"), "--name", "t"]) == 2
+    assert "is not a build folder" in capsys.readouterr().err
     other = tmp_path / "other"
     build(TINY_SPACE, "digits", [0], TINY_RECIPE, other, limit_archs=4, local=True, stop_after=1, progress=False)
     for argv, message in (([str(other), str(here)], "hold builds with other seeds"),

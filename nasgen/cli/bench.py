@@ -1,4 +1,4 @@
-"""``nasgen bench build``, ``merge``, ``info`` and ``query``."""
+"""``nasgen bench build``, ``pack``, ``merge``, ``info`` and ``query``."""
 
 from __future__ import annotations
 
@@ -101,6 +101,20 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pack(args: argparse.Namespace) -> int:
+    """Pack the rows a build folder holds now: a sampled table when the build is cut short."""
+    if not (Path(args.out) / "build.json").is_file():
+        _fail(f"{args.out} is not a build folder (no build.json)")
+    try:
+        manifest_path = pack(args.out, args.name, SHIPPED_DIR if args.ship else args.out)
+        table = load(manifest_path)
+    except ValueError as error:
+        _fail(str(error))
+    print(table.summary())
+    print(f"table: {manifest_path} and {manifest_path.with_suffix('.npz')}")
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
     """Append the rows a copy of a build folder trained elsewhere."""
     for folder in (args.src, args.out):
@@ -177,7 +191,7 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def add_bench_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``bench`` with its ``build``, ``merge``, ``info`` and ``query`` subcommands.
+    """Register ``bench`` with its ``build``, ``pack``, ``merge``, ``info`` and ``query`` subcommands.
 
     Args:
         subparsers: what ``ArgumentParser.add_subparsers()`` returned.
@@ -223,6 +237,14 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     a.add_threads_argument(b)
     b.set_defaults(func=cmd_build)
+    k = sub.add_parser("pack", help="pack the rows a build folder holds now (a sampled table if cut short)",
+                       description="Pack OUT/rows.jsonl into OUT/NAME.npz + NAME.json without training: a build "
+                                   "cut short gives a sampled table, which judges searches with fill and shows "
+                                   "its figures. Refused while a build runs in OUT.")
+    k.add_argument("out", help="the build folder")
+    k.add_argument("--name", required=True, help="the table's name")
+    k.add_argument("--ship", action="store_true", help="write the packed table into the package's tables folder")
+    k.set_defaults(func=cmd_pack)
     m = sub.add_parser("merge", help="append the rows a copy of a build folder trained elsewhere (a GPU)",
                        description="Append to build folder OUT the finished rows of SRC that OUT lacks: SRC is a "
                                    "copy of OUT trained further on another machine (a lent GPU, a cluster) while "
