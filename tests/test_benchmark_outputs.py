@@ -71,3 +71,27 @@ def test_rejudge_puts_the_table_noise_on_published_rows(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         rejudge.main([str(results), "--table", str(path)])
     assert exit_.value.code == 2 and "was judged by a table of SHA-256 000" in capsys.readouterr().err
+
+
+def test_nb1d_v2_status_reads_a_build_folder_as_it_stands(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(BENCHMARKS))
+    from _synthetic_table import write_synthetic_nb201_table
+
+    import nb1d_v2_status
+
+    write_synthetic_nb201_table(tmp_path / "build", sample=200)
+    with open(tmp_path / "build" / "rows.jsonl", "a") as f:
+        f.write('{"arch": [0, 1')  # a build writing its next row
+    nb1d_v2_status.main(["--build", str(tmp_path / "build"), "--out", str(tmp_path / "s.json")])
+    out = capsys.readouterr().out
+    saved = json.loads((tmp_path / "s.json").read_text())
+    assert saved["rows"] == 400 and saved["paired_cells"] == 200 and "200 with both seeds" in out
+    for key in ("by_seed_0", "by_seed_1", "by_v1"):
+        g = saved["good_half"][key]
+        assert 90 <= g["cells"] <= 110 and -1 <= g["spearman"] <= 1
+        assert g["spearman_ci"][0] <= g["spearman"] <= g["spearman_ci"][1]
+    # the synthetic cells differ by far more than their 0.01 seed noise: the seeds agree
+    assert saved["good_half"]["by_seed_0"]["reliability"] > 0.8 and saved["spread"] > 0.05
+    assert saved["noise_sd_highest_decile"] == pytest.approx(0.01, rel=0.5)
+    assert (tmp_path / "s.md").read_text().startswith("400 rows of")

@@ -1,0 +1,152 @@
+"""NAS-Bench-1D v2 against its targets, from the build's rows as they stand.
+
+Reads ``rows.jsonl`` of the v2 build folder (``benchmarks/nb1d_v2.sh``; no lock needed, nothing
+trained), so it runs beside the build. The build trains 2,000 random cells with seeds 0 and 1
+first, each cell's seeds in a row, so at any point its paired cells are a random sample of the
+space. Figures, each with a bootstrap 95 % interval over cells:
+
+- **good half**: Spearman of the two seeds over the paired cells above the median, selected
+  by seed 0, by seed 1, and by the shipped v1 table's seed mean (a selection independent of
+  both v2 seeds, as the recipe pilots made it), and its Spearman-Brown reliability for the
+  mean of two seeds. Target: >= 0.8.
+- **spread**: p90 - p10 of the seed-mean test accuracy over the paired cells (a random
+  sample). Target: >= 5 pp.
+- **noise floor**: the table's per-cell standard error (``nasgen.nb1d.table.noise_model``).
+- **cost**: CPU seconds per training, the rows per device, and the whole build's projection.
+
+Usage::
+
+    python benchmarks/nb1d_v2_status.py            # writes benchmarks/results/nb1d_v2_status.{json,md}
+    python benchmarks/nb1d_v2_status.py --build DIR --out /tmp/status.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+import _common as C
+from nasgen.nb1d import load, read_rows
+from nasgen.nb1d.build import read_settings
+from nasgen.nb1d.table import noise_model, spearman
+from recipe_pilots import spearman_brown
+
+BUILD = C.RESULTS / "nb1d-v2-build"
+TARGETS = {"reliability": 0.8, "spread": 0.05}
+BOOTSTRAP = 1000
+
+
+def interval(values: np.ndarray, statistic, rng: np.random.Generator) -> tuple[float, float]:
+    """Percentile bootstrap 95 % interval of ``statistic`` over the rows of ``values``."""
+    n = len(values)
+    if n < 4:
+        return math.nan, math.nan
+    draws = [statistic(values[rng.integers(n, size=n)]) for _ in range(BOOTSTRAP)]
+    draws = np.asarray([d for d in draws if math.isfinite(d)])
+    return (float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))) if draws.size else (math.nan,) * 2
+
+
+def good_half(pairs: np.ndarray, select: np.ndarray, rng: np.random.Generator) -> dict:
+    """Seed Spearman over the pairs whose ``select`` is above its median, and its reliability."""
+    top = pairs[select > np.median(select)]
+    rho = lambda p: spearman(p[:, 0], p[:, 1])  # noqa: E731
+    low, high = interval(top, rho, rng)
+    r = rho(top) if len(top) >= 3 else math.nan
+    return {"cells": int(len(top)), "spearman": r, "spearman_ci": [low, high], "reliability": spearman_brown(r),
+            "reliability_ci": [spearman_brown(low), spearman_brown(high)]}
+
+
+def status(build: Path) -> dict:
+    settings = read_settings(build)
+    rows = [r for r in read_rows(build / "rows.jsonl") if r.get("error") is None]
+    seeds = {}
+    for r in rows:
+        seeds.setdefault(tuple(r["arch"]), {})[int(r["seed"])] = r["test_accuracy"][-1]
+    cells = list(seeds)
+    paired = [c for c in cells if 0 in seeds[c] and 1 in seeds[c]]
+    pairs = np.array([[seeds[c][0], seeds[c][1]] for c in paired]).reshape(-1, 2)
+    rng = np.random.default_rng(0)
+    v1 = load("nb201-mnist1d")
+    v1_mean = np.array([v1.mean("test_accuracy")[v1.row_of(list(c))] for c in paired])
+    mean = pairs.mean(axis=1)
+    p10, p90 = np.percentile(mean, [10, 90]) if len(mean) else (math.nan, math.nan)
+    spread_ci = interval(mean[:, None], lambda m: float(np.subtract(*np.percentile(m[:, 0], [90, 10]))), rng)
+    sd = noise_model(pairs)[1]
+    sessions = settings.get("sessions", [])
+    devices = {}
+    for r in rows:
+        k = r.get("session")
+        device = (sessions[k].get("device") if isinstance(k, int) and k < len(sessions) else None) or "unknown"
+        entry = devices.setdefault(device, {"rows": 0, "train_s": 0.0, "cpu_s": 0.0})
+        entry["rows"] += 1
+        entry["train_s"] += r.get("train_time_s") or 0.0
+        entry["cpu_s"] += r.get("cpu_time_s") or 0.0
+    n_distinct = v1.manifest["space_distinct"]
+    planned = n_distinct + min(settings.get("reliability_archs") or n_distinct, n_distinct)
+    cpu = devices.get("cpu", {"rows": 0, "cpu_s": 0.0})
+    per_training = cpu["cpu_s"] / cpu["rows"] if cpu["rows"] else math.nan
+    return {
+        "recipe": settings["recipe"], "rows": len(rows), "cells": len(cells), "paired_cells": len(paired),
+        "planned_trainings": planned,
+        "good_half": {"by_seed_0": good_half(pairs, pairs[:, 0], rng), "by_seed_1": good_half(pairs, pairs[:, 1], rng),
+                      "by_v1": good_half(pairs, v1_mean, rng)},
+        "spread": float(p90 - p10), "spread_ci": list(spread_ci),
+        "median": float(np.median(mean)) if len(mean) else math.nan,
+        "noise_sd_lowest_decile": float(sd[0]), "noise_sd_highest_decile": float(sd[-1]),
+        "devices": devices, "cpu_s_per_training": per_training,
+        "projected_cpu_h": per_training * planned / 3600, "remaining_cpu_h": per_training * (planned - len(rows)) / 3600,
+    }
+
+
+def markdown(s: dict) -> str:
+    def pct(x):
+        return "-" if not math.isfinite(x) else f"{100 * x:.2f}"
+
+    def ci(pair, scale=1.0, spec=".2f"):
+        return "-" if not all(math.isfinite(v) for v in pair) else \
+            f"[{format(pair[0] * scale, spec)}, {format(pair[1] * scale, spec)}]"
+
+    lines = [f"{s['rows']} rows of {s['planned_trainings']} planned: {s['cells']} cells, {s['paired_cells']} "
+             f"with both seeds (a random sample of the space). Median seed-mean test accuracy "
+             f"{pct(s['median'])} %.", ""]
+    body = []
+    for key, label in (("by_seed_0", "above the median of seed 0"), ("by_seed_1", "above the median of seed 1"),
+                       ("by_v1", "above the median of v1 (independent of both seeds)")):
+        g = s["good_half"][key]
+        body.append([f"good half, {label}", g["cells"], f"{g['spearman']:.2f} {ci(g['spearman_ci'])}",
+                     f"{g['reliability']:.2f} {ci(g['reliability_ci'])}",
+                     "met" if g["reliability"] >= TARGETS["reliability"] else "not met"])
+    lines += [C.markdown_table(["figure", "cells", "seed Spearman [95 % CI]", "reliability of 2 seeds [95 % CI]",
+                                "target >= 0.8"], body, "lrrrl"), ""]
+    lines += [f"Spread p90 - p10 of the seed mean over the {s['paired_cells']} paired cells: {pct(s['spread'])} pp "
+              f"{ci(s['spread_ci'], 100)} (target >= 5 pp: {'met' if s['spread'] >= TARGETS['spread'] else 'not met'}). "
+              f"One training scatters by {pct(s['noise_sd_lowest_decile'])} pp in the lowest accuracy decile and "
+              f"{pct(s['noise_sd_highest_decile'])} pp in the highest.", ""]
+    devices = "; ".join(f"{d}: {e['rows']} rows, {e['train_s'] / 3600:.2f} h of training" for d, e in s["devices"].items())
+    lines += [f"Cost: {s['cpu_s_per_training']:.1f} CPU s per training on the CPU; {devices}. The whole build "
+              f"at this rate: {s['projected_cpu_h']:.1f} CPU h, {s['remaining_cpu_h']:.1f} still to go."]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build", default=str(BUILD), help=f"the v2 build folder (default {BUILD})")
+    parser.add_argument("--out", default=str(C.RESULTS / "nb1d_v2_status.json"),
+                        help="where to write the JSON (and .md beside it)")
+    args = parser.parse_args(argv)
+    try:
+        result = status(Path(args.build))
+    except (OSError, ValueError) as error:
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    text = markdown(result)
+    print(text)
+    paths = C.write_outputs(args.out, {"benchmark": "nb1d_v2_status", "build": args.build, **result}, text)
+    print("wrote " + ", ".join(map(str, paths)))
+
+
+if __name__ == "__main__":
+    main()
