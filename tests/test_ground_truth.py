@@ -85,6 +85,35 @@ def test_a_table_of_a_harder_task_judges_only_searches_of_that_task(nb201_table,
     assert {t.spec["runner"] for t in plan.tasks} >= {"supernet", "table"}
 
 
+def test_every_shipped_table_is_registered_with_its_depth_and_task():
+    for name in ground_truth.TABLES:
+        if (table_module.SHIPPED_DIR / f"{name}.json").is_file():
+            entry, table = ground_truth.TABLES.get(name), load(name)
+            assert entry.cells_per_stage == table.manifest["recipe"]["cells_per_stage"]
+            assert entry.dataset_options == ground_truth.task_options(table), name
+
+
+def test_the_shipped_table_of_the_search_task_judges_it(nb201_table, tmp_path, monkeypatch, capsys):
+    """v1 judges the default MNIST-1D, v2 (registered, shipped here as a copy) the doubled noise."""
+    manifest = json.loads(nb201_table.read_text())
+    for name, options in (("nb201-mnist1d", {}), ("nb201-mnist1d-v2", {"iid_noise_scale": 0.04,
+                                                                        "corr_noise_scale": 0.5})):
+        manifest["name"], manifest["recipe"]["data_options"] = name, options
+        (tmp_path / f"{name}.json").write_text(json.dumps(manifest))
+        shutil.copy(nb201_table.with_suffix(".npz"), tmp_path / f"{name}.npz")
+    monkeypatch.setattr(table_module, "SHIPPED_DIR", tmp_path)
+    monkeypatch.setattr(ground_truth, "SHIPPED_DIR", tmp_path)
+    harder = {"iid_noise_scale": 0.04, "corr_noise_scale": 0.5, "n_train": 300}
+    assert ground_truth.table_for("nb201", "mnist1d") == "nb201-mnist1d"
+    assert ground_truth.table_for("nb201", "mnist1d", {"n_train": 300}) == "nb201-mnist1d"
+    assert ground_truth.table_for("nb201", "mnist1d", harder) == "nb201-mnist1d-v2"
+    assert ground_truth.for_search(None, get("nb201"), "mnist1d", harder).table.name == "nb201-mnist1d-v2"
+    assert ground_truth.for_search(None, get("nb201"), "mnist1d", {"iid_noise_scale": 0.1}) is None
+    err = capsys.readouterr().err
+    assert "note: no shipped table was trained on this task (nb201-mnist1d was trained on mnist1d with " \
+           "iid_noise_scale=0.02, the search runs it with iid_noise_scale=0.1)" in err
+
+
 def test_shipped_table_is_found_by_space_and_dataset(nb201_table, tmp_path, monkeypatch):
     assert ground_truth.table_for("nb201", "mnist1d") in (None, "nb201-mnist1d")
     for suffix in (".json", ".npz"):
