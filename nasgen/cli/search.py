@@ -256,8 +256,8 @@ def print_result(result: dict, run_dir: Any, where: str = "") -> None:
         print(format_verdict(result["ground_truth"]))
         if "error" not in result["ground_truth"]:
             print("  (the table trained this cell alone: test accuracy is the mean over its seeds; regret is the "
-                  "best cell's test accuracy minus it, lower is better; percentile is the share of the table's "
-                  "cells no better than it, higher is better)")
+                  "best cell's test accuracy minus it, lower is better, ± its standard error from the table's own "
+                  "seed noise; percentile is the share of the table's cells no better than it, higher is better)")
     loop = result.get("loop_time_s", result["wall_time_s"])
     setup = result.get("setup_time_s")
     print(f"search time: {loop:.1f} s (the loop its progress bar times: steps, logging, checkpoints; "
