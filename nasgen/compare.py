@@ -406,11 +406,14 @@ def _judge(config: CompareConfig) -> ground_truth.Judge:
     """The judge of the nb1d suites; ``InputError`` for a table that cannot judge them."""
     try:
         space = get_space(config.space)
-        options = ground_truth.task_options(load_table(config.table))  # its searches run the table's task
-        judge = ground_truth.for_search(config.table, space, "mnist1d", options)
     except (KeyError, ValueError) as error:
         raise InputError(str(error).strip("'\"")) from None
-    return judge
+    try:
+        table = load_table(config.table)
+        ground_truth.check_task(table, space, "mnist1d", ground_truth.task_options(table))  # the table's own task
+    except (KeyError, ValueError) as error:
+        raise InputError(f"--table {config.table}: {str(error).strip(chr(39))}") from None
+    return ground_truth.Judge(table, space)
 
 
 def _sampled(judge: ground_truth.Judge, config: CompareConfig, suites: list[str], notes: list[str]) -> list[str]:

@@ -233,8 +233,9 @@ class Judge:
                 "trained_on_demand": bool(answer.get("trained_on_demand", False))}
 
 
-def _check_task(table: Table, space: Any, dataset: Optional[str], dataset_options: Optional[dict]) -> None:
-    """Raise TableError unless ``table`` judges searches on ``space`` / ``dataset`` / options."""
+def check_task(table: Table, space: Any, dataset: Optional[str], dataset_options: Optional[dict]) -> None:
+    """Raise TableError unless ``table`` judges searches on ``space`` / ``dataset`` / options
+    (its space, or one mapping into it, and its task: ``same_task``)."""
     built_on = table.manifest.get("dataset")
     if dataset is not None and dataset != built_on:
         raise TableError(f"table {table.name!r} was trained on dataset {built_on!r}, the search runs on {dataset!r}")
@@ -294,7 +295,7 @@ def for_search(table: Optional[str], space: Any, dataset: Optional[str],
             return None
         try:
             loaded = load(name)
-            _check_task(loaded, space, dataset, dataset_options)
+            check_task(loaded, space, dataset, dataset_options)
         except ValueError as error:  # TableError included: the search runs on, unjudged
             print(f"warning: no ground truth for this search: {error}", file=sys.stderr)
             return None
@@ -304,7 +305,7 @@ def for_search(table: Optional[str], space: Any, dataset: Optional[str],
     except ValueError as error:
         raise TableError(f"--table {table}: {error}") from None
     try:
-        _check_task(loaded, space, dataset, dataset_options)
+        check_task(loaded, space, dataset, dataset_options)
     except TableError as error:
         raise TableError(f"--table {table}: {error}") from None
     return Judge(loaded, space)
