@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,6 +95,18 @@ def test_every_shipped_table_is_registered_with_its_depth_and_task():
             assert entry.dataset_options == ground_truth.task_options(table), name
 
 
+def test_the_v2_build_trains_the_task_v2_is_registered_for():
+    """``benchmarks/nb1d_v2.sh`` spells v2's generator options for its build; ``TABLES`` spells
+    them for the searches v2 judges. The committed build folder must hold the registered task."""
+    build = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "nb1d-v2-build" / "build.json"
+    if not build.is_file():
+        pytest.skip("no v2 build folder in this checkout")
+    recipe = json.loads(build.read_text())["recipe"]
+    free = ground_truth.FREE_DATA_OPTIONS["mnist1d"]
+    assert {k: v for k, v in recipe["data_options"].items() if k not in free} == \
+        ground_truth.TABLES.get("nb201-mnist1d-v2").dataset_options
+
+
 def test_the_shipped_table_of_the_search_task_judges_it(nb201_table, tmp_path, monkeypatch, capsys):
     """v1 judges the default MNIST-1D, v2 (registered, shipped here as a copy) the doubled noise."""
     manifest = json.loads(nb201_table.read_text())
@@ -143,6 +157,8 @@ def test_search_logs_the_ground_truth(nb201_table, tmp_path, capsys):
     tags = set(events.Tags()["scalars"])
     assert {"ground_truth/test_accuracy", "ground_truth/test_regret", "ground_truth/percentile"} <= tags
     assert events.Scalars("ground_truth/test_regret")[-1].value == pytest.approx(verdict["test_regret"])
+    assert math.isfinite(verdict["test_regret_se"])  # the synthetic table has two seeds per cell
+    assert events.Scalars("ground_truth/test_regret_se")[-1].value == pytest.approx(verdict["test_regret_se"])
 
 
 def test_search_on_a_sampled_table_trains_the_derived_cell(tmp_path, capsys):
