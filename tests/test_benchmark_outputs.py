@@ -95,3 +95,21 @@ def test_nb1d_v2_status_reads_a_build_folder_as_it_stands(tmp_path, capsys):
     assert saved["good_half"]["by_seed_0"]["reliability"] > 0.8 and saved["spread"] > 0.05
     assert saved["noise_sd_highest_decile"] == pytest.approx(0.01, rel=0.5)
     assert (tmp_path / "s.md").read_text().startswith("400 rows of")
+
+
+def test_nb1d_v2_third_seed_refuses_cells_the_build_has_not_paired_in_one_line(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _synthetic_table import write_synthetic_nb201_table
+
+    write_synthetic_nb201_table(tmp_path / "build", sample=200)
+    rows = (tmp_path / "build" / "rows.jsonl").read_text().splitlines(keepends=True)
+    (tmp_path / "build" / "rows.jsonl").write_text("".join(rows[:200]))  # seeds 0 and 1 on the first 100 cells
+    work = tmp_path / "seed2"
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "nb1d_v2_third_seed.py"), "--cells", "150", "--local",
+                           "--build", str(tmp_path / "build"), "--work", str(work), "--out", str(tmp_path / "t.json")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "50 of the first 150 cells" in proc.stderr and "lack seed 0 or 1" in proc.stderr
+    assert "Traceback" not in proc.stderr and not work.exists()
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "nb1d_v2_third_seed.py"), "--cells", "300",
+                           "--build", str(tmp_path / "build")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--cells 300 is more than the build's 200 cells" in proc.stderr
