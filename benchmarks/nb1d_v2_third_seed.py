@@ -96,8 +96,13 @@ def figures(build_dir: Path, out: Path, chosen: list[tuple], rng: np.random.Gene
         return {"spearman": r, "spearman_ci": [low, high], "reliability": spearman_brown(r),
                 "reliability_ci": [spearman_brown(low), spearman_brown(high)]}
 
-    return {"cells": len(chosen), "trained": len(done),
-            "unbiased": pair(1, 2), "with_selecting_seed": {"0-1": pair(0, 1), "0-2": pair(0, 2)},
+    unbiased = pair(1, 2)
+    by_seeds = {n: {"reliability": spearman_brown(unbiased["spearman"], n),
+                    "reliability_ci": [spearman_brown(v, n) for v in unbiased["spearman_ci"]]} for n in range(1, 7)}
+    needed = next((n for n, f in by_seeds.items() if f["reliability"] >= TARGETS["reliability"]), None)
+    return {"cells": len(chosen), "trained": len(done), "unbiased": unbiased, "by_seeds": by_seeds,
+            "seeds_for_target": needed,
+            "with_selecting_seed": {"0-1": pair(0, 1), "0-2": pair(0, 2)},
             "mean_abs_diff_1_2": float(np.abs(seeds[:, 1] - seeds[:, 2]).mean()) if len(done) else math.nan}
 
 
@@ -118,7 +123,14 @@ def markdown(s: dict) -> str:
         C.markdown_table(["seeds correlated", "Spearman [95 % CI]", "reliability of 2 seeds [95 % CI]"], body, "lrr"),
         "", f"Target (reliability of the mean of two seeds >= 0.8 on the good half by one seed), measured without the "
             f"selecting seed: {u['reliability']:.2f}, {met}. Mean |seed 1 - seed 2| on these cells: "
-            f"{100 * s['mean_abs_diff_1_2']:.2f} pp."])
+            f"{100 * s['mean_abs_diff_1_2']:.2f} pp.", "",
+        "Spearman-Brown from that correlation, the reliability of a good cell's mean of n seeds: "
+        + "; ".join(f"{n}: {f['reliability']:.2f}" for n, f in s["by_seeds"].items() if n <= 4)
+        + (f". The target needs {s['seeds_for_target']} seeds per good cell "
+           f"({s['by_seeds'][s['seeds_for_target']]['reliability']:.2f} "
+           f"[{s['by_seeds'][s['seeds_for_target']]['reliability_ci'][0]:.2f}, "
+           f"{s['by_seeds'][s['seeds_for_target']]['reliability_ci'][1]:.2f}])."
+           if s["seeds_for_target"] else ".")])
 
 
 def main(argv=None) -> None:
