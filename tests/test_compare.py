@@ -78,17 +78,28 @@ def test_a_sampled_table_judges_nb1d_training_the_cells_it_lacks(tmp_path, capsy
                   supernet_channels=2)
     with pytest.raises(compare.InputError, match="--suite nb1d-table: table synthetic is sampled: 40 of the "
                                                  "space's 6466 distinct architectures"):
-        compare.check(CompareConfig(suites=("nb1d", "nb1d-table"), out=str(tmp_path / "no"), **fields))
+        compare.check(CompareConfig(suites=("nb1d-table",), out=str(tmp_path / "no"), **fields))
     assert not (tmp_path / "no").exists()
     plan = compare.check(CompareConfig(suites=None, out=str(tmp_path / "plan"), **fields))
-    assert "nb1d-table" not in plan.suites and "nb1d" in plan.suites
-    assert any("left out" in n and "sampled" in n for n in plan.notes)
-    report = quiet_run(suites=("nb1d",), out=str(tmp_path / "cmp"), **fields)
+    # of nb1d-table only random search at equal epochs runs; the black boxes need every cell
+    assert plan.rows["nb1d-table"] == ["random@epochs"] and plan.rows["nb1d"] == ["random"]
+    assert [(s["method"], s["suite"]) for s in plan.skipped] == [("random", "nb1d-table")]
+    assert "complete table" in plan.skipped[0]["reason"]
+    report = quiet_run(suites=("nb1d", "nb1d-table"), out=str(tmp_path / "cmp"), **fields)
     assert report["failed"] == 0
-    row = report["tasks"][0]
-    assert tuple(row["table_arch"]) not in {tuple(a) for a in table.archs.tolist()} and row["trained_on_demand"]
+    rows = {r["suite"]: r for r in report["tasks"]}
+    sample = {tuple(a) for a in table.archs.tolist()}
+    row = rows["nb1d"]
+    assert tuple(row["table_arch"]) not in sample and row["trained_on_demand"]
     assert math.isfinite(row["test_regret"]) and row["test_regret_se"] > 0
+    searched = rows["nb1d-table"]  # random search: every drawn cell judged, the derived one looked up or trained
+    assert searched["method"] == "random@epochs" and searched["cells"] >= 1 and math.isfinite(searched["test_regret"])
+    assert searched["trained_on_demand"] == (tuple(searched["table_arch"]) not in sample)
     assert "is sampled: 40 of the space's 6466" in report["markdown"]
+    versus = {t["versus"] for t in report["suites"]["nb1d"]["tests"]}
+    assert "random@epochs (nb1d-table)" in versus
+    again = quiet_run(suites=("nb1d", "nb1d-table"), out=str(tmp_path / "cmp2"), **fields)  # the same draws
+    assert {r["suite"]: r["table_arch"] for r in again["tasks"]} == {s: r["table_arch"] for s, r in rows.items()}
 
 
 def test_variants_run_with_their_settings_where_they_mean_something(tmp_path, nb201_table):
