@@ -10,7 +10,9 @@ The latter counts a cell found on several seeds once (its noise is one draw, sha
 table's best once: ``sqrt(se_best**2 + sum_c (n_c / n)**2 * se_c**2)`` over the distinct cells
 ``c`` found ``n_c`` times in ``n`` seeds; in a difference the best cancels and a cell both
 methods found counts by the difference of its weights. Nothing is trained; rows of another table (by its
-checksum, where the file records one) are refused.
+checksum, where the file records one) are refused. A cell a sampled table lacks (trained on
+demand when the row was judged) keeps the row's recorded test accuracy, with the table's
+noise floor at that accuracy.
 
 Usage::
 
@@ -25,6 +27,7 @@ import json
 import math
 from collections import Counter
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -33,32 +36,49 @@ from nasgen.nb1d import load
 from nasgen.nb1d.judge import Judge
 
 
-def rows_of(results: dict) -> list[tuple[str, list[int]]]:
-    """``(method, table_arch)`` of every judged row of a ground-truth or compare result."""
+def rows_of(results: dict) -> list[tuple[str, list[int], Optional[float]]]:
+    """``(method, table_arch, test accuracy it recorded)`` of every judged row of a
+    ground-truth or compare result."""
     if "runs" in results:
-        return [(r["controller"], r["table_arch"]) for r in results["runs"] if r.get("table_arch") is not None]
+        return [(r["controller"], r["table_arch"], r.get("test_accuracy")) for r in results["runs"]
+                if r.get("table_arch") is not None]
     if "tasks" in results:
-        return [(f"{r['method']} ({r['suite']})", r["table_arch"]) for r in results["tasks"]
+        return [(f"{r['method']} ({r['suite']})", r["table_arch"], r.get("test_accuracy")) for r in results["tasks"]
                 if r.get("table_arch") is not None]
     raise ValueError("expected the JSON of benchmarks/ground_truth.py (runs) or nasgen compare (tasks)")
 
 
-def rejudge(judge: Judge, rows: list[tuple[str, list[int]]], versus: str) -> list[dict]:
+def verdict(judge: Judge, arch: list[int], recorded: Optional[float]) -> dict:
+    """The table's verdict on ``arch``; for a cell a sampled table lacks (trained on demand
+    when the row was judged), the row's recorded test accuracy with the table's noise floor at
+    that accuracy for a mean of the table's seeds."""
+    try:
+        return judge.judge(arch)
+    except ValueError:
+        if recorded is None or not math.isfinite(recorded):
+            raise
+    table = judge.table
+    se = table.noise_sd(recorded, "test_accuracy") / math.sqrt(len(table.seeds))
+    return {"arch": list(arch), "test_regret": judge.best_test - recorded, "test_accuracy_se": se,
+            "test_regret_se": math.hypot(se, judge.best_test_se)}
+
+
+def rejudge(judge: Judge, rows: list[tuple[str, list[int], Optional[float]]], versus: str) -> list[dict]:
     """Per method, in first-seen order: seeds, mean regret, mean SE of one regret, the table's
     SE of the mean regret, and of its difference to method ``versus`` (the best cancels there)."""
-    table = judge.table
-    se = table.standard_error("test_accuracy")
+    cell_ses: dict[tuple, float] = {}
     weights, out = {}, []
-    for method in dict.fromkeys(m for m, _ in rows):
-        verdicts = [judge.judge(arch) for m, arch in rows if m == method]
+    for method in dict.fromkeys(m for m, _, _ in rows):
+        verdicts = [verdict(judge, arch, acc) for m, arch, acc in rows if m == method]
         n = len(verdicts)
+        cell_ses.update({tuple(v["arch"]): float(v["test_accuracy_se"]) for v in verdicts})
         weights[method] = {c: k / n for c, k in Counter(tuple(v["arch"]) for v in verdicts).items()}
         out.append({"method": method, "seeds": n, "distinct_cells": len(weights[method]),
                     "test_regret": float(np.mean([v["test_regret"] for v in verdicts])),
                     "regret_se": float(np.mean([v["test_regret_se"] for v in verdicts]))})
 
     def cell_se(cell: tuple) -> float:
-        return float(se[table.row_of(list(cell))])
+        return cell_ses[cell]
 
     for entry in out:
         mine, theirs = weights[entry["method"]], weights.get(versus, {})
@@ -85,7 +105,7 @@ def main(argv=None) -> None:
         if recorded and recorded != table.manifest["sha256"]:
             raise ValueError(f"{args.results} was judged by a table of SHA-256 {recorded}, not {table.name}'s")
         versus = args.versus or rows[0][0]
-        if versus not in {m for m, _ in rows}:
+        if versus not in {m for m, _, _ in rows}:
             raise ValueError(f"--versus {versus!r} is not a method of {args.results}")
         summary = rejudge(Judge(table, table.space), rows, versus)
     except (OSError, ValueError, KeyError, IndexError) as error:

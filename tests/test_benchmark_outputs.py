@@ -73,6 +73,36 @@ def test_rejudge_puts_the_table_noise_on_published_rows(tmp_path, capsys):
     assert exit_.value.code == 2 and "was judged by a table of SHA-256 000" in capsys.readouterr().err
 
 
+def test_rejudge_keeps_the_recorded_accuracy_of_a_cell_a_sampled_table_lacks(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(BENCHMARKS))
+    from _synthetic_table import write_synthetic_nb201_table
+
+    import rejudge
+    from nasgen.nb1d import all_distinct, load
+    from nasgen.searchspace import get
+
+    table = load(write_synthetic_nb201_table(tmp_path / "table", sample=200))
+    inside = table.archs[0].tolist()
+    outside = next(a for a in all_distinct(get("nb201")).tolist() if a not in table.archs.tolist())
+    tasks = [{"suite": "nb1d", "method": "m", "seed": s, "table_arch": arch, "test_accuracy": 0.55}
+             for s, arch in enumerate([inside, outside])]
+    results = tmp_path / "report.json"
+    results.write_text(json.dumps({"tasks": tasks, "table_sha256": table.manifest["sha256"]}))
+    rejudge.main([str(results), "--table", str(tmp_path / "table" / "synthetic.json")])
+    out = capsys.readouterr().out
+    best, best_se = table.best()["value"], table.standard_error("test_accuracy")[table.row_of(table.best()["arch"])]
+    regret = (best - table.query(inside)["mean"]["test_accuracy"] + best - 0.55) / 2
+    outside_se = table.noise_sd(0.55) / math.sqrt(2)
+    one = (math.hypot(table.standard_error("test_accuracy")[0], best_se) + math.hypot(outside_se, best_se)) / 2
+    assert f"| m (nb1d) | 2 | 2 | {100 * regret:.2f} | {100 * one:.2f} |" in out
+    tasks[1]["test_accuracy"] = None  # nothing to judge the lacking cell by: refused in one line
+    results.write_text(json.dumps({"tasks": tasks, "table_sha256": table.manifest["sha256"]}))
+    with pytest.raises(SystemExit) as exit_:
+        rejudge.main([str(results), "--table", str(tmp_path / "table" / "synthetic.json")])
+    assert exit_.value.code == 2 and "error:" in capsys.readouterr().err
+
+
 def test_nb1d_v2_status_reads_a_build_folder_as_it_stands(tmp_path, capsys):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.path.insert(0, str(BENCHMARKS))
