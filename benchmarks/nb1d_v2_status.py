@@ -59,12 +59,19 @@ def good_half(pairs: np.ndarray, select: np.ndarray, rng: np.random.Generator) -
             "reliability_ci": [spearman_brown(low), spearman_brown(high)]}
 
 
+def final_accuracies(rows: list[dict]) -> dict[tuple, dict[int, float]]:
+    """``{cell: {seed: final test accuracy}}`` of a build's finished rows."""
+    out: dict[tuple, dict[int, float]] = {}
+    for r in rows:
+        if r.get("error") is None:
+            out.setdefault(tuple(r["arch"]), {})[int(r["seed"])] = r["test_accuracy"][-1]
+    return out
+
+
 def status(build: Path) -> dict:
     settings = read_settings(build)
     rows = [r for r in read_rows(build / "rows.jsonl") if r.get("error") is None]
-    seeds = {}
-    for r in rows:
-        seeds.setdefault(tuple(r["arch"]), {})[int(r["seed"])] = r["test_accuracy"][-1]
+    seeds = final_accuracies(rows)
     cells = list(seeds)
     paired = [c for c in cells if 0 in seeds[c] and 1 in seeds[c]]
     pairs = np.array([[seeds[c][0], seeds[c][1]] for c in paired]).reshape(-1, 2)

@@ -35,7 +35,7 @@ from nasgen.nb1d.archs import plan_archs
 from nasgen.nb1d.build import plan_items, read_settings
 from nasgen.nb1d.table import spearman
 from nasgen.searchspace import from_dict
-from nb1d_v2_status import BUILD, TARGETS, interval
+from nb1d_v2_status import BUILD, TARGETS, final_accuracies, interval
 from recipe_pilots import spearman_brown
 
 OUT = C.RESULTS / "nb1d-v2-seed2"
@@ -47,7 +47,7 @@ def first_cells(settings: dict, n: int) -> list[tuple]:
     space = from_dict(settings["space"])
     items = plan_items(plan_archs(space, settings.get("limit_archs")), settings["seeds"],
                        settings.get("reliability_archs"))
-    subset = settings.get("reliability_archs") or len(items) // len(settings["seeds"])
+    subset = len({tuple(a) for a, s in items if s == settings["seeds"][-1]})  # the cells with every seed
     if n > subset:
         raise ValueError(f"--cells {n} is more than the build's {subset} cells with every seed")
     cells: list[tuple] = []
@@ -59,23 +59,19 @@ def first_cells(settings: dict, n: int) -> list[tuple]:
     return cells
 
 
-def final_accuracies(folder: Path) -> dict[tuple, dict[int, float]]:
-    """``{cell: {seed: final test accuracy}}`` of a build folder's finished rows (no lock)."""
-    out: dict[tuple, dict[int, float]] = {}
-    for r in read_rows(folder / "rows.jsonl"):
-        if r.get("error") is None:
-            out.setdefault(tuple(r["arch"]), {})[int(r["seed"])] = r["test_accuracy"][-1]
-    return out
+def accuracies(folder: Path) -> dict[tuple, dict[int, float]]:
+    """``{cell: {seed: final test accuracy}}`` of a build folder as it stands (no lock)."""
+    return final_accuracies(read_rows(folder / "rows.jsonl"))
 
 
-def chosen_cells(build_dir: Path, n: int) -> list[tuple]:
-    """The cells above the median of seed 0 among the first ``n`` paired cells of the build.
+def chosen_cells(build_dir: Path, n: int, acc: dict[tuple, dict[int, float]]) -> list[tuple]:
+    """The cells above the median of seed 0 among the first ``n`` paired cells of the build
+    (``acc``: its ``accuracies``).
 
     Raises:
         ValueError: some of the first ``n`` cells lack seed 0 or 1 (the build is not that far).
     """
     cells = first_cells(read_settings(build_dir), n)
-    acc = final_accuracies(build_dir)
     missing = [c for c in cells if not {0, 1} <= set(acc.get(c, {}))]
     if missing:
         raise ValueError(f"{len(missing)} of the first {n} cells of {build_dir} lack seed 0 or 1 so far; "
@@ -84,9 +80,10 @@ def chosen_cells(build_dir: Path, n: int) -> list[tuple]:
     return [c for c, a in zip(cells, seed0) if a > np.median(seed0)]
 
 
-def figures(build_dir: Path, out: Path, chosen: list[tuple], rng: np.random.Generator) -> dict:
-    """Seed correlations over the chosen cells that have all three seeds."""
-    acc, third = final_accuracies(build_dir), final_accuracies(out)
+def figures(acc: dict[tuple, dict[int, float]], out: Path, chosen: list[tuple], rng: np.random.Generator) -> dict:
+    """Seed correlations over the chosen cells that have all three seeds (``acc``: the v2
+    build's ``accuracies``; ``out``: the third seed's build folder)."""
+    third = accuracies(out)
     done = [c for c in chosen if THIRD_SEED in third.get(c, {})]
     seeds = np.array([[acc[c][0], acc[c][1], third[c][THIRD_SEED]] for c in done]).reshape(-1, 3)
 
@@ -150,12 +147,13 @@ def main(argv=None) -> None:
         parser.error(f"--cells {args.cells}: give at least 4 cells")
     build_dir, work = Path(args.build), Path(args.work)
     try:
-        chosen = chosen_cells(build_dir, args.cells)
+        acc = accuracies(build_dir)
+        chosen = chosen_cells(build_dir, args.cells, acc)
         if not args.report:
             settings = read_settings(build_dir)
             build(from_dict(settings["space"]), settings["dataset"], [THIRD_SEED], Recipe.from_dict(settings["recipe"]),
                   work, archs=[list(c) for c in chosen], local=args.local, num_cpus=args.num_cpus)
-        result = {"first_cells": args.cells, **figures(build_dir, work, chosen, np.random.default_rng(0))}
+        result = {"first_cells": args.cells, **figures(acc, work, chosen, np.random.default_rng(0))}
     except (OSError, ValueError) as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     text = markdown(result)

@@ -52,12 +52,12 @@ def verdict(judge: Judge, arch: list[int], recorded: Optional[float]) -> dict:
     """The table's verdict on ``arch``; for a cell a sampled table lacks (trained on demand
     when the row was judged), the row's recorded test accuracy with the table's noise floor at
     that accuracy for a mean of the table's seeds."""
+    table = judge.table
     try:
         return judge.judge(arch)
     except ValueError:
-        if recorded is None or not math.isfinite(recorded):
+        if table.covers_space() or recorded is None or not math.isfinite(recorded):
             raise
-    table = judge.table
     se = table.noise_sd(recorded, "test_accuracy") / math.sqrt(len(table.seeds))
     return {"arch": list(arch), "test_regret": judge.best_test - recorded, "test_accuracy_se": se,
             "test_regret_se": math.hypot(se, judge.best_test_se)}

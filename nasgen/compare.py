@@ -658,7 +658,7 @@ def _random_epochs_cells(spec: dict) -> tuple[int, float]:
 
 def _run_random_epochs_sampled(spec: dict) -> dict:
     """Random search at equal epochs judged by a sampled table: ``n`` encodings drawn uniformly
-    (each edge's op uniform, as the ``random`` controller draws), each cell looked up or, outside
+    (``SearchSpace.sample``: each edge's op uniform), each cell looked up or, outside
     the sample, trained on demand with the table's recipe and seeds; the best by the mean
     validation accuracy of its seeds (``Tabular-v0``'s one drawn seed per query needs a
     complete table)."""
@@ -668,7 +668,7 @@ def _run_random_epochs_sampled(spec: dict) -> dict:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="nasgen-compare-") as tmp:
         judge = ground_truth.Judge(table, table.space, fill=Path(tmp) / ground_truth.FILL_NAME)
-        drawn = [rng.integers(0, np.asarray(table.space.choices)) for _ in range(n)]
+        drawn = [table.space.sample(rng) for _ in range(n)]
         verdicts = [judge.judge(arch) for arch in drawn]
     scores = [v["val_accuracy"] if math.isfinite(v["val_accuracy"]) else -math.inf for v in verdicts]
     best = int(np.argmax(scores))
