@@ -97,9 +97,10 @@ def parse_args(argv=None):
     parser.add_argument("--runs-dir", default=None, help="keep each search's run folder here (default: a temp dir)")
     parser.add_argument("--fill", default=None,
                         help="judge with a partial (sampled) table: cells it lacks are trained on demand with the "
-                             "table's recipe and seeds and kept in this JSON-lines file; percentiles are among the "
-                             "sampled cells, regrets against the best of them; black boxes on the table are skipped "
-                             "(Tabular-v0 needs a complete table) and random search trains its cells")
+                             "table's recipe and the seeds its build plans for them, kept in this build folder "
+                             "(nasgen bench merge folds it into the table's build); percentiles are among the "
+                             "sampled cells, regrets against the best of them; the black boxes and random search "
+                             "query Tabular-v0 with it")
     parser.add_argument("--rejudge", default=None, nargs="+", metavar="JSON",
                         help="do not search: judge the runs of earlier --out JSONs again with --table (and --fill); "
                              "several JSONs of the same settings are merged (methods in order; a (method, seed) "
@@ -196,7 +197,9 @@ def tabular_one(name: str, queries: int, seed: int, args, judge, runs_dir: Path,
     per_step = controllers.make(name, space, seed=seed).samples_per_step
     steps = max(1, queries // per_step)
     config = SearchConfig(controller=name, env=TABULAR_ID, seed=seed, steps=steps, checkpoint_every=10**9,
-                          env_kwargs={"table": table_file(args), "budget": steps * per_step}, table="none")
+                          env_kwargs={"table": table_file(args), "budget": steps * per_step,
+                                      **({"fill": str(Path(args.fill).resolve())} if args.fill else {})},
+                          table="none")
     row = {"controller": label, "seed": seed, "kind": "black-box", "family": "table", "queries": steps * per_step}
     try:
         search = Search(config, runs_dir / f"tabular-{label}__s{seed}")
@@ -365,23 +368,6 @@ def describe(args, judge, rows: list[dict], n_random: int) -> str:
               if args.fill else ""))
 
 
-def random_search_fill(n: int, seed: int, args, judge) -> dict:
-    """Random search at equal epochs on a sampled table: ``n`` encodings drawn uniformly from
-    the space, each judged (trained on demand when the table lacks it); the answer is the one
-    with the best validation accuracy."""
-    rng = np.random.default_rng(10_000 + seed)
-    row = {"controller": RANDOM_SEARCH, "seed": seed, "kind": "black-box", "family": "trained, equal epochs",
-           "queries": n}
-    start = time.perf_counter()
-    try:
-        space = judge.table.space
-        judged = [(arch, verdict(judge, arch, space)) for arch in (space.sample(rng) for _ in range(n))]
-    except Exception as error:  # one method must not sink the run
-        return {**row, "error": f"{type(error).__name__}: {error}"}
-    arch, best = max(judged, key=lambda pair: pair[1].get("val_accuracy", -math.inf))
-    return {**row, "wall_time_s": time.perf_counter() - start, "derived_arch": np.asarray(arch).tolist(), **best}
-
-
 # --- the cost of the full run -----------------------------------------------------------------------------
 def estimate(args, labels: list[str]) -> dict:
     """Time each method on a short slice of search (seed 0, no warm-up) and a short warm-up,
@@ -443,8 +429,6 @@ def main(argv=None) -> None:
     judge = load_judge(args)
     labels = C.select(list(LABELS), args.controllers, plugins=True)
     tab_names = args.tabular_controllers.split(",") if args.tabular_controllers else list(TABULAR)
-    if args.fill:
-        tab_names = []  # Tabular-v0 needs a complete table
     for name in tab_names:
         problem = C.controller_problem(name)
         if problem is not None:
@@ -470,11 +454,8 @@ def main(argv=None) -> None:
             for name in tab_names:
                 row = tabular_one(name, args.queries, seed, args, judge, runs_dir, f"{name} (table)")
                 rows.append(row)
-            if args.fill:
-                rows.append(random_search_fill(n_random, seed, args, judge))
-            else:
-                row = tabular_one("random", n_random, seed, args, judge, runs_dir, RANDOM_SEARCH)
-                rows.append({**row, "family": "table, equal epochs"})
+            row = tabular_one("random", n_random, seed, args, judge, runs_dir, RANDOM_SEARCH)
+            rows.append({**row, "family": "table, equal epochs"})
             print(f"seed {seed}: on the table: " + "  ".join(
                 f"{r['controller']} {pp(r.get('test_regret', math.nan))}" for r in rows[-len(tab_names) - 1:]),
                 flush=True)

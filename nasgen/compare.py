@@ -11,13 +11,15 @@ and seeds. The suites (``SUITES``):
   options); the table (default the shipped ``nb201-mnist1d``) judges the derived cell: test
   regret against the table's best with its standard error, and percentile. A sampled table
   trains a derived cell it lacks with its own recipe and seeds.
-- ``nb1d-table``: the black-box controllers on the table itself (``nasgen/Tabular-v0``, a
-  complete table only) at an equal number of queries; the answer is the best queried cell by
-  validation accuracy (one drawn training seed per query, as NAS-Bench-201 does). Beside them
-  ``random@epochs``: random search at equal epochs, as many random cells as the table's
-  recipe can train in the supernet suite's budget of epochs, the best by validation
-  accuracy. With a sampled table only ``random@epochs`` runs, beside ``nb1d``: its cells
-  drawn uniformly, each looked up or trained on demand, the best by its seeds' mean.
+- ``nb1d-table``: the black-box controllers on the table itself (``nasgen/Tabular-v0``) at
+  an equal number of queries; the answer is the best queried cell by validation accuracy
+  (one drawn training seed per query, as NAS-Bench-201 does). Beside them ``random@epochs``:
+  random search at equal epochs, as many random cells as the table's recipe can train in the
+  supernet suite's budget of epochs, the best by validation accuracy. On a sampled table
+  ``Tabular-v0`` trains a queried cell it lacks with the seeds its build plans for it, into
+  the build folder ``OUT/fill`` that every task shares (``FILL_DIR``): the searches run as
+  they will on the finished table, and ``nasgen bench merge OUT/fill BUILD`` folds those
+  trainings into its build.
 - ``teacher``: ``nasgen/TeacherArch-v0``, whose optimum is a known architecture. Every method
   gets an equal budget of reward evaluations (a gradient step counts as one); the main
   figure is the held-out MSE of the derived architecture against the teacher (0 exactly at
@@ -86,6 +88,8 @@ ONESHOT_ID, TABULAR_ID, TEACHER_ID, NBG_ID = ("nasgen/OneShotNAS-v0", "nasgen/Ta
                                               "nasgen/NASBenchGraph-v0")
 #: The extra method of ``nb1d-table``: random search at the supernet suite's epochs.
 RANDOM_EPOCHS = "random@epochs"
+#: Build folder of the comparison's folder for cells a sampled table lacks (``nasgen bench merge`` folds it).
+FILL_DIR = "fill"
 #: The method whose architecture-phase time every other one's is divided by (where it ran).
 REFERENCE = "darts"
 #: The baselines of the paired tests when none are given (those of them that ran).
@@ -246,8 +250,8 @@ class CompareConfig:
     threads: int = field(default=1, metadata=checks.field(checks.positive_int))
     """torch CPU threads of each task"""
     table: str = field(default="nb201-mnist1d", metadata=checks.field(checks.non_empty))
-    """the NAS-Bench-1D table judging nb1d and nb1d-table (shipped name or path); a sampled table judges nb1d
-    and random@epochs, training the cells it lacks"""
+    """the NAS-Bench-1D table judging nb1d and nb1d-table (shipped name or path); a sampled table trains the
+    cells it lacks on demand"""
     space: str = field(default="nb201", metadata=checks.field(checks.non_empty))
     """the nb1d search space: nb201 or nb201-nozero (the table judges it through the cell string)"""
     protocol: str = field(default="paper", metadata=checks.field(checks.non_empty))
@@ -418,25 +422,28 @@ def _judge(config: CompareConfig) -> ground_truth.Judge:
     return ground_truth.Judge(table, space)
 
 
-def _sampled(judge: ground_truth.Judge, config: CompareConfig, suites: list[str], notes: list[str]) -> Optional[str]:
-    """For a sampled (partial) table, the note saying so (None for a complete one). nb1d
-    judges through it, training a derived cell it lacks with the table's recipe and seeds; of
-    nb1d-table only random search at equal epochs runs (the black boxes query ``Tabular-v0``,
-    which needs every cell), and ``--suite nb1d-table`` without nb1d is refused."""
+def _sampled_notes(judge: ground_truth.Judge, config: CompareConfig, suites: list[str], notes: list[str]) -> None:
+    """For a sampled (partial) table, the notes saying so: nb1d
+    judges through it, training a derived cell it lacks with the table's recipe and seeds,
+    and nb1d-table's ``Tabular-v0`` trains a queried cell it lacks into ``OUT/fill``."""
     table = judge.table
     if table.covers_space():
-        return None
+        return
     sample = (f"table {table.name} is sampled: {len(table.archs)} of the space's "
               f"{table.manifest.get('space_distinct', '?')} distinct architectures")
-    if NB1D_TABLE in suites and NB1D not in suites:
-        raise InputError(f"--suite {NB1D_TABLE}: {sample}, and the black boxes query a complete table; a "
-                         f"sampled table judges suite {NB1D} and {RANDOM_EPOCHS} beside it")
-    notes.append(f"{sample}: a derived cell outside it is trained on demand with the table's recipe and seeds, and "
-                 f"its regret is against the best sampled cell (negative when it beats them all)")
+    notes.append(f"{sample}: a cell outside it is trained on demand with the table's recipe and the seeds its build "
+                 f"plans for it, and its regret is against the best sampled cell (negative when it beats them all)")
     if NB1D_TABLE in suites:
-        notes.append(f"suite {NB1D_TABLE}: only {RANDOM_EPOCHS} (its cells drawn uniformly, looked up or trained on "
-                     f"demand, the best by its seeds' mean validation accuracy); the black boxes need a complete table")
-    return sample
+        notes.append(f"suite {NB1D_TABLE}: the cells queried outside the sample are trained into "
+                     f"{Path(config.out) / FILL_DIR}, a build folder that `nasgen bench merge` folds into the table's "
+                     f"build")
+
+
+def _tabular_kwargs(config: CompareConfig, table: Any, table_path: str) -> dict:
+    """``Tabular-v0``'s table, and on a sampled table the comparison's fill folder."""
+    if table.covers_space():
+        return {"table": table_path}
+    return {"table": table_path, "fill": str(Path(config.out).resolve() / FILL_DIR)}
 
 
 def _specs(suite: str, method: str, config: CompareConfig, table_path: Optional[str], table: Any) -> dict:
@@ -451,15 +458,14 @@ def _specs(suite: str, method: str, config: CompareConfig, table_path: Optional[
                            epochs=config.epochs,
                            protocol=config.protocol, table=ground_truth.OFF)
             common = {"budget_config": asdict(budget), "recipe_epochs": table.manifest["recipe"]["epochs"]}
-            if not table.covers_space():  # Tabular-v0 needs every cell: draw and judge (and train) directly
-                return {"runner": "random-epochs-sampled", "table": table_path, **common}
-            checked = _gate(suite, "random", env=TABULAR_ID, env_kwargs={"table": table_path, "budget": 1}, steps=1,
-                            table=ground_truth.OFF)
+            checked = _gate(suite, "random", env=TABULAR_ID, env_kwargs={**_tabular_kwargs(config, table, table_path),
+                                                                         "budget": 1},
+                            steps=1, table=ground_truth.OFF)
             return {"runner": "random-epochs", "config": asdict(checked), **common}
         per_step = _samples_per_step(method, table.space)
         steps = max(1, config.queries // per_step)
-        checked = _gate(suite, method, env=TABULAR_ID, env_kwargs={"table": table_path, "budget": steps * per_step},
-                        steps=steps, table=ground_truth.OFF)
+        checked = _gate(suite, method, env=TABULAR_ID, steps=steps, table=ground_truth.OFF,
+                        env_kwargs={**_tabular_kwargs(config, table, table_path), "budget": steps * per_step})
         return {"runner": "table", "config": asdict(checked)}
     if suite == TEACHER:
         kind = _controller(variant_of(method).controller).kind
@@ -526,7 +532,8 @@ def check(config: CompareConfig) -> Plan:
                                  f"{', '.join(methods + [RANDOM_EPOCHS])}")
     baselines = list(config.baselines if config.baselines is not None else DEFAULT_BASELINES)
     judge = _judge(config) if {NB1D, NB1D_TABLE} & set(suites) else None
-    sampled = _sampled(judge, config, suites, notes) if judge is not None else None
+    if judge is not None:
+        _sampled_notes(judge, config, suites, notes)
     table_path = str(resolve_table(config.table).resolve()) if judge is not None else None
     seeds = list(range(config.seeds))
     tasks, skipped, rows = [], [], {}
@@ -535,8 +542,6 @@ def check(config: CompareConfig) -> Plan:
         candidates = methods + ([RANDOM_EPOCHS] if suite == NB1D_TABLE else [])
         for method in candidates:
             reason = None if method == RANDOM_EPOCHS else _reason(SUITES[suite].env, method)
-            if reason is None and sampled and suite == NB1D_TABLE and method != RANDOM_EPOCHS:
-                reason = f"{sampled}; the black boxes query a complete table"
             if reason:
                 skipped.append({"method": method, "suite": suite, "reason": reason})
                 continue
@@ -620,8 +625,8 @@ def _run_supernet(spec: dict) -> dict:
 def _best_queried(config: SearchConfig) -> dict:
     """A black box on the table: its answer is its best queried cell by validation accuracy."""
     search, result = _search(config)
-    table = search.env.unwrapped.table  # loaded and checked by the environment
-    judge = ground_truth.Judge(table, table.space)
+    env = search.env.unwrapped  # its table loaded and checked; its judge trains what a sampled one lacks
+    judge = env.judge or ground_truth.Judge(env.table, env.table.space)
     answer = result["best_arch"]
     if answer is None:
         raise ValueError("no query gave a finite reward")
@@ -654,30 +659,6 @@ def _random_epochs_cells(spec: dict) -> tuple[int, float]:
     total_epochs = protocols.plan_search(budget, probe).total_epochs
     probe.close()
     return max(1, int(total_epochs // spec["recipe_epochs"])), total_epochs
-
-
-def _run_random_epochs_sampled(spec: dict) -> dict:
-    """Random search at equal epochs judged by a sampled table: ``n`` encodings drawn uniformly
-    (``SearchSpace.sample``: each edge's op uniform), each cell looked up or, outside
-    the sample, trained on demand with the table's recipe and seeds; the best by the mean
-    validation accuracy of its seeds (``Tabular-v0``'s one drawn seed per query needs a
-    complete table)."""
-    n, total_epochs = _random_epochs_cells(spec)
-    table = load_table(spec["table"])
-    rng = np.random.default_rng(spec["seed"])
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="nasgen-compare-") as tmp:
-        judge = ground_truth.Judge(table, table.space, fill=Path(tmp) / ground_truth.FILL_NAME)
-        drawn = [table.space.sample(rng) for _ in range(n)]
-        verdicts = [judge.judge(arch) for arch in drawn]
-    scores = [v["val_accuracy"] if math.isfinite(v["val_accuracy"]) else -math.inf for v in verdicts]
-    best = int(np.argmax(scores))
-    answer = [int(a) for a in drawn[best]]
-    return {**_figures(verdicts[best]), "derived_arch": answer, "policy_arch": answer,
-            "policy_test_regret": verdicts[best]["test_regret"], "wall_time_s": time.perf_counter() - start,
-            "steps": n, "queries": n, "total_epochs": total_epochs, "cells": n,
-            "trained_on_demand_cells": sum(bool(v["trained_on_demand"]) for v in verdicts),
-            "budget": f"{n} cell(s) x {spec['recipe_epochs']} epochs ({total_epochs:.3g} epochs)"}
 
 
 def _run_teacher(spec: dict) -> dict:
@@ -719,7 +700,7 @@ def _run_nbg(spec: dict) -> dict:
 
 RUNNERS: dict[str, Callable[[dict], dict]] = {"supernet": _run_supernet, "table": _run_table,
                                                "random-epochs": _run_random_epochs,
-                                               "random-epochs-sampled": _run_random_epochs_sampled, "teacher": _run_teacher,
+                                               "teacher": _run_teacher,
                                                "nbg": _run_nbg}
 
 

@@ -173,6 +173,17 @@ def folder_lock(folder: str | Path, name: str, what: str, holder: str) -> Iterat
 CONNECT_TIMEOUT_S = 10.0
 
 
+def append_synced(path: str | Path, data: bytes) -> None:
+    """Append ``data`` to ``path`` (created if missing) in one write, synced, under a blocking
+    ``flock`` of the file: several processes appending whole lines never interleave them."""
+    with open(path, "ab") as f:
+        if fcntl is not None:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)  # released when the file closes
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
 def error_line(error: BaseException) -> str:
     """The last meaningful line of a (Ray-wrapped) exception, e.g. ``ValueError: lr must be > 0``."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]

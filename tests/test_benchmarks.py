@@ -222,22 +222,23 @@ def test_ground_truth_quick_on_nb201_nozero_judges_the_table_rows_in_the_table_s
 
 
 def test_ground_truth_quick_on_a_sampled_table(tmp_path):
-    """A real partial table (6 cells trained here): --fill trains the cells it lacks."""
+    """A real partial table (6 cells trained here): --fill trains the cells it lacks, for the
+    supernet methods' verdicts and for the black boxes' queries of Tabular-v0."""
     from nasgen.nb1d import Recipe, build, pack
     from nasgen.searchspace import get
 
     recipe = Recipe(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2)
     build(get("nb201"), "mnist1d", [0, 1], recipe, tmp_path / "b", local=True, progress=False, limit_archs=6)
     table = pack(tmp_path / "b", "sample")
-    out, fill = tmp_path / "ground_truth.json", tmp_path / "fill.jsonl"
+    out, fill = tmp_path / "ground_truth.json", tmp_path / "fill"
     proc = run_script("ground_truth.py", "--quick", "--table", str(table), "--fill", str(fill),
-                      "--controllers", "credit,darts", "--out", str(out))
+                      "--controllers", "credit,darts", "--tabular-controllers", "random", "--out", str(out))
     assert "a sampled table: 6 of the space's distinct cells" in proc.stdout
     data = outputs(out)
-    assert [s["controller"] for s in data["summary"]] == ["credit", "darts", "random search"]
+    assert [s["controller"] for s in data["summary"]] == ["credit", "darts", "random (table)", "random search"]
     ok = [r for r in data["runs"] if "error" not in r]
-    assert {r["controller"] for r in ok} == {"credit", "darts", "random search"}
-    filled = [json.loads(line) for line in fill.read_text().splitlines()]
+    assert {r["controller"] for r in ok} == {"credit", "darts", "random (table)", "random search"}
+    filled = [json.loads(line) for line in (fill / "rows.jsonl").read_text().splitlines()]
     on_demand = [r for r in ok if r["trained_on_demand"]]
     assert on_demand and len(filled) >= 2 * len({tuple(r["table_arch"]) for r in on_demand})
     for run in ok:
@@ -260,12 +261,12 @@ def test_ground_truth_quick_on_a_sampled_table(tmp_path):
                                  "labels": ["credit"]}))
     impostor = {**next(r for r in data["runs"] if r["controller"] == "credit"), "derived_arch": [0] * 6}
     second.write_text(json.dumps({**data, "runs": [r for r in data["runs"] if r["controller"] != "credit"] + [impostor],
-                                  "labels": ["darts", "random search"]}))
+                                  "labels": ["darts", "random (table)", "random search"]}))
     merged = tmp_path / "merged.json"
     run_script("ground_truth.py", "--rejudge", str(first), str(second), "--table", str(bigger), "--fill", str(fill),
                "--out", str(merged))
     joined = outputs(merged)
-    assert [s["controller"] for s in joined["summary"]] == ["credit", "darts", "random search"]
+    assert [s["controller"] for s in joined["summary"]] == ["credit", "darts", "random (table)", "random search"]
     key = lambda r: (r["controller"], r["seed"])
     assert sorted(map(key, joined["runs"])) == sorted(map(key, redone["runs"]))
     for a, b in zip(sorted(joined["runs"], key=key), sorted(redone["runs"], key=key)):

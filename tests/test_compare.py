@@ -68,39 +68,41 @@ def test_teacher_comparison_runs_every_task_and_reports_it(tmp_path):
     assert report["markdown"] == text
 
 
-def test_a_sampled_table_judges_nb1d_training_the_cells_it_lacks(tmp_path, capsys):
-    from nasgen.nb1d import load
+def test_a_sampled_table_judges_every_suite_training_the_cells_it_lacks(tmp_path, capsys):
+    from nasgen.nb1d import load, read_rows
 
     sampled = write_synthetic_nb201_table(tmp_path / "sampled", sample=40)
     table = load(sampled)
     assert not table.covers_space() and len(table.archs) == 40
     fields = dict(controllers=("random",), seeds=1, local=True, table=str(sampled), warmup_epochs=0.0, epochs=0.05,
-                  supernet_channels=2)
-    with pytest.raises(compare.InputError, match="--suite nb1d-table: table synthetic is sampled: 40 of the "
-                                                 "space's 6466 distinct architectures"):
-        compare.check(CompareConfig(suites=("nb1d-table",), out=str(tmp_path / "no"), **fields))
-    assert not (tmp_path / "no").exists()
+                  supernet_channels=2, queries=3)
+    alone = compare.check(CompareConfig(suites=("nb1d-table",), out=str(tmp_path / "alone"), **fields))
+    assert alone.rows == {"nb1d-table": ["random", "random@epochs"]} and not alone.skipped  # none left out
     plan = compare.check(CompareConfig(suites=None, out=str(tmp_path / "plan"), **fields))
-    # of nb1d-table only random search at equal epochs runs; the black boxes need every cell
-    assert plan.rows["nb1d-table"] == ["random@epochs"] and plan.rows["nb1d"] == ["random"]
-    assert [(s["method"], s["suite"]) for s in plan.skipped] == [("random", "nb1d-table")]
-    assert "complete table" in plan.skipped[0]["reason"]
-    report = quiet_run(suites=("nb1d", "nb1d-table"), out=str(tmp_path / "cmp"), **fields)
+    assert plan.rows["nb1d-table"] == ["random", "random@epochs"] and plan.rows["nb1d"] == ["random"]
+    assert any("trained into" in note and "nasgen bench merge" in note for note in plan.notes)
+    out = tmp_path / "cmp"
+    report = quiet_run(suites=("nb1d", "nb1d-table"), out=str(out), **fields)
     assert report["failed"] == 0
-    rows = {r["suite"]: r for r in report["tasks"]}
+    rows = {(r["suite"], r["method"]): r for r in report["tasks"]}
     sample = {tuple(a) for a in table.archs.tolist()}
-    row = rows["nb1d"]
+    row = rows[("nb1d", "random")]
     assert tuple(row["table_arch"]) not in sample and row["trained_on_demand"]
     assert math.isfinite(row["test_regret"]) and row["test_regret_se"] > 0
-    searched = rows["nb1d-table"]  # random search: every drawn cell judged, the derived one looked up or trained
-    assert searched["method"] == "random@epochs" and searched["cells"] >= 1 and math.isfinite(searched["test_regret"])
-    assert searched["trained_on_demand"] == (tuple(searched["table_arch"]) not in sample)
+    for method in ("random", "random@epochs"):  # Tabular-v0 queried cells in and out of the sample
+        searched = rows[("nb1d-table", method)]
+        assert math.isfinite(searched["test_regret"])
+        assert searched["trained_on_demand"] == (tuple(searched["table_arch"]) not in sample)
+    assert rows[("nb1d-table", "random")]["queries"] == 3
+    trained = {tuple(r["arch"]) for r in read_rows(out / "fill" / "rows.jsonl")}  # shared by the tasks
+    assert trained and not trained & sample
+    assert {tuple(rows[("nb1d-table", m)]["table_arch"]) for m in ("random", "random@epochs")} - sample <= trained
     assert "is sampled: 40 of the space's 6466" in report["markdown"]
     versus = {t["versus"] for t in report["suites"]["nb1d"]["tests"]}
     assert "random@epochs (nb1d-table)" in versus
     again = quiet_run(suites=("nb1d", "nb1d-table"), out=str(tmp_path / "cmp2"), **fields)  # the same draws
-    assert {r["suite"]: r["table_arch"] for r in again["tasks"]} == {s: r["table_arch"] for s, r in rows.items()}
-
+    assert {(r["suite"], r["method"]): r["table_arch"] for r in again["tasks"]} == {
+        k: r["table_arch"] for k, r in rows.items()}
 
 def test_variants_run_with_their_settings_where_they_mean_something(tmp_path, nb201_table):
     methods = ("credit", "credit[hybrid]", "credit[exact]", "credit[train]", "darts[2nd]")

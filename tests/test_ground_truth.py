@@ -174,7 +174,7 @@ def test_search_on_a_sampled_table_trains_the_derived_cell(tmp_path, capsys):
     in_table = tuple(verdict["arch"]) in set(map(tuple, load(table).archs.tolist()))
     assert verdict["trained_on_demand"] is not in_table
     if not in_table:  # almost surely: 3 of 6,466 cells
-        rows = (run_dir / ground_truth.FILL_NAME).read_text().splitlines()
+        rows = (run_dir / ground_truth.FILL_NAME / "rows.jsonl").read_text().splitlines()
         assert len(rows) == 1 and json.loads(rows[0])["arch"] == verdict["arch"]
         assert "was trained with its recipe" in capsys.readouterr().out
     else:
@@ -218,27 +218,83 @@ def test_paired_statistics_of_the_harness():
     assert ci["mean"] == pytest.approx(2.8) and ci["low"] <= 2.8 <= ci["high"] and ci["low"] >= 1.0
 
 
-def test_a_sampled_table_trains_a_missing_cell_on_demand_once(tmp_path):
+TINY_RECIPE_FIELDS = dict(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2)
+
+
+@pytest.fixture(scope="module")
+def cut_build(tmp_path_factory):
+    """A finished build of 4 cells (2 of them with both seeds), and the same build cut after
+    its 2 paired cells, each packed: ``(finished folder, cut folder, finished table, cut table)``."""
     from nasgen.nb1d import Recipe, build, pack
 
+    root = tmp_path_factory.mktemp("cut-build")
+    kwargs = dict(local=True, progress=False, limit_archs=4, reliability_archs=2)
+    build(get("nb201"), "mnist1d", [0, 1], Recipe(**TINY_RECIPE_FIELDS), root / "full", **kwargs)
+    build(get("nb201"), "mnist1d", [0, 1], Recipe(**TINY_RECIPE_FIELDS), root / "cut", stop_after=4, **kwargs)
+    return root / "full", root / "cut", pack(root / "full", "full"), pack(root / "cut", "sample")
+
+
+def test_a_sampled_table_trains_a_missing_cell_with_its_planned_seeds_once(tmp_path, cut_build):
+    from nasgen.nb1d import merge, plan_archs, plan_items, read_rows
+
+    full_dir, cut_dir, _, cut_path = cut_build
     space = get("nb201")
-    recipe = Recipe(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2)
-    build(space, "mnist1d", [0, 1], recipe, tmp_path / "b", local=True, progress=False, limit_archs=4,
-          reliability_archs=2)
-    table = load(pack(tmp_path / "b", "sample"))
-    assert len(table.archs) == 4 and np.isfinite(table.metrics["test_accuracy"][:, :, -1]).sum() == 6
-    missing = next(a for a in ([3, 3, 3, 3, 3, 3], [2, 2, 2, 2, 2, 2]) if tuple(a) not in map(tuple, table.archs.tolist()))
-    with pytest.raises(ValueError, match="is not in table 'sample', which holds 4 distinct architectures"):
-        ground_truth.Judge(table, space).judge(missing)
-    fill = tmp_path / "fill.jsonl"
-    verdict = ground_truth.Judge(table, space, fill=fill).judge(missing)
-    rows = [json.loads(line) for line in fill.read_text().splitlines()]
-    assert verdict["trained_on_demand"] and [r["seed"] for r in rows] == [0, 1]
-    assert verdict["test_accuracy"] == pytest.approx(np.mean([r["test_accuracy"][-1] for r in rows]))
+    table = load(cut_path)
+    assert table.manifest["plan"] == {"limit_archs": 4, "reliability_archs": 2} and len(table.archs) == 2
+    unpaired = [a for a, _ in plan_items(plan_archs(space, 4), [0, 1], 2)[4:]]  # the build gives them seed 0 only
+    planned = set(map(tuple, plan_archs(space, 4).tolist()))
+    outside = next(a for a in ([3] * 6, [2] * 6, [1] * 6) if tuple(a) not in planned)
+    with pytest.raises(ValueError, match="is not in table 'sample', which holds 2 distinct architectures"):
+        ground_truth.Judge(table, space).judge(unpaired[0])
+    fill = tmp_path / "fill"
+    verdict = ground_truth.Judge(table, space, fill=fill).judge(unpaired[0])
+    rows = read_rows(fill / "rows.jsonl")
+    assert verdict["trained_on_demand"] and [(r["arch"], r["seed"]) for r in rows] == [(unpaired[0], 0)]
+    finished = {(tuple(r["arch"]), r["seed"]): r for r in read_rows(full_dir / "rows.jsonl")}
+    for m in ("test_accuracy", "val_accuracy", "train_loss"):  # the very row the finished build trains
+        assert rows[0][m] == finished[(tuple(unpaired[0]), 0)][m]
+    assert verdict["test_accuracy"] == pytest.approx(rows[0]["test_accuracy"][-1])
     assert verdict["test_regret"] == pytest.approx(table.best()["value"] - verdict["test_accuracy"])
     values = table.mean("test_accuracy")
     assert verdict["percentile"] == pytest.approx(100 * (values <= verdict["test_accuracy"]).mean())
-    again = ground_truth.Judge(table, space, fill=fill).judge(missing)  # reused, not retrained
-    assert again == verdict and len(fill.read_text().splitlines()) == 2
-    inside = ground_truth.Judge(table, space, fill=fill).judge(table.archs[0])
-    assert not inside["trained_on_demand"]
+    again = ground_truth.Judge(table, space, fill=fill).judge(unpaired[0])  # reused, not retrained
+    assert again == verdict and len(read_rows(fill / "rows.jsonl")) == 1
+    ground_truth.Judge(table, space, fill=fill).judge(outside)  # outside the build's plan: every seed of the table
+    assert [(r["arch"], r["seed"]) for r in read_rows(fill / "rows.jsonl")][1:] == [(outside, 0), (outside, 1)]
+    assert not ground_truth.Judge(table, space, fill=fill).judge(table.archs[0])["trained_on_demand"]
+    # the fill folder is a folder of the table's build: it merges into it, once
+    assert merge(fill, cut_dir) == 3 and merge(fill, cut_dir) == 0
+    assert json.loads((cut_dir / "build.json").read_text())["sessions"][-1]["on_demand"] is True
+    # a fill folder of another build is refused in one line, its rows kept
+    settings = json.loads((fill / "build.json").read_text())
+    settings["recipe"]["epochs"] = 2
+    (fill / "build.json").write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match=r"^fill folder .*fill holds rows of a build with other recipe; use another "
+                                         r"folder for this table$"):
+        ground_truth.Judge(table, space, fill=fill).judge(unpaired[1])
+    assert len(read_rows(fill / "rows.jsonl")) == 3
+
+
+def test_tabular_on_a_sampled_table_answers_as_on_the_finished_one(tmp_path, cut_build):
+    import gymnasium as gym
+
+    from nasgen.nb1d import plan_archs, read_rows
+
+    _, _, full_path, cut_path = cut_build
+    with pytest.raises(ValueError, match="Tabular-v0 needs a complete table or fill=FOLDER"):
+        gym.make("nasgen/Tabular-v0", table=str(cut_path))
+    envs = [gym.make("nasgen/Tabular-v0", table=str(path), fill=str(tmp_path / name))
+            for path, name in ((full_path, "a"), (cut_path, "b"))]
+    for env in envs:
+        env.reset(seed=3)
+    archs = plan_archs(get("nb201"), 4)
+    for step, k in enumerate((0, 1, 2, 3, 3, 2, 1, 0, 2, 3)):  # cells the cut table has and lacks, some again
+        for env in envs if step else ():
+            env.reset()  # one cell an episode; the seed's generator goes on
+        (_, reward, *_, info), (_, reward_cut, *_, info_cut) = (env.step(archs[k]) for env in envs)
+        assert reward == pytest.approx(reward_cut, abs=1e-7) and info["seed"] == info_cut["seed"]
+        for key in ("test_accuracy", "params", "flops"):
+            assert info[key] == pytest.approx(info_cut[key], abs=1e-7)
+        assert info_cut["queries"] == info["queries"]
+    assert not (tmp_path / "a").exists()  # the finished table trained nothing
+    assert len(read_rows(tmp_path / "b" / "rows.jsonl")) == 2  # the cut one trained its 2 unpaired cells once

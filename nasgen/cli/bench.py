@@ -245,12 +245,15 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
     k.add_argument("--name", required=True, help="the table's name")
     k.add_argument("--ship", action="store_true", help="write the packed table into the package's tables folder")
     k.set_defaults(func=cmd_pack)
-    m = sub.add_parser("merge", help="append the rows a copy of a build folder trained elsewhere (a GPU)",
+    m = sub.add_parser("merge", help="append the rows a copy of a build folder trained elsewhere (a GPU), or the "
+                                     "cells a sampled table's judge trained on demand",
                        description="Append to build folder OUT the finished rows of SRC that OUT lacks: SRC is a "
                                    "copy of OUT trained further on another machine (a lent GPU, a cluster) while "
-                                   "OUT may have grown. Both must be the same build; each row keeps the session "
+                                   "OUT may have grown, or the fill folder where a judge or Tabular-v0 trained the "
+                                   "cells a table packed from OUT lacked (nasgen compare's OUT/fill, a run's "
+                                   "ground_truth_trained). Both must be the same build; each row keeps the session "
                                    "(device, versions) that trained it.")
-    m.add_argument("src", help="the build folder trained elsewhere")
+    m.add_argument("src", help="the build folder trained elsewhere, or a fill folder")
     m.add_argument("out", help="the build folder to append to")
     m.set_defaults(func=cmd_merge)
     i = sub.add_parser("info", help="print a table's summary")

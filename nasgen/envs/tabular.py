@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from nasgen.nb1d import load
+from nasgen.nb1d.judge import Judge
 
 from .base import ArchitectureEnv
 
@@ -45,6 +46,11 @@ class TabularEnv(ArchitectureEnv):
     the table's distinct architectures), ``params``, ``flops``, ``queries`` (so far),
     ``failed``, ``evaluations`` (1), ``nonfinite`` (False).
 
+    A sampled table (a build cut short) answers with ``fill``, a build folder: a cell the
+    table lacks is trained on demand with its recipe and the seeds its build plans for it
+    (``nb1d.Judge``), so a search answers as it will on the finished table (its regrets
+    against the best sampled cell), and ``nasgen bench merge`` folds those rows into the build.
+
     Query budget: with ``budget=N``, the (N+1)-th ``step`` after a seeded reset raises
     ``QueryBudgetExhausted`` (a RuntimeError) instead of answering, so a search cannot
     quietly look at more of the table than it was allowed; ``None`` (default) is unlimited.
@@ -57,19 +63,20 @@ class TabularEnv(ArchitectureEnv):
         table: a shipped table name or a path to a table's ``.json``/``.npz``.
         reward: ``"sample"`` or ``"mean"`` (see above).
         budget: queries allowed per seeded reset, or None.
+        fill: a build folder for the cells a sampled table lacks (None: a complete table only).
         credit: only ``None``: a table has no gates to ablate.
         seed: see ``ArchitectureEnv``.
 
     Raises:
         ValueError: unknown table, a table whose checksum fails, one that does not cover
-            every distinct architecture of its space, a bad ``reward``/``budget``, or a
-            credit mode.
+            every distinct architecture of its space without ``fill``, a bad
+            ``reward``/``budget``, or a credit mode.
     """
 
     credit_modes: tuple[str, ...] = ()  # a table has no gates to ablate
 
     def __init__(self, table: str = "nb201-mnist1d", reward: str = "sample", budget: Optional[int] = None,
-                 credit: Optional[str] = None, seed: Optional[int] = None):
+                 credit: Optional[str] = None, seed: Optional[int] = None, fill: Optional[str] = None):
         if credit is not None:
             raise ValueError(f"Tabular-v0 cannot give credit={credit!r}: a table has no gates to ablate; "
                              f"use credit=None (black-box controllers)")
@@ -78,9 +85,11 @@ class TabularEnv(ArchitectureEnv):
         if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 1):
             raise ValueError(f"budget must be a positive int or None, got {budget!r}")
         self.table = load(table)
-        if not self.table.covers_space():
+        if not self.table.covers_space() and fill is None:
             raise ValueError(f"table {self.table.name!r} holds {len(self.table.archs)} distinct architectures, "
-                             f"not every one of space {self.table.space.name!r}; Tabular-v0 needs a complete table")
+                             f"not every one of space {self.table.space.name!r}; Tabular-v0 needs a complete table "
+                             f"or fill=FOLDER to train the others on demand")
+        self.judge = Judge(self.table, self.table.space, fill=fill) if fill is not None else None
         super().__init__(self.table.space, seed=seed)
         self.reward_mode = reward
         self.budget = budget
@@ -103,8 +112,9 @@ class TabularEnv(ArchitectureEnv):
         return self.table.query(arch)
 
     def score(self, arch: Any) -> float:
-        """Mean validation accuracy of ``arch`` over the table's seeds (no query is counted)."""
-        value = self.table.query(arch)["mean"]["val_accuracy"]
+        """Mean validation accuracy of ``arch`` over the table's seeds (no query is counted;
+        trained on demand with ``fill``)."""
+        value = (self.judge.judge(arch) if self.judge is not None else self.table.query(arch)["mean"])["val_accuracy"]
         return value if math.isfinite(value) else 0.0
 
     def step(self, action: Any):
@@ -113,7 +123,12 @@ class TabularEnv(ArchitectureEnv):
         if self.budget is not None and self.steps >= self.budget:
             raise QueryBudgetExhausted(f"query budget of {self.budget} exhausted; reset with a seed to "
                                        f"start a new search")
-        row = self.table.row_of(arch)
+        try:
+            row = self.table.row_of(arch)
+        except ValueError:
+            if self.judge is None:
+                raise
+            return self._step_filled(arch)
         if self.reward_mode == "sample":
             ran = np.flatnonzero(self.table.ran[row])
             j = int(ran[self.np_random.integers(len(ran))])
@@ -121,19 +136,36 @@ class TabularEnv(ArchitectureEnv):
         else:
             finite = self._val[row][np.isfinite(self._val[row])]
             value, seed = (float(finite.mean()) if finite.size else math.nan), -1
+        return self._answer(value, seed, float(self._test_mean[row]), float(self._test_se[row]),
+                            float(self._regret_se[row]), int(self.table.params[row]), int(self.table.flops[row]))
+
+    def _answer(self, value: float, seed: int, test: float, test_se: float, regret_se: float, params: int,
+                flops: int):
+        """Count the query and return ``step``'s tuple for a cell's drawn validation accuracy."""
         failed = not math.isfinite(value)
         reward = 0.0 if failed else value
-        test = float(self._test_mean[row])
         self.steps += 1
         self.evaluations += 1
         self.last_reward = reward
         self._episode_over = True
-        info = {"val_accuracy": reward, "seed": seed, "test_accuracy": test,
-                "test_regret": self.best_test - test, "test_accuracy_se": float(self._test_se[row]),
-                "test_regret_se": float(self._regret_se[row]), "percentile": self.table.value_percentile(test),
-                "params": int(self.table.params[row]), "flops": int(self.table.flops[row]),
+        info = {"val_accuracy": reward, "seed": seed, "test_accuracy": test, "test_regret": self.best_test - test,
+                "test_accuracy_se": test_se, "test_regret_se": regret_se,
+                "percentile": self.table.value_percentile(test), "params": params, "flops": flops,
                 "queries": self.steps, "failed": failed, "evaluations": 1, "nonfinite": False}
         return self._observation(), reward, True, False, info
+
+    def _step_filled(self, arch: np.ndarray):
+        """``step`` for a cell a sampled table lacks: its rows trained on demand (``fill``),
+        drawn from in the table's seed order as ``step`` draws a table's row."""
+        rows = list(self.judge.trained_rows(arch).values())
+        if self.reward_mode == "sample":
+            picked = rows[int(self.np_random.integers(len(rows)))]
+            value, seed = float(picked["val_accuracy"][-1]), int(picked["seed"])
+        else:
+            value, seed = float(np.mean([r["val_accuracy"][-1] for r in rows])), -1
+        verdict = self.judge.judge(arch)
+        return self._answer(value, seed, verdict["test_accuracy"], verdict["test_accuracy_se"],
+                            verdict["test_regret_se"], int(rows[0]["params"]), int(rows[0]["flops"]))
 
     def _build(self) -> None:
         """Nothing to build: the table is fixed."""

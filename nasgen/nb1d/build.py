@@ -40,7 +40,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nasgen import __version__, jsonfile
-from nasgen.runtime import folder_lock, ray_as_completed, start_ray
+from nasgen.runtime import append_synced, folder_lock, ray_as_completed, start_ray
 from nasgen.searchspace import from_dict
 
 from .archs import all_distinct, canonicalizer, plan_archs
@@ -249,6 +249,18 @@ def plan_items(archs: np.ndarray, seeds: Sequence[int], reliability_archs: Optio
     return [(a, s) for a in subset for s in seeds] + [(a, seeds[0]) for a in rest]
 
 
+def seed_plan(space, seeds: Sequence[int], limit_archs: Optional[int] = None,
+              reliability_archs: Optional[int] = None) -> dict[tuple, list[int]]:
+    """The seeds a build of these settings trains each of its architectures with
+    (``plan_items``), in the order of ``seeds``: what a cell trained on demand for a sampled
+    table needs, so that it answers as the finished table will."""
+    planned: dict[tuple, list[int]] = {}
+    for arch, seed in plan_items(plan_archs(space, limit_archs), seeds, reliability_archs):
+        planned.setdefault(tuple(arch), []).append(int(seed))
+    order = {int(s): i for i, s in enumerate(seeds)}
+    return {arch: sorted(s, key=order.__getitem__) for arch, s in planned.items()}
+
+
 def _check_build_dir(out: Path, settings: dict) -> list[dict]:
     """Refuse a build directory of other settings (writing nothing); returns its sessions."""
     path = out / BUILD
@@ -276,6 +288,64 @@ def read_settings(out: Path) -> dict:
     if not isinstance(found, dict):
         raise ValueError(f"{path} is not a build file: {clip(found)} is not an object")
     return found
+
+
+def table_settings(manifest: dict) -> dict:
+    """The build settings (``build.json`` less its sessions) of the table ``manifest``
+    describes: its space, dataset, seeds, recipe and, where the manifest records it, its plan."""
+    plan = manifest.get("plan") or {}
+    settings = {"space": manifest["space"], "dataset": manifest["dataset"], "seeds": [int(s) for s in manifest["seeds"]],
+                "recipe": manifest["recipe"], "limit_archs": plan.get("limit_archs")}
+    if plan.get("reliability_archs") is not None:
+        settings["reliability_archs"] = int(plan["reliability_archs"])
+    return settings
+
+
+def read_on_demand(out: str | Path, settings: dict) -> list[dict]:
+    """The finished rows of build folder ``out`` of cells trained on demand (``append_on_demand``;
+    none while it has no ``build.json``).
+
+    Raises:
+        ValueError: ``out`` holds a build of other settings, or a bad row (one line).
+    """
+    out = Path(out)
+    if not (out / BUILD).is_file():
+        return []
+    space, recipe, seeds = _decode_settings(_same_build(out, settings), out)
+    return [r for r in read_rows(out / ROWS, check=row_check(space, seeds, recipe)) if r.get("error") is None]
+
+
+def _same_build(out: Path, settings: dict) -> dict:
+    """``out``'s settings, refused (one line) unless its trainings are those of ``settings``
+    (space, dataset, seeds, recipe: a table of another plan shares the rows; ``merge`` wants
+    the same plan too)."""
+    found = read_settings(out)
+    differing = [k for k in ("space", "dataset", "seeds", "recipe") if found.get(k) != settings.get(k)]
+    if differing:
+        raise ValueError(f"fill folder {out} holds rows of a build with other {', '.join(differing)}; use another "
+                         f"folder for this table")
+    return found
+
+
+def append_on_demand(out: str | Path, settings: dict, row: dict, device: str = "cpu") -> dict:
+    """Append ``row``, trained outside a build for a cell its table lacks, to build folder
+    ``out`` of the table's build ``settings`` (``table_settings``), so that ``merge`` folds
+    it into that build. The folder's one session (created with the folder) says so; several
+    processes may append at once. Returns the row as written.
+
+    Raises:
+        ValueError: ``out`` holds a build of other settings (one line).
+    """
+    out = Path(out)
+    if (out / BUILD).is_file():
+        _same_build(out, settings)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        session = {"started": time.time(), "device": device, "versions": versions(), "on_demand": True}
+        jsonfile.replace_file(out / BUILD, (json.dumps({**settings, "sessions": [session]}, indent=2) + "\n").encode())
+    line = _row_line(row, Recipe.from_dict(settings["recipe"]), session=0)
+    append_synced(out / ROWS, line.encode())
+    return json.loads(line)
 
 
 def _start_build_dir(out: Path, settings: dict, sessions: list[dict], device: str = "cpu") -> int:
@@ -475,11 +545,7 @@ def _write_rows(results, *, recipe: Recipe, rows_path: Path, session: int, stop_
     try:
         with open(rows_path, "a") as f:
             for _, rows in results:
-                for row in rows:
-                    row = {"epochs": list(recipe.record_epochs), **{m: [] for m in METRICS}, "params": None,
-                           "flops": None, "train_time_s": None, "error": None, **row,
-                           "session": session, "time": time.time()}
-                    f.write(json.dumps(row) + "\n")
+                f.write("".join(_row_line(row, recipe, session) for row in rows))
                 f.flush()
                 os.fsync(f.fileno())
                 written += len(rows)
@@ -488,6 +554,13 @@ def _write_rows(results, *, recipe: Recipe, rows_path: Path, session: int, stop_
                     return
     finally:
         bar.close()
+
+
+def _row_line(row: dict, recipe: Recipe, session: int) -> str:
+    """One line of a rows file: ``row`` over the fields every row has, with its session and time."""
+    return json.dumps({"epochs": list(recipe.record_epochs), **{m: [] for m in METRICS}, "params": None,
+                       "flops": None, "train_time_s": None, "error": None, **row,
+                       "session": session, "time": time.time()}) + "\n"
 
 
 # --- packing ---------------------------------------------------------------------------------------
@@ -600,6 +673,9 @@ def _write_table(out: Path, dest: Path, name: str, settings: dict, space, recipe
                    for k, b in enumerate(builds)],
         "figures": figures(arrays["test_accuracy"][:, :, -1], arrays["val_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
     }
+    if "archs" not in settings:  # the build's plan (``seed_plan``): which seeds a missing cell will get
+        manifest["plan"] = {"limit_archs": settings.get("limit_archs"),
+                            "reliability_archs": settings.get("reliability_archs")}
     path = dest / f"{name}.json"
     path.write_text(json.dumps(manifest, indent=1, allow_nan=True) + "\n")
     return path

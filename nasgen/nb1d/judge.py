@@ -29,7 +29,7 @@ from nasgen.searchspace import dataset_options as get_dataset_options
 from nasgen.searchspace import get as get_space
 from nasgen.searchspace.registry import Registry
 
-from .build import read_rows
+from .build import append_on_demand, read_on_demand, seed_plan, table_settings
 from .recipe import Recipe, network_cells, train_architecture
 from .table import SHIPPED_DIR, Table, load
 
@@ -64,8 +64,8 @@ FREE_DATA_OPTIONS: dict[str, tuple[str, ...]] = {
 #: ``SearchConfig.table`` value that turns the judgement off.
 OFF = "none"
 
-#: File of a run directory holding cells a partial table lacked, trained for the verdict.
-FILL_NAME = "ground_truth_trained.jsonl"
+#: Build folder of a run directory holding cells a partial table lacked, trained for the verdict.
+FILL_NAME = "ground_truth_trained"
 
 
 class TableError(ValueError):
@@ -150,15 +150,20 @@ class Judge:
 
     A partial table (a random sample of the distinct architectures, ``nasgen bench build
     --reliability-archs``, cut short) judges a cell it lacks only with ``fill``: the cell is
-    then trained with the table's own recipe and seeds (``recipe.train_architecture``), the
-    rows appended to the ``fill`` file (JSON lines, reused by later judges of the same table)
-    and compared with the table's architectures: the percentile is among the sampled cells,
-    the regret against the best sampled cell (negative when the cell beats every one).
+    then trained with the table's own recipe (``recipe.train_architecture``) and the seeds
+    its build plans for that cell (``build.seed_plan``, recorded in the manifest; every seed
+    of the table for a cell outside the plan or a table that does not record it), so it
+    answers as the finished table will. ``fill`` is a build folder of the table's build
+    (``build.json`` + ``rows.jsonl``): later judges of the same build reuse its rows, several
+    processes may share it, and ``nasgen bench merge FILL BUILD`` folds them into the build.
+    The cell is compared with the table's architectures: the percentile is among the
+    sampled cells, the regret against the best sampled cell (negative when the cell beats
+    every one).
 
     Args:
         table: the table.
         space: the search's space (the table's, or an NB201 space whose ops it holds).
-        fill: a JSON-lines file for cells trained on demand (None: a missing cell is an error).
+        fill: a build folder for cells trained on demand (None: a missing cell is an error).
     """
 
     def __init__(self, table: Table, space: Any, fill: Optional[str | Path] = None):
@@ -169,11 +174,48 @@ class Judge:
         self.best_arch = best["arch"]
         self.best_test_se = float(table.standard_error("test_accuracy")[table.row_of(best["arch"])])
         self.fill = Path(fill) if fill is not None else None
-        self._filled: dict[tuple, dict] = {}
-        if self.fill is not None and self.fill.is_file():
-            for row in read_rows(self.fill):
-                if row.get("table_sha256") == table.manifest.get("sha256") and row.get("error") is None:
-                    self._filled.setdefault(tuple(row["arch"]), {})[int(row["seed"])] = row
+        self._filled: dict[tuple, dict[int, dict]] = {}
+        self._plan: Optional[dict[tuple, list[int]]] = None
+
+    def _fill_seeds(self, key: tuple) -> list[int]:
+        """The seeds the table's build gives cell ``key`` (all of the table's without a plan)."""
+        seeds = [int(s) for s in self.table.seeds.tolist()]
+        plan = self.table.manifest.get("plan")
+        if plan is None:
+            return seeds
+        if self._plan is None:
+            self._plan = seed_plan(self.table.space, seeds, plan.get("limit_archs"), plan.get("reliability_archs"))
+        return self._plan.get(key, seeds)
+
+    def _read_fill(self) -> None:
+        """Load the rows the fill folder holds now (other processes may have added some)."""
+        self._filled = {}
+        for row in read_on_demand(self.fill, table_settings(self.table.manifest)):
+            self._filled.setdefault(tuple(row["arch"]), {})[int(row["seed"])] = row
+
+    def trained_rows(self, arch: Any) -> dict[int, dict]:
+        """``{seed: row}`` of a cell the table lacks (an encoding of the table's space), each
+        seed its build plans for it, trained now unless ``fill`` holds it.
+
+        Raises:
+            ValueError: no ``fill``, or a training failed (one line).
+        """
+        if self.fill is None:
+            raise ValueError(f"table {self.table.name!r} lacks {list(arch)} and no fill folder trains it")
+        key = tuple(int(v) for v in self.table._canonical(np.asarray(arch)))
+        seeds = self._fill_seeds(key)
+        if any(s not in self._filled.get(key, {}) for s in seeds):
+            self._read_fill()
+        rows = self._filled.setdefault(key, {})
+        recipe = Recipe.from_dict(self.table.manifest["recipe"])
+        for seed in seeds:
+            if seed not in rows:
+                row = train_architecture(self.table.space, np.asarray(key), seed, self.table.manifest["dataset"],
+                                         recipe)
+                if row["error"] is not None:
+                    raise ValueError(f"training {list(key)} on demand failed: {row['error']}")
+                rows[seed] = append_on_demand(self.fill, table_settings(self.table.manifest), row)
+        return {s: rows[s] for s in seeds}
 
     def _answer(self, encoded: np.ndarray) -> tuple[dict, float]:
         """``(answer, percentile)`` of ``encoded``: from the table, else trained (``fill``)."""
@@ -182,23 +224,11 @@ class Judge:
         except ValueError:
             if self.fill is None:
                 raise
-        key = tuple(int(v) for v in self.table._canonical(encoded))
-        rows = self._filled.setdefault(key, {})
-        recipe = Recipe.from_dict(self.table.manifest["recipe"])
-        for seed in self.table.seeds.tolist():
-            if seed not in rows:
-                row = train_architecture(self.table.space, np.asarray(key), seed, self.table.manifest["dataset"],
-                                         recipe)
-                if row["error"] is not None:
-                    raise ValueError(f"training {list(key)} on demand failed: {row['error']}")
-                row["table_sha256"] = self.table.manifest.get("sha256")
-                self.fill.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.fill, "a") as f:
-                    f.write(json.dumps(row) + "\n")
-                rows[seed] = row
+        rows = self.trained_rows(encoded)
         mean = {m: float(np.mean([r[m][-1] for r in rows.values()])) for m in ("test_accuracy", "val_accuracy")}
         percentile = self.table.value_percentile(mean["test_accuracy"])
         se = {m: self.table.noise_sd(mean[m], m) / math.sqrt(len(rows)) for m in mean}
+        key = next(iter(rows.values()))["arch"]
         return {"arch": list(key), "mean": mean, "standard_error": se, "epoch": int(self.table.epochs[-1]),
                 "trained_on_demand": True}, percentile
 
