@@ -433,17 +433,18 @@ def _sampled_notes(judge: ground_truth.Judge, config: CompareConfig, suites: lis
               f"{table.manifest.get('space_distinct', '?')} distinct architectures")
     notes.append(f"{sample}: a cell outside it is trained on demand with the table's recipe and the seeds its build "
                  f"plans for it, and its regret is against the best sampled cell (negative when it beats them all)")
-    if NB1D_TABLE in suites:
-        notes.append(f"suite {NB1D_TABLE}: the cells queried outside the sample are trained into "
-                     f"{Path(config.out) / FILL_DIR}, a build folder that `nasgen bench merge` folds into the table's "
-                     f"build")
+    notes.append(f"the cells trained on demand go into {Path(config.out) / FILL_DIR}, a build folder that "
+                 f"`nasgen bench merge` folds into the table's build")
+
+
+def _fill(config: CompareConfig, table: Any) -> dict:
+    """``{"fill": the comparison's fill folder}`` for a sampled table, else ``{}``."""
+    return {} if table.covers_space() else {"fill": str(Path(config.out).resolve() / FILL_DIR)}
 
 
 def _tabular_kwargs(config: CompareConfig, table: Any, table_path: str) -> dict:
     """``Tabular-v0``'s table, and on a sampled table the comparison's fill folder."""
-    if table.covers_space():
-        return {"table": table_path}
-    return {"table": table_path, "fill": str(Path(config.out).resolve() / FILL_DIR)}
+    return {"table": table_path, **_fill(config, table)}
 
 
 def _specs(suite: str, method: str, config: CompareConfig, table_path: Optional[str], table: Any) -> dict:
@@ -451,7 +452,7 @@ def _specs(suite: str, method: str, config: CompareConfig, table_path: Optional[
     if suite == NB1D:
         checked = _gate(suite, method, env=ONESHOT_ID, env_kwargs=_nb1d_env_kwargs(config, table), epochs=config.epochs,
                         protocol=config.protocol, table=table_path)
-        return {"runner": "supernet", "config": asdict(checked)}
+        return {"runner": "supernet", "config": asdict(checked), **_fill(config, table)}
     if suite == NB1D_TABLE:
         if method == RANDOM_EPOCHS:
             budget = _gate(NB1D, "random", env=ONESHOT_ID, env_kwargs=_nb1d_env_kwargs(config, table),
@@ -589,11 +590,13 @@ class _TaskSearch(Search):
                               "steps": int(self.step)}
 
 
-def _search(config: SearchConfig, track_teacher: bool = False) -> tuple[_TaskSearch, dict]:
-    """Run one search in a throw-away run directory; returns the search and its result."""
+def _search(config: SearchConfig, track_teacher: bool = False, fill: Optional[str] = None) -> tuple[_TaskSearch, dict]:
+    """Run one search in a throw-away run directory; returns the search and its result. A
+    sampled table's judge trains the derived cell it lacks into ``fill`` (the comparison's)."""
     with tempfile.TemporaryDirectory(prefix="nasgen-compare-") as tmp:
         search = _TaskSearch(config, Path(tmp) / "run")
         search.track_teacher = track_teacher
+        search.fill = Path(fill) if fill is not None else None
         result = search.run()
     return search, result
 
@@ -611,7 +614,7 @@ def _figures(verdict: dict) -> dict:
 
 
 def _run_supernet(spec: dict) -> dict:
-    search, result = _search(_config(spec))
+    search, result = _search(_config(spec), fill=spec.get("fill"))
     verdict = result.get("ground_truth") or {"error": "the table did not judge the search"}
     if "error" in verdict:
         raise ValueError(verdict["error"])

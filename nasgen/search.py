@@ -91,6 +91,9 @@ class Search:
         self.warnings_given: set[str] = set()
         self.plan: Optional[protocols.Plan] = None  #: set by ``_start`` under a protocol
         self.judge = self._ground_truth()
+        #: Where a partial table's judge trains the derived cell it lacks (None: the run
+        #: directory's ``judge.FILL_NAME``); a build folder that processes may share.
+        self.fill: Optional[Path] = None
 
     #: only the main process logs and writes files
     is_main = True
@@ -360,7 +363,7 @@ class Search:
     def _judge(self, arch: np.ndarray) -> dict:
         """The table's verdict on ``arch``, logged under ``ground_truth/``. A partial (sampled)
         table trains a cell it lacks with its own recipe; those rows stay in the run directory."""
-        self.judge.fill = self.run_dir / judge.FILL_NAME
+        self.judge.fill = self.fill or self.run_dir / judge.FILL_NAME
         try:
             verdict = self.judge.judge(arch)
         except ValueError as error:  # e.g. a partial table without this architecture

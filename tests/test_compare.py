@@ -80,7 +80,7 @@ def test_a_sampled_table_judges_every_suite_training_the_cells_it_lacks(tmp_path
     assert alone.rows == {"nb1d-table": ["random", "random@epochs"]} and not alone.skipped  # none left out
     plan = compare.check(CompareConfig(suites=None, out=str(tmp_path / "plan"), **fields))
     assert plan.rows["nb1d-table"] == ["random", "random@epochs"] and plan.rows["nb1d"] == ["random"]
-    assert any("trained into" in note and "nasgen bench merge" in note for note in plan.notes)
+    assert any("trained on demand go into" in note and "nasgen bench merge" in note for note in plan.notes)
     out = tmp_path / "cmp"
     report = quiet_run(suites=("nb1d", "nb1d-table"), out=str(out), **fields)
     assert report["failed"] == 0
@@ -94,8 +94,8 @@ def test_a_sampled_table_judges_every_suite_training_the_cells_it_lacks(tmp_path
         assert math.isfinite(searched["test_regret"])
         assert searched["trained_on_demand"] == (tuple(searched["table_arch"]) not in sample)
     assert rows[("nb1d-table", "random")]["queries"] == 3
-    trained = {tuple(r["arch"]) for r in read_rows(out / "fill" / "rows.jsonl")}  # shared by the tasks
-    assert trained and not trained & sample
+    trained = {tuple(r["arch"]) for r in read_rows(out / "fill" / "rows.jsonl")}  # shared by every task
+    assert tuple(row["table_arch"]) in trained and not trained & sample
     assert {tuple(rows[("nb1d-table", m)]["table_arch"]) for m in ("random", "random@epochs")} - sample <= trained
     assert "is sampled: 40 of the space's 6466" in report["markdown"]
     versus = {t["versus"] for t in report["suites"]["nb1d"]["tests"]}
