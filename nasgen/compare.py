@@ -423,9 +423,8 @@ def _judge(config: CompareConfig) -> ground_truth.Judge:
 
 
 def _sampled_notes(judge: ground_truth.Judge, config: CompareConfig, suites: list[str], notes: list[str]) -> None:
-    """For a sampled (partial) table, the notes saying so: nb1d
-    judges through it, training a derived cell it lacks with the table's recipe and seeds,
-    and nb1d-table's ``Tabular-v0`` trains a queried cell it lacks into ``OUT/fill``."""
+    """For a sampled (partial) table, the notes saying so: a cell it lacks, derived (nb1d) or
+    queried (nb1d-table's ``Tabular-v0``), is trained on demand into ``OUT/fill``."""
     table = judge.table
     if table.covers_space():
         return
