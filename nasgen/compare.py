@@ -868,7 +868,8 @@ def run(config: CompareConfig, progress: bool = True, echo: Optional[Callable[[s
 
     Raises:
         InputError: bad input, in one line, before anything is created.
-        KeyboardInterrupt: interrupted; the tasks finished so far are kept in ``out``.
+        KeyboardInterrupt: interrupted; the tasks finished so far are kept in ``out``, and the
+            report of them is written first (the others listed as not run).
     """
     echo = echo or (lambda text: None)
     plan = check(config)
@@ -913,24 +914,37 @@ def run(config: CompareConfig, progress: bool = True, echo: Optional[Callable[[s
                 bar.set_postfix_str(task.name, refresh=False)
                 bar.update(1)
 
+            stopped = False
             try:
                 if todo and ray is not None:
                     _run_ray(ray, todo, done)
                 else:
                     _run_local(todo, done)
+            except KeyboardInterrupt:  # a long comparison stopped: report what finished
+                stopped = True
             finally:
                 bar.close()
-            report = build_report(plan, [rows.get(t.name) or failures[t.name] for t in plan.tasks],
+            report = build_report(plan, [rows.get(t.name) or failures.get(t.name) or _not_run(t) for t in plan.tasks],
                                   {**_machine(), "wall_s": round(time.time() - began, 1),
                                    "executor": "local" if config.local else f"ray ({config.address or 'local'})"})
             paths = write_report(out, report)
     finally:
         if started:
             ray.shutdown()
+    if stopped:
+        left = sum(1 for t in plan.tasks if t.name not in rows and t.name not in failures)
+        echo(f"stopped with {left} task(s) not run; the report of the {len(rows)} finished: "
+             f"{', '.join(map(str, paths))}; the same command runs the rest")
+        raise KeyboardInterrupt
     echo(report["markdown"])
     echo(f"{len(plan.tasks) - len(failures)}/{len(plan.tasks)} tasks finished ({len(plan.tasks) - len(todo)} before), "
          f"{len(failures)} failed; report: {', '.join(map(str, paths))}")
     return {**report, "paths": [str(p) for p in paths], "failed": len(failures)}
+
+
+def _not_run(task: Task) -> dict:
+    """The row of a task a stopped comparison did not finish."""
+    return {"suite": task.suite, "method": task.method, "seed": task.seed, "kind": task.spec["kind"], "not_run": True}
 
 
 def _plan_line(plan: Plan, finished: int, todo: int, out: Path, where: str) -> str:
@@ -945,8 +959,12 @@ def _plan_line(plan: Plan, finished: int, todo: int, out: Path, where: str) -> s
 
 
 # --- the report ---------------------------------------------------------------------------------------
+def _finished(row: dict) -> bool:
+    return "error" not in row and not row.get("not_run")
+
+
 def _ok(rows: Sequence[dict], suite: str, method: str) -> dict[int, dict]:
-    return {r["seed"]: r for r in rows if r["suite"] == suite and r["method"] == method and "error" not in r}
+    return {r["seed"]: r for r in rows if r["suite"] == suite and r["method"] == method and _finished(r)}
 
 
 def _time_ratios(rows: Sequence[dict], suite: str) -> dict[tuple[str, int], float]:
@@ -955,7 +973,7 @@ def _time_ratios(rows: Sequence[dict], suite: str) -> dict[tuple[str, int], floa
     ratios = {}
     for r in rows:
         base = reference.get(r["seed"])
-        if r["suite"] == suite and "error" not in r and base is not None and base.get("wall_time_s"):
+        if r["suite"] == suite and _finished(r) and base is not None and base.get("wall_time_s"):
             ratios[(r["method"], r["seed"])] = r["wall_time_s"] / base["wall_time_s"]
     return ratios
 
@@ -966,9 +984,10 @@ def _summary(plan: Plan, rows: Sequence[dict], suite: str) -> list[dict]:
     out = []
     for method in plan.rows[suite]:
         mine = [r for r in rows if r["suite"] == suite and r["method"] == method]
-        ok = [r for r in mine if "error" not in r]
+        ok = [r for r in mine if _finished(r)]
         entry = {"method": method, "kind": mine[0]["kind"] if mine else None, "seeds": len(ok),
-                 "failed": len(mine) - len(ok), "errors": sorted({r["error"] for r in mine if "error" in r}),
+                 "failed": sum("error" in r for r in mine), "not_run": sum(bool(r.get("not_run")) for r in mine),
+                 "errors": sorted({r["error"] for r in mine if "error" in r}),
                  "budget": ok[0].get("budget") if ok else None,
                  "figure": stats.summary([r.get(s.figure) for r in ok]),
                  "percentile": stats.summary([r.get("percentile") for r in ok]) if s.percentile else None,
@@ -1005,6 +1024,8 @@ def _tests(plan: Plan, rows: Sequence[dict], suite: str, rng: np.random.Generato
             seen.add(pair)
             theirs = _ok(rows, where, name)
             common = sorted(set(mine) & set(theirs))
+            if not common:  # one of them has no finished seed (failed, or not run yet): nothing to pair
+                continue
             a = [mine[k].get(s.figure) for k in common]
             b = [theirs[k].get(s.figure) for k in common]
             tests.append({"method": method, "versus": name + ("" if where == suite else f" ({where})"),
@@ -1079,10 +1100,12 @@ def markdown(report: dict) -> str:
         body = []
         for e in part["summary"]:
             if not e["seeds"]:
-                body.append([e["method"], e["kind"] or "", f"0/{e['failed']}", "failed: "
-                             + "; ".join(e["errors"])[:120]] + [""] * (len(header) - 4))
+                why = ("failed: " + "; ".join(e["errors"])[:120]) if e["failed"] else "not run yet"
+                body.append([e["method"], e["kind"] or "", f"0/{e['failed'] + e['not_run']}", why]
+                            + [""] * (len(header) - 4))
                 continue
-            row = [e["method"], e["kind"], f"{e['seeds']}" + (f" ({e['failed']} failed)" if e["failed"] else ""),
+            row = [e["method"], e["kind"], f"{e['seeds']}" + (f" ({e['failed']} failed)" if e["failed"] else "")
+                   + (f" ({e['not_run']} not run)" if e["not_run"] else ""),
                    e["budget"] or "", _pm(e["figure"], s.spec, s.scale), _ci(e["figure"], s.spec, s.scale)]
             row += [_pm(e["percentile"], ".1f"), _fmt((e.get("noise_floor") or {}).get("mean"), s.spec, s.scale)] \
                 if s.percentile else []
@@ -1114,6 +1137,10 @@ def markdown(report: dict) -> str:
     if failed:
         lines += [f"Failed tasks ({len(failed)}; start the same command again to retry them):", ""]
         lines += [f"- {r['suite']} {r['method']} seed {r['seed']}: {r['error']}" for r in failed] + [""]
+    not_run = [r for r in report["tasks"] if r.get("not_run")]
+    if not_run:
+        lines += [f"Not run yet ({len(not_run)} tasks; the comparison was stopped before them, and the same command "
+                  f"runs them): " + ", ".join(f"{r['suite']} {r['method']} seed {r['seed']}" for r in not_run), ""]
     lines += [f"Note: {n}" for n in report["notes"]]
     ratio = (f"; time / {REFERENCE} divides by {REFERENCE}'s in the same suite and seed"
              if any(REFERENCE in [e["method"] for e in part["summary"]] for part in report["suites"].values()) else "")

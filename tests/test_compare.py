@@ -127,6 +127,34 @@ def test_variants_run_with_their_settings_where_they_mean_something(tmp_path, nb
     assert "| credit[exact] | black-box | 2 |" in report["markdown"]
 
 
+def test_a_stopped_comparison_reports_the_finished_tasks_and_the_rerun_runs_the_rest(tmp_path, monkeypatch):
+    out = tmp_path / "cmp"
+    real, calls = compare.run_task, []
+
+    def stop_at_the_third(spec):  # Ctrl+C (or kill, through the command's handler) in the third task
+        calls.append(spec["method"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(spec)
+
+    monkeypatch.setattr(compare, "run_task", stop_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        quiet_run(controllers=("random", "reinforce"), out=str(out), **TINY_TEACHER)
+    saved = json.loads((out / "report.json").read_text())
+    assert [(r["method"], r["seed"], bool(r.get("not_run"))) for r in saved["tasks"]] == [
+        ("random", 0, False), ("random", 1, False), ("reinforce", 0, True), ("reinforce", 1, True)]
+    summary = {e["method"]: e for e in saved["suites"]["teacher"]["summary"]}
+    assert (summary["random"]["seeds"], summary["reinforce"]["seeds"], summary["reinforce"]["not_run"]) == (2, 0, 2)
+    assert summary["reinforce"]["failed"] == 0 and not saved["suites"]["teacher"]["tests"]  # nothing to pair
+    text = (out / "report.md").read_text()
+    assert "| reinforce | black-box | 0/2 | not run yet |" in text
+    assert "Not run yet (2 tasks; the comparison was stopped before them" in text and "Failed tasks" not in text
+    monkeypatch.setattr(compare, "run_task", real)
+    rest = quiet_run(controllers=("random", "reinforce"), out=str(out), **TINY_TEACHER)
+    assert rest["failed"] == 0 and not [r for r in rest["tasks"] if r.get("not_run")]
+    assert "Not run yet" not in (out / "report.md").read_text()
+
+
 def test_a_rerun_skips_finished_tasks_and_a_grown_plan_runs_only_the_new_ones(tmp_path, monkeypatch):
     out = tmp_path / "cmp"
     quiet_run(controllers=("random",), out=str(out), **TINY_TEACHER)
@@ -324,6 +352,26 @@ def test_a_tiny_comparison_on_a_local_ray_instance(tmp_path):
 
     for a, b in zip(sorted(saved["tasks"], key=key), sorted(local["tasks"], key=key)):
         assert key(a) == key(b) and a["derived_arch"] == b["derived_arch"] and a["loss"] == pytest.approx(b["loss"])
+
+
+@pytest.mark.slow
+def test_kill_stops_the_command_with_the_report_of_the_finished_tasks(tmp_path):
+    out = tmp_path / "cmp"
+    argv = ["--local", "--controllers", "random,reinforce,rnn", "--suite", "teacher", "--seeds", "3",
+            "--teacher-evaluations", "400", "--out", str(out)]
+    proc = subprocess.Popen(_command(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    tasks = out / "tasks"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (tasks.is_dir() and any(tasks.glob("*.json"))):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "nasgen compare: interrupted" in stderr
+    finished = len(list(tasks.glob("*.json")))
+    assert 1 <= finished < 9, "stop the run while it still has tasks to do"
+    assert f"stopped with {9 - finished} task(s) not run; the report of the {finished} finished" in stdout
+    saved = json.loads((out / "report.json").read_text())
+    assert sum(not r.get("not_run") for r in saved["tasks"]) == finished
 
 
 @pytest.mark.slow

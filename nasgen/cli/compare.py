@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import signal
+from typing import Iterator
 
 from nasgen import compare
 from nasgen.compare import CompareConfig
@@ -26,8 +29,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
         UsageError: bad input, in one line, before anything is created.
     """
     config = CompareConfig(**a.given(args, [f.name for f in dataclasses.fields(CompareConfig)]))
-    report = compare.run(config)
+    with stop_on_signals():  # kill or Ctrl+C: the report of the finished tasks, then status 130
+        report = compare.run(config)
     return 1 if report["failed"] else 0
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Raise KeyboardInterrupt on SIGTERM, and on SIGINT even where a background start
+    ignores it, for the ``with`` block: a comparison of hours stopped by ``kill`` writes the
+    report of what finished, as Ctrl+C does."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    before = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)
 
 
 def _help(name: str) -> str:
