@@ -14,8 +14,10 @@ import math
 import os
 import random
 import re
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -243,6 +245,8 @@ def start_ray(ray, address: Optional[str] = None, num_cpus: Optional[int] = None
         except (OSError, ValueError) as error:
             raise InputError(f"could not join {where}: {type(error).__name__}: {error}") from None
     kwargs = {"include_dashboard": False, "logging_level": logging.WARNING, "runtime_env": worker_environment()}
+    main = threading.current_thread() is threading.main_thread()
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
     try:
         if address:
             ray.init(address=address, **kwargs)
@@ -250,4 +254,7 @@ def start_ray(ray, address: Optional[str] = None, num_cpus: Optional[int] = None
             ray.init(num_cpus=num_cpus, num_gpus=num_gpus, **kwargs)
     except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
         raise InputError(f"could not start or join {where}: {error_line(error)}") from None
+    for number, handler in handlers.items():  # Ray's core replaces SIGTERM's with one that exits at once
+        if handler is not None:
+            signal.signal(number, handler)
     return True

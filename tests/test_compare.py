@@ -356,8 +356,8 @@ def test_a_tiny_comparison_on_a_local_ray_instance(tmp_path):
 
 @pytest.mark.slow
 def test_kill_stops_the_command_with_the_report_of_the_finished_tasks(tmp_path):
-    out = tmp_path / "cmp"
-    argv = ["--local", "--controllers", "random,reinforce,rnn", "--suite", "teacher", "--seeds", "3",
+    out = tmp_path / "cmp"  # on Ray, whose start replaces the process's SIGTERM handler
+    argv = ["--num-cpus", "1", "--controllers", "random,reinforce,rnn", "--suite", "teacher", "--seeds", "3",
             "--teacher-evaluations", "400", "--out", str(out)]
     proc = subprocess.Popen(_command(*argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     tasks = out / "tasks"
