@@ -31,32 +31,14 @@ import numpy as np
 
 import _common as C
 from nasgen.nb1d import Recipe, build, read_rows
-from nasgen.nb1d.archs import plan_archs
-from nasgen.nb1d.build import plan_items, read_settings
+from nasgen.nb1d.build import read_settings
 from nasgen.nb1d.table import spearman
 from nasgen.searchspace import from_dict
-from nb1d_v2_status import BUILD, TARGETS, final_accuracies, interval
+from nb1d_v2_status import BUILD, TARGETS, final_accuracies, first_cells, interval
 from recipe_pilots import spearman_brown
 
 OUT = C.RESULTS / "nb1d-v2-seed2"
 THIRD_SEED = 2
-
-
-def first_cells(settings: dict, n: int) -> list[tuple]:
-    """The first ``n`` distinct cells of a build's reliability subset, in its training order."""
-    space = from_dict(settings["space"])
-    items = plan_items(plan_archs(space, settings.get("limit_archs")), settings["seeds"],
-                       settings.get("reliability_archs"))
-    subset = len({tuple(a) for a, s in items if s == settings["seeds"][-1]})  # the cells with every seed
-    if n > subset:
-        raise ValueError(f"--cells {n} is more than the build's {subset} cells with every seed")
-    cells: list[tuple] = []
-    for arch, _seed in items:
-        if tuple(arch) not in cells[-1:]:
-            cells.append(tuple(arch))
-        if len(cells) == n:
-            break
-    return cells
 
 
 def accuracies(folder: Path) -> dict[tuple, dict[int, float]]:
