@@ -136,7 +136,7 @@ def load_judge(args):
         return ground_truth.Judge(judge.table, space, fill=args.fill)
     if not judge.table.covers_space():
         fail(f"table {judge.table.name!r} holds {len(judge.table.archs)} distinct architectures, not every one "
-             f"of space {judge.table.space.name!r}; the harness needs a complete table")
+             f"of space {judge.table.space.name!r}; the harness needs a complete table or --fill FOLDER")
     return judge
 
 
