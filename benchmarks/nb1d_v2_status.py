@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -70,12 +71,15 @@ def final_accuracies(rows: list[dict]) -> dict[tuple, dict[int, float]]:
     return out
 
 
-def first_cells(settings: dict, n: int) -> list[tuple]:
-    """The first ``n`` distinct cells of a build's reliability subset, in its training order."""
+def first_cells(settings: dict, n: Optional[int] = None) -> list[tuple]:
+    """The first ``n`` distinct cells of a build's reliability subset (None: all of it), in its
+    training order."""
     space = from_dict(settings["space"])
     items = plan_items(plan_archs(space, settings.get("limit_archs")), settings["seeds"],
                        settings.get("reliability_archs"))
     subset = len({tuple(a) for a, s in items if s == settings["seeds"][-1]})  # the cells with every seed
+    if n is None:
+        n = subset
     if n > subset:
         raise ValueError(f"--cells {n} is more than the build's {subset} cells with every seed")
     cells: list[tuple] = []
@@ -92,10 +96,8 @@ def random_sample(settings: dict, seeds: dict[tuple, dict[int, float]]) -> list[
     order up to the first that lacks one: a random sample of the space, however the other
     rows came (cells trained on demand and merged, ``nasgen bench merge``, were chosen by
     searches, and are left out)."""
-    n = min(settings.get("reliability_archs") or 10**9, len(plan_archs(from_dict(settings["space"]),
-                                                                     settings.get("limit_archs"))))
     cells = []
-    for c in first_cells(settings, n):
+    for c in first_cells(settings):
         if not {0, 1} <= set(seeds.get(c, {})):
             break
         cells.append(c)
@@ -151,7 +153,8 @@ def markdown(s: dict) -> str:
             f"[{format(pair[0] * scale, spec)}, {format(pair[1] * scale, spec)}]"
 
     lines = [f"{s['rows']} rows of {s['planned_trainings']} planned: {s['cells']} cells, {s['paired_cells']} "
-             f"in the random sample with both seeds (the build's random subset up to its first unpaired cell). Median seed-mean test accuracy "
+             f"in the random sample with both seeds (the build's random subset up to its first unpaired cell). "
+             f"Median seed-mean test accuracy "
              f"{pct(s['median'])} %.", ""]
     body = []
     for key, label in (("by_seed_0", "above the median of seed 0"), ("by_seed_1", "above the median of seed 1"),

@@ -343,9 +343,9 @@ def append_on_demand(out: str | Path, settings: dict, row: dict, device: str = "
         out.mkdir(parents=True, exist_ok=True)
         session = {"started": time.time(), "device": device, "versions": versions(), "on_demand": True}
         jsonfile.replace_file(out / BUILD, (json.dumps({**settings, "sessions": [session]}, indent=2) + "\n").encode())
-    line = _row_line(row, Recipe.from_dict(settings["recipe"]), session=0)
-    append_synced(out / ROWS, line.encode())
-    return json.loads(line)
+    row = _full_row(row, Recipe.from_dict(settings["recipe"]), session=0)
+    append_synced(out / ROWS, (json.dumps(row) + "\n").encode())
+    return row
 
 
 def _start_build_dir(out: Path, settings: dict, sessions: list[dict], device: str = "cpu") -> int:
@@ -545,7 +545,7 @@ def _write_rows(results, *, recipe: Recipe, rows_path: Path, session: int, stop_
     try:
         with open(rows_path, "a") as f:
             for _, rows in results:
-                f.write("".join(_row_line(row, recipe, session) for row in rows))
+                f.write("".join(json.dumps(_full_row(row, recipe, session)) + "\n" for row in rows))
                 f.flush()
                 os.fsync(f.fileno())
                 written += len(rows)
@@ -556,11 +556,10 @@ def _write_rows(results, *, recipe: Recipe, rows_path: Path, session: int, stop_
         bar.close()
 
 
-def _row_line(row: dict, recipe: Recipe, session: int) -> str:
-    """One line of a rows file: ``row`` over the fields every row has, with its session and time."""
-    return json.dumps({"epochs": list(recipe.record_epochs), **{m: [] for m in METRICS}, "params": None,
-                       "flops": None, "train_time_s": None, "error": None, **row,
-                       "session": session, "time": time.time()}) + "\n"
+def _full_row(row: dict, recipe: Recipe, session: int) -> dict:
+    """A row of a rows file: ``row`` over the fields every row has, with its session and time."""
+    return {"epochs": list(recipe.record_epochs), **{m: [] for m in METRICS}, "params": None, "flops": None,
+            "train_time_s": None, "error": None, **row, "session": session, "time": time.time()}
 
 
 # --- packing ---------------------------------------------------------------------------------------
