@@ -95,12 +95,13 @@ class Trial:
         return " ".join(f"{k}={v}" for k, v in self.variant.items())
 
 
-def parse_seeds(text: str, most: int = None) -> list[int]:
+def parse_seeds(text: str, most: int = None, flag: str = "--seeds") -> list[int]:
     """``"0,1,5"`` -> ``[0, 1, 5]``; ``"3"`` (a count) -> ``[0, 1, 2]``; ``"7,"`` -> ``[7]``.
 
     Args:
         text: the ``--seeds`` value.
         most: the most seeds a command takes (default ``MAX_SEEDS``).
+        flag: the option the errors name.
 
     Returns:
         The distinct seeds in ``0..checks.MAX_SEED``, in the given order.
@@ -114,17 +115,17 @@ def parse_seeds(text: str, most: int = None) -> list[int]:
         count = int(text) if "," not in text else None
         seeds = [int(part) for part in text.split(",") if part.strip()] if count is None else []
     except ValueError:
-        raise InputError(f"--seeds expects a count (3) or a comma-separated list (0,1,5), got {short(text)}") from None
+        raise InputError(f"{flag} expects a count (3) or a comma-separated list (0,1,5), got {short(text)}") from None
     if count is not None:
         if not 1 <= count <= most:
-            raise InputError(f"--seeds: a count must be in 1..{most}, got {short(count)}")
+            raise InputError(f"{flag}: a count must be in 1..{most}, got {short(count)}")
         return list(range(count))
     if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
-        raise InputError(f"--seeds expects seeds in 0..{MAX_SEED}, got {short(text)}")
+        raise InputError(f"{flag} expects seeds in 0..{MAX_SEED}, got {short(text)}")
     if len(seeds) > most:
-        raise InputError(f"--seeds lists {len(seeds)} seeds, more than the {most} a command takes")
+        raise InputError(f"{flag} lists {len(seeds)} seeds, more than the {most} a command takes")
     if len(set(seeds)) != len(seeds):
-        raise InputError(f"--seeds lists a seed twice: {short(text)}")
+        raise InputError(f"{flag} lists a seed twice: {short(text)}")
     return seeds
 
 

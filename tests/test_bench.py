@@ -15,6 +15,7 @@ import pytest
 import nasgen.envs  # noqa: F401  (registers the ids)
 from nasgen import nb1d
 from nasgen.nb1d import METRICS, Recipe, build, load, pack, read_rows
+from nasgen.nb1d.build import seed_plan
 from nasgen.searchspace import CellSearchSpace, get
 
 TINY_SPACE = CellSearchSpace("tiny", ("none", "skip_connect"), n_nodes=1)
@@ -108,6 +109,51 @@ def test_ray_build_killed_midway_resumes_to_the_same_rows(tmp_path, local_ray):
     table = load(out / "t.npz")
     assert table.archs.shape == (3, 4) and table.metrics["test_accuracy"].shape == (3, 2, 2)
     assert np.isfinite(table.metrics["val_loss"]).all()
+
+
+def test_good_cells_train_their_good_seeds_right_after_their_first(tmp_path, local_ray):
+    """A folder started without good seeds gains them: each cell whose first seed ends above
+    ``good_above`` then trains the good seeds it lacks, right after its planned ones, the
+    cells in the plan's order; on Ray the same rows come."""
+    kwargs = dict(reliability_archs=5, progress=False)
+    cut = build(TINY_SPACE, "digits", [0, 1], TINY_RECIPE, tmp_path / "b", stop_after=9, local=True, **kwargs)
+    first = {tuple(r["arch"]): r["test_accuracy"][-1] for r in cut if r["seed"] == 0}
+    above = (min(first.values()) + max(first.values())) / 2  # a threshold between the first cells' accuracies
+    good_kwargs = dict(good_seeds=[0, 1, 2], good_above=above, **kwargs)
+    with pytest.raises(ValueError, match="good_seeds and good_above go together"):
+        build(TINY_SPACE, "digits", [0, 1], TINY_RECIPE, tmp_path / "b", good_seeds=[2], local=True, **kwargs)
+    chosen = [list(c) for c, a in first.items() if a > above]  # seed 2 trained elsewhere on the cut's good cells
+    build(TINY_SPACE, "digits", [2], TINY_RECIPE, tmp_path / "chosen", archs=chosen, local=True, progress=False)
+    with pytest.raises(ValueError, match=r"other seeds \(it trains \[2\], which .* does not\)"):
+        nb1d.merge(tmp_path / "chosen", tmp_path / "b")  # not before the build trains seed 2
+    build(TINY_SPACE, "digits", [0, 1], TINY_RECIPE, tmp_path / "b", stop_after=1, local=True, **good_kwargs)
+    merged = nb1d.merge(tmp_path / "chosen", tmp_path / "b")  # another plan, the same trainings
+    assert len(chosen) - 1 <= merged <= len(chosen) and merged > 0
+    rows = build(TINY_SPACE, "digits", [0, 1], TINY_RECIPE, tmp_path / "b", local=True, **good_kwargs)
+    items = nb1d.plan_items(nb1d.plan_archs(TINY_SPACE), [0, 1], 5)
+    position = {c: i for i, c in enumerate(dict.fromkeys(tuple(a) for a, _ in items))}
+    first = {tuple(r["arch"]): r["test_accuracy"][-1] for r in rows if r["seed"] == 0}
+    planned = seed_plan(TINY_SPACE, [0, 1], None, 5)
+    good = {c for c, a in first.items() if a > above}
+    assert 0 < len(good) < 16
+    seeds: dict[tuple, list] = {}
+    for r in rows:
+        seeds.setdefault(tuple(r["arch"]), []).append(r["seed"])
+    assert {c: sorted(s) for c, s in seeds.items()} == {c: sorted(set(s) | ({0, 1, 2} if c in good else set()))
+                                                         for c, s in planned.items()}
+    later = [position[tuple(r["arch"])] for r in rows[len(cut) + 1 + merged:]]
+    assert later == sorted(later)  # cell by cell in the plan's order, a good cell's extra seeds right after it
+    assert any(len(seeds[c]) == 3 for c in list(position)[5:])  # good cells outside the subset too
+    manifest = json.loads(pack(tmp_path / "b", "t").read_text())
+    assert manifest["seeds"] == [0, 1, 2] and manifest["plan"] == {
+        "limit_archs": None, "reliability_archs": 5, "seeds": [0, 1], "good_seeds": [0, 1, 2], "good_above": above}
+    assert load(tmp_path / "b" / "t.json").ran.sum() == len(rows)
+    for other, message in ((kwargs, "other good_above, good_seeds"),
+                           ({**good_kwargs, "good_above": above / 2}, "other good_above")):
+        with pytest.raises(ValueError, match=message):  # the plan cannot lose or change its good seeds
+            build(TINY_SPACE, "digits", [0, 1], TINY_RECIPE, tmp_path / "b", local=True, **other)
+    on_ray = build(TINY_SPACE, "digits", [0, 1], TINY_RECIPE, tmp_path / "ray", **good_kwargs)
+    assert comparable(on_ray) == comparable(rows)
 
 
 def test_a_failed_architecture_is_a_row_and_is_retried(tmp_path, monkeypatch):
@@ -439,7 +485,10 @@ def test_cli_info_and_bad_input(tiny_table, tmp_path, capsys):
             (["--space", "small", "--dataset", "digits"], "give limit_archs"),
             (["--space", "small", "--dataset", "digits", "--recipe", "epochs=0"], "Recipe.epochs must be"),
             (["--space", "small", "--dataset", "digits", "--limit-archs", "0"], "--limit-archs must be >= 1"),
-            (["--space", "small", "--dataset", "digits", "--seeds", "1,1"], "seed twice")):
+            (["--space", "small", "--dataset", "digits", "--seeds", "1,1"], "seed twice"),
+            (["--good-seeds", "0,1,2"], "--good-seeds and --good-above go together"),
+            (["--good-seeds", "0,x", "--good-above", "0.8"], "--good-seeds expects a count (3) or a comma-separated"),
+            (["--good-seeds", "4", "--good-above", "1.5"], "--good-above must be a test accuracy in [0, 1), got 1.5")):
         assert main(["bench", "build", "--out", str(target), *argv]) == 2, argv
         assert message in capsys.readouterr().err, argv
         assert not target.exists()
@@ -486,7 +535,7 @@ def test_a_build_split_across_machines_merges_back(tmp_path, capsys):
     assert main(["bench", "pack", str(tmp_path / "nope"), "--name", "t"]) == 2
     assert "is not a build folder" in capsys.readouterr().err
     other = tmp_path / "other"
-    build(TINY_SPACE, "digits", [0], TINY_RECIPE, other, limit_archs=4, local=True, stop_after=1, progress=False)
+    build(TINY_SPACE, "digits", [5], TINY_RECIPE, other, limit_archs=4, local=True, stop_after=1, progress=False)
     for argv, message in (([str(other), str(here)], "hold builds with other seeds"),
                           ([str(tmp_path / "nope"), str(here)], "is not a build folder")):
         assert main(["bench", "merge", *argv]) == 2

@@ -298,3 +298,51 @@ def test_tabular_on_a_sampled_table_answers_as_on_the_finished_one(tmp_path, cut
         assert info_cut["queries"] == info["queries"]
     assert not (tmp_path / "a").exists()  # the finished table trained nothing
     assert len(read_rows(tmp_path / "b" / "rows.jsonl")) == 2  # the cut one trained its 2 unpaired cells once
+
+
+def test_good_seeds_on_a_sampled_table_answer_as_on_the_finished_one(tmp_path):
+    """A build with good seeds (a cell whose first seed ends above ``good_above`` gets more):
+    a cell the cut table lacks is trained on demand with exactly the seeds the finished build
+    gives it, and Tabular-v0 answers as on the finished table."""
+    import gymnasium as gym
+
+    from nasgen.nb1d import Recipe, build, pack, plan_archs, plan_items, read_rows
+    from nasgen.nb1d.build import seed_plan
+
+    space, recipe = get("nb201"), Recipe(**TINY_RECIPE_FIELDS)
+    probe = build(space, "mnist1d", [0], recipe, tmp_path / "probe", limit_archs=6, local=True, progress=False)
+    first = {tuple(r["arch"]): r["test_accuracy"][-1] for r in probe}
+    above = (min(first.values()) + max(first.values())) / 2  # fixed before the build, as a plan's threshold is
+    kwargs = dict(limit_archs=6, reliability_archs=2, good_seeds=[0, 1, 2], good_above=above, local=True,
+                  progress=False)
+    full = build(space, "mnist1d", [0, 1], recipe, tmp_path / "full", **kwargs)
+    planned = seed_plan(space, [0, 1], 6, 2)
+    good = {c for c, a in first.items() if a > above}
+    want = {c: sorted(set(s) | ({0, 1, 2} if c in good else set())) for c, s in planned.items()}
+    assert 0 < len(good) < 6 and any(len(s) == 1 for s in want.values())
+    got: dict[tuple, list] = {}
+    for r in full:
+        got.setdefault(tuple(r["arch"]), []).append(r["seed"])
+    assert {c: sorted(s) for c, s in got.items()} == want
+    paired = dict.fromkeys(tuple(a) for a, _ in plan_items(plan_archs(space, 6), [0, 1], 2)[:4])
+    cut = sum(len(want[c]) for c in paired)  # the build cut after its 2 paired cells, good seeds included
+    build(space, "mnist1d", [0, 1], recipe, tmp_path / "cut", stop_after=cut, **kwargs)
+    full_path, cut_path = pack(tmp_path / "full", "full"), pack(tmp_path / "cut", "sample")
+    manifest = json.loads(cut_path.read_text())
+    assert manifest["seeds"] == [0, 1, 2] and manifest["plan"]["good_seeds"] == [0, 1, 2]
+    envs = [gym.make("nasgen/Tabular-v0", table=str(path), fill=str(tmp_path / name))
+            for path, name in ((full_path, "a"), (cut_path, "b"))]
+    for env in envs:
+        env.reset(seed=5)
+    archs = plan_archs(space, 6)
+    for step, k in enumerate((0, 1, 2, 3, 4, 5, 5, 3, 4, 2, 0, 1)):
+        for env in envs if step else ():
+            env.reset()
+        (_, reward, *_, info), (_, reward_cut, *_, info_cut) = (env.step(archs[k]) for env in envs)
+        assert reward == pytest.approx(reward_cut, abs=1e-7) and info["seed"] == info_cut["seed"]
+        assert info["test_accuracy"] == pytest.approx(info_cut["test_accuracy"], abs=1e-7)
+    assert not (tmp_path / "a").exists()
+    filled: dict[tuple, list] = {}
+    for r in read_rows(tmp_path / "b" / "rows.jsonl"):
+        filled.setdefault(tuple(r["arch"]), []).append(r["seed"])
+    assert filled and all(sorted(s) == want[c] for c, s in filled.items())  # good cells: 3 seeds, others their plan

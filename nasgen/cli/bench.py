@@ -71,17 +71,27 @@ def cmd_build(args: argparse.Namespace) -> int:
         archs = len(plan_archs(space, args.limit_archs))
     except ValueError as error:
         _fail(str(error))
+    good_seeds = None
+    if args.good_seeds is not None or args.good_above is not None:
+        if args.good_seeds is None or args.good_above is None:
+            _fail("--good-seeds and --good-above go together: the seeds of a good cell, and the first seed's "
+                  "final test accuracy a good cell is above")
+        good_seeds = parse_seeds(args.good_seeds, flag="--good-seeds")
+        if not 0 <= args.good_above < 1:
+            _fail(f"--good-above must be a test accuracy in [0, 1), got {args.good_above}")
     subset = archs if args.reliability_archs is None else min(args.reliability_archs, archs)
+    good = (f"; a cell whose seed {seeds[0]} ends above {args.good_above:g} test accuracy also gets seeds "
+            f"{','.join(map(str, good_seeds))}" if good_seeds else "")
     print(f"bench build: {archs + subset * (len(seeds) - 1):,} trainings ({archs:,} distinct architectures with "
           f"seed {seeds[0]}" + (f", {subset:,} of them with the other {len(seeds) - 1} seed(s)" if len(seeds) > 1 else "")
-          + f"), {recipe.epochs} epochs each; the bar shows the rate and the time left", flush=True)
+          + f"){good}, {recipe.epochs} epochs each; the bar shows the rate and the time left", flush=True)
     out = Path(args.out or f"bench-{name}")
     started = time.perf_counter()
     try:
         build(space, dataset, seeds, recipe, out, address=args.address, num_cpus=args.num_cpus,
               limit_archs=args.limit_archs, archs_per_task=args.archs_per_task, progress=not args.no_progress,
               local=args.local, threads=getattr(args, "threads", 1), reliability_archs=args.reliability_archs,
-              device=device, move_bad_rows=args.move_bad_rows)
+              device=device, move_bad_rows=args.move_bad_rows, good_seeds=good_seeds, good_above=args.good_above)
         manifest_path = pack(out, name, SHIPPED_DIR if args.ship else out)
     except ValueError as error:
         _fail(str(error))
@@ -225,6 +235,13 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
                    help="train the seeds after the first only on this many distinct architectures drawn at "
                         "random (trained first, so a cut build has the seed-agreement figures), then the first seed on the "
                         "rest in a random order; default: all")
+    b.add_argument("--good-seeds", metavar="SEEDS",
+                   help="with --good-above: a cell whose first seed ends above that test accuracy also trains "
+                        "these seeds (e.g. 0,1,2,3), right after its first; a build folder started without them may "
+                        "gain them")
+    b.add_argument("--good-above", type=float, metavar="ACC",
+                   help="with --good-seeds: the first seed's final test accuracy (0-1) a good cell is above, fixed "
+                        "for the whole build (e.g. the median of the first seed over a random sample)")
     b.add_argument("--local", action="store_true", help="train in this process, one after the other, without Ray")
     b.add_argument("--device", default="cpu",
                    help="cpu (default), or cuda / cuda:N with --local: each task's items train as one stacked "

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
 import importlib.metadata
 import json
 import math
@@ -206,13 +207,63 @@ def _key(row: dict) -> tuple:
     return tuple(row["arch"]), int(row["seed"])
 
 
+#: Settings a build folder may gain after it started: they add trainings and change none.
+EXTENSIONS = ("good_seeds", "good_above")
+
+
 def _settings(space, dataset: str, seeds: Sequence[int], recipe: Recipe, limit: Optional[int],
-              reliability_archs: Optional[int] = None) -> dict:
+              reliability_archs: Optional[int] = None, good_seeds: Optional[Sequence[int]] = None,
+              good_above: Optional[float] = None) -> dict:
     settings = {"space": space.to_dict(), "dataset": dataset, "seeds": [int(s) for s in seeds],
                 "recipe": recipe.to_dict(), "limit_archs": limit}
     if reliability_archs is not None:
         settings["reliability_archs"] = int(reliability_archs)
+    if _check_good(good_seeds, good_above):
+        settings["good_seeds"], settings["good_above"] = [int(s) for s in good_seeds], float(good_above)
     return settings
+
+
+def _check_good(good_seeds: Any, good_above: Any) -> bool:
+    """Whether a plan has good seeds (``good_extra``).
+
+    Raises:
+        ValueError: one of the two without the other, or a bad value (one line).
+    """
+    if (good_seeds is None) != (good_above is None):
+        raise ValueError("good_seeds and good_above go together: the seeds of a good cell, and the first seed's "
+                         "final test accuracy a good cell is above")
+    if good_seeds is None:
+        return False
+    if not isinstance(good_seeds, (list, tuple)) or not good_seeds or not all(_is_count(s) for s in good_seeds) \
+            or len(set(good_seeds)) != len(good_seeds):
+        raise ValueError(f"good_seeds must be distinct seeds >= 0, got {clip(good_seeds)}")
+    if not (is_real(good_above) and 0 <= good_above < 1):
+        raise ValueError(f"good_above must be a test accuracy in [0, 1), got {clip(good_above)}")
+    return True
+
+
+def all_seeds(settings: dict) -> list[int]:
+    """Every seed a build of ``settings`` trains: its ``seeds``, then those of ``good_seeds``
+    they lack (the table's seeds, in this order)."""
+    seeds = [int(s) for s in settings["seeds"]]
+    return seeds + [int(s) for s in settings.get("good_seeds") or () if int(s) not in seeds]
+
+
+def good_extra(settings: dict, planned: Sequence[int], first_accuracy: float) -> list[int]:
+    """The seeds a cell trains beyond its ``planned`` ones (``plan_items``) once its first
+    seed has finished with final test accuracy ``first_accuracy``: the ``good_seeds`` it
+    lacks if that is above ``good_above`` (a good cell), else none.
+
+    Why: a table ranks its good half only with several seeds per good cell, and which cells
+    are good is known only from their first seed. The threshold is a number fixed when the
+    plan is set (the median of the first seed over a random sample), so a cell's seeds
+    depend on nothing but its own first training, and a cell trained on demand for a sampled
+    table (``nasgen.nb1d.judge.Judge``) gets exactly the seeds the finished build gives it.
+    """
+    good = settings.get("good_seeds")
+    if not good or not first_accuracy > settings["good_above"]:
+        return []
+    return [int(s) for s in all_seeds(settings) if int(s) in good and int(s) not in planned]
 
 
 def plan_items(archs: np.ndarray, seeds: Sequence[int], reliability_archs: Optional[int] = None) -> list[tuple]:
@@ -261,17 +312,76 @@ def seed_plan(space, seeds: Sequence[int], limit_archs: Optional[int] = None,
     return {arch: sorted(s, key=order.__getitem__) for arch, s in planned.items()}
 
 
+class Schedule:
+    """The trainings a build has left, the earliest cell of its plan first.
+
+    The plan's items (``plan_items``) come in their order; a good cell's extra seeds
+    (``good_extra``) join the queue at the cell's place as soon as its first seed has
+    finished, so a build cut anywhere in its reliability subset holds each cell's whole plan
+    up to the cut (a random sample, as without good seeds).
+
+    Args:
+        settings: the build's settings.
+        items: its planned items (``plan_items``).
+        rows: the rows file's finished rows (their items are done).
+    """
+
+    def __init__(self, settings: dict, items: list[tuple], rows: list[dict]):
+        self.settings = settings
+        rank = {s: i for i, s in enumerate(all_seeds(settings))}
+        self._rank = rank.__getitem__
+        self.position: dict[tuple, int] = {}
+        self.planned: dict[tuple, list[int]] = {}
+        for arch, seed in items:
+            self.position.setdefault(tuple(arch), len(self.position))
+            self.planned.setdefault(tuple(arch), []).append(int(seed))
+        self.first = int(settings["seeds"][0])
+        self.done = {_key(r) for r in rows if r.get("error") is None}
+        self._queue: list[tuple] = []
+        self.total = 0
+        for cell, seeds in self.planned.items():
+            self._add(cell, seeds)
+        for row in rows:
+            self._add_extra(row)
+        self.left_at_start = len(self._queue)
+
+    def _add(self, cell: tuple, seeds: Sequence[int]) -> None:
+        self.total += len(seeds)
+        for seed in seeds:
+            if (cell, seed) not in self.done:
+                heapq.heappush(self._queue, (self.position[cell], self._rank(seed), cell, seed))
+
+    def _add_extra(self, row: dict) -> None:
+        cell = tuple(row["arch"])
+        if row.get("error") is None and int(row["seed"]) == self.first and cell in self.planned:
+            extra = good_extra(self.settings, self.planned.pop(cell), row["test_accuracy"][-1])
+            self._add(cell, extra)
+
+    def take(self, n: int) -> list[tuple]:
+        """Up to ``n`` items ``(arch list, seed)``, the earliest first (none: nothing left now)."""
+        batch = []
+        while self._queue and len(batch) < n:
+            _, _, cell, seed = heapq.heappop(self._queue)
+            batch.append((list(cell), seed))
+        return batch
+
+    def record(self, rows: list[dict]) -> None:
+        """Note finished ``rows``: a good cell's first seed queues its extra seeds."""
+        for row in rows:
+            self._add_extra(row)
+
+
 def _check_build_dir(out: Path, settings: dict) -> list[dict]:
     """Refuse a build directory of other settings (writing nothing); returns its sessions."""
     path = out / BUILD
     if not path.is_file():
         return []
     found = read_settings(out)
-    differing = sorted(k for k in settings if found.get(k) != settings[k])
-    if differing:
+    differing = sorted(k for k in set(settings) | set(found) - {"sessions"} if found.get(k) != settings.get(k))
+    if differing and not (set(differing) <= set(EXTENSIONS) and not any(k in found for k in EXTENSIONS)):
         raise ValueError(f"build directory {out} holds a build with other {', '.join(differing)}; "
                          f"use another --out or the same settings")
-    return found.get("sessions", [])
+    return found.get("sessions", [])  # equal, or the plan extended by good seeds (recorded by the next start)
 
 
 def read_settings(out: Path) -> dict:
@@ -294,10 +404,12 @@ def table_settings(manifest: dict) -> dict:
     """The build settings (``build.json`` less its sessions) of the table ``manifest``
     describes: its space, dataset, seeds, recipe and, where the manifest records it, its plan."""
     plan = manifest.get("plan") or {}
-    settings = {"space": manifest["space"], "dataset": manifest["dataset"], "seeds": [int(s) for s in manifest["seeds"]],
+    seeds = [int(s) for s in plan.get("seeds", manifest["seeds"])]
+    settings = {"space": manifest["space"], "dataset": manifest["dataset"], "seeds": seeds,
                 "recipe": manifest["recipe"], "limit_archs": plan.get("limit_archs")}
-    if plan.get("reliability_archs") is not None:
-        settings["reliability_archs"] = int(plan["reliability_archs"])
+    for key in ("reliability_archs", *EXTENSIONS):
+        if plan.get(key) is not None:
+            settings[key] = plan[key]
     return settings
 
 
@@ -360,8 +472,11 @@ def merge(src: str | Path, out: str | Path) -> int:
     """Append to build folder ``out`` the finished rows of build folder ``src`` that it lacks.
 
     For a build split across machines: a copy of ``out`` trained further elsewhere (a lent
-    GPU, another cluster) comes back as ``src``, while ``out`` may have grown meanwhile. Both
-    must be the same build (every setting of ``build.json`` but the sessions equal). Each
+    GPU, another cluster) comes back as ``src``, while ``out`` may have grown meanwhile; or
+    the cells a sampled table trained on demand (``append_on_demand``). A row depends on the
+    space, dataset, recipe, cell and seed alone, so ``src`` must share ``out``'s space,
+    dataset and recipe, and train only seeds ``out`` trains; its plan may differ (an earlier
+    plan of the same build, a folder that trained chosen cells). Each
     merged row keeps the start that trained it: a session of ``src`` that ``out`` lacks is
     appended to ``out``'s sessions and the row's ``session`` renumbered, so the packed table
     still says which device trained it. Runs under ``out``'s build lock; rows of ``src`` are
@@ -376,11 +491,13 @@ def merge(src: str | Path, out: str | Path) -> int:
     """
     src, out = Path(src), Path(out)
     theirs, mine = read_settings(src), read_settings(out)
-    differing = sorted(k for k in set(mine) | set(theirs) if k != "sessions" and mine.get(k) != theirs.get(k))
-    if differing:
-        raise ValueError(f"build folders {src} and {out} hold builds with other {', '.join(differing)}; "
-                         f"only rows of the same build merge")
-    check = row_check(from_dict(mine["space"]), mine["seeds"], Recipe.from_dict(mine["recipe"]))
+    differing = [k for k in ("space", "dataset", "recipe") if mine.get(k) != theirs.get(k)]
+    extra = sorted(set(all_seeds(theirs)) - set(all_seeds(mine))) if not differing else []
+    if differing or extra:
+        what = ", ".join(differing) if differing else f"seeds (it trains {extra}, which {out} does not)"
+        raise ValueError(f"build folders {src} and {out} hold builds with other {what}; "
+                         f"only rows of the same trainings merge")
+    check = row_check(from_dict(mine["space"]), all_seeds(mine), Recipe.from_dict(mine["recipe"]))
     incoming = {_key(r): r for r in read_rows(src / ROWS, check=check) if r.get("error") is None}
     with build_lock(out):
         mine = read_settings(out)  # as of now, under the lock
@@ -424,7 +541,8 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
           address: Optional[str] = None, num_cpus: Optional[int] = None, limit_archs: Optional[int] = None,
           archs_per_task: int = 1, stop_after: Optional[int] = None, progress: bool = True,
           local: bool = False, archs: Optional[Sequence[Any]] = None, threads: int = 1,
-          reliability_archs: Optional[int] = None, device: str = "cpu", move_bad_rows: bool = False) -> list[dict]:
+          reliability_archs: Optional[int] = None, device: str = "cpu", move_bad_rows: bool = False,
+          good_seeds: Optional[Sequence[int]] = None, good_above: Optional[float] = None) -> list[dict]:
     """Train every (distinct architecture, seed) not yet in ``out/rows.jsonl`` as Ray tasks.
 
     The build holds the folder's lock (``build_lock``) throughout. Rows are appended as tasks
@@ -451,6 +569,9 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
             instead of planning them; not together with ``limit_archs``.
         reliability_archs: train the seeds after the first only on this many distinct
             architectures drawn at random (``plan_items``); None: every seed on every one.
+        good_seeds, good_above: a cell whose first seed ends above test accuracy
+            ``good_above`` also trains the ``good_seeds`` it lacks (``good_extra``); both or
+            neither. A build folder without them may gain them (its rows stay planned).
         device: where the networks train: ``cpu``, or ``cuda``/``cuda:N`` with ``local``
             (one process per GPU; the items of a batch train as one stacked model, so give a
             large ``archs_per_task``). Recorded per session in ``build.json``.
@@ -474,7 +595,7 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
     if device != "cpu" and not local:
         raise ValueError(f"device {device!r} trains in this process: use local=True (--local); Ray tasks train on CPUs")
     out = Path(out)
-    settings = _settings(space, dataset, seeds, recipe, limit_archs, reliability_archs)
+    settings = _settings(space, dataset, seeds, recipe, limit_archs, reliability_archs, good_seeds, good_above)
     if archs is None:
         archs = plan_archs(space, limit_archs)
     else:
@@ -487,28 +608,41 @@ def build(space, dataset: str, seeds: Sequence[int], recipe: Recipe, out: str | 
     with build_lock(out):
         sessions = _check_build_dir(out, settings)
         rows_path = out / ROWS
-        check = row_check(space, seeds, recipe)
+        check = row_check(space, all_seeds(settings), recipe)
         rows = read_rows(rows_path, move_bad_lines=move_bad_rows, check=check)  # before any training
-        done = {_key(r) for r in rows if r.get("error") is None}
-        items = [(a, s) for a, s in planned if (tuple(a), s) not in done]
-        if not items:
+        schedule = Schedule(settings, planned, rows)
+        if not schedule.left_at_start:
             return rows
-        batches = [items[i:i + archs_per_task] for i in range(0, len(items), archs_per_task)]
         write = functools.partial(_write_rows, recipe=recipe, rows_path=rows_path, stop_after=stop_after,
-                                  progress=progress, total=len(planned), todo=len(items))
+                                  progress=progress, schedule=schedule)
         payload = (space.to_dict(), dataset, recipe.to_dict())
         if local:
             session = _start_build_dir(out, settings, sessions, device)
             read_rows(rows_path, repair=True)
-            write(((batch, train_items(*payload, batch, threads, device)) for batch in batches), session=session)
+            write(_train_here(schedule, payload, archs_per_task, threads, device), session=session)
         else:
-            _build_on_ray(out, settings, sessions, payload, batches, write, address, num_cpus, threads)
+            _build_on_ray(out, settings, sessions, payload, schedule, archs_per_task, write, address, num_cpus,
+                          threads)
         return read_rows(rows_path, check=check)
 
 
-def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tuple, batches: list[list],
-                  write: Callable, address: Optional[str], num_cpus: Optional[int], threads: int) -> None:
-    """Train ``batches`` as Ray tasks, writing their rows as they finish (``write``)."""
+def _train_here(schedule: Schedule, payload: tuple, archs_per_task: int, threads: int,
+                device: str) -> Iterator[tuple[list, list[dict]]]:
+    """``(batch, rows)`` of the schedule's batches trained in this process, one after the other."""
+    while batch := schedule.take(archs_per_task):
+        rows = train_items(*payload, batch, threads, device)
+        schedule.record(rows)
+        yield batch, rows
+
+
+def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tuple, schedule: Schedule,
+                  archs_per_task: int, write: Callable, address: Optional[str], num_cpus: Optional[int],
+                  threads: int) -> None:
+    """Train the schedule's batches as Ray tasks, writing their rows as they finish (``write``).
+
+    Twice as many tasks as the cluster runs at once are in flight: enough to keep it busy,
+    few enough that a good cell's extra seeds, queued when its first seed finishes, train
+    soon after it rather than after everything submitted before."""
     import ray
 
     started_ray = start_ray(ray, address, num_cpus)  # before anything is written
@@ -516,8 +650,8 @@ def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tupl
         session = _start_build_dir(out, settings, sessions)
         read_rows(out / ROWS, repair=True)
         task = ray.remote(num_cpus=threads, max_retries=0)(train_items)
-        pending = {task.remote(*payload, batch, threads): batch for batch in batches}
-        results = _as_completed(ray, pending)
+        window = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+        results = _as_completed(ray, task, payload, threads, schedule, archs_per_task, window)
         try:
             write(results, session=session)
         finally:
@@ -527,21 +661,34 @@ def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tupl
             ray.shutdown()
 
 
-def _as_completed(ray, pending: dict) -> Iterator[tuple[list, list[dict]]]:
-    """``(batch, rows)`` of each Ray task as it finishes; a task that died gives error rows."""
+def _as_completed(ray, task, payload: tuple, threads: int, schedule: Schedule, archs_per_task: int,
+                  window: int) -> Iterator[tuple[list, list[dict]]]:
+    """``(batch, rows)`` of each Ray task as it finishes, ``window`` tasks in flight, the next
+    batches taken from ``schedule`` as tasks finish; a task that died gives error rows."""
+    pending: dict = {}
+
+    def submit() -> None:
+        while len(pending) < window and (batch := schedule.take(archs_per_task)):
+            pending[task.remote(*payload, batch, threads)] = batch
+
+    submit()
     with contextlib.closing(ray_as_completed(ray, pending)) as finished:
         for batch, rows, error in finished:
             if error is not None:  # the worker died: every item of it is a failed row
                 text = str(error).strip()
                 rows = [{"arch": list(a), "seed": s, "error": "task failed: " +
                          (text.splitlines()[-1] if text else type(error).__name__)} for a, s in batch]
+            schedule.record(rows)
+            submit()  # before the rows are handed on: ray_as_completed sees the new tasks
             yield batch, rows
 
 
 def _write_rows(results, *, recipe: Recipe, rows_path: Path, session: int, stop_after: Optional[int],
-                progress: bool, total: int, todo: int) -> None:
+                progress: bool, schedule: Schedule) -> None:
+    """Append each result's rows; the bar's total grows as good cells queue their extra seeds."""
     written = 0
-    bar = tqdm(total=total, initial=total - todo, unit="row", desc="bench build", disable=not progress)
+    bar = tqdm(total=schedule.total, initial=schedule.total - schedule.left_at_start, unit="row",
+               desc="bench build", disable=not progress)
     try:
         with open(rows_path, "a") as f:
             for _, rows in results:
@@ -549,6 +696,7 @@ def _write_rows(results, *, recipe: Recipe, rows_path: Path, session: int, stop_
                 f.flush()
                 os.fsync(f.fileno())
                 written += len(rows)
+                bar.total = schedule.total
                 bar.update(len(rows))
                 if stop_after is not None and written >= stop_after:
                     return
@@ -613,7 +761,8 @@ def _decode_settings(settings: dict, out: Path) -> tuple[Any, Recipe, list[int]]
         if not isinstance(settings.get("recipe"), dict) or not isinstance(settings.get("seeds"), list):
             raise ValueError("no recipe object or no seeds list")
         recipe = Recipe.from_dict(settings["recipe"])
-        seeds = [int(s) for s in settings["seeds"]]
+        seeds = all_seeds(settings)
+        _check_good(settings.get("good_seeds"), settings.get("good_above"))
         plain_name(settings.get("dataset"), "dataset")
     except (TypeError, ValueError, OverflowError) as error:
         raise ValueError(f"{out / BUILD} holds no valid build settings: {reason(error)}") from None
@@ -672,9 +821,12 @@ def _write_table(out: Path, dest: Path, name: str, settings: dict, space, recipe
                    for k, b in enumerate(builds)],
         "figures": figures(arrays["test_accuracy"][:, :, -1], arrays["val_accuracy"][:, :, -1]), "sha256": sha256_of(npz),
     }
-    if "archs" not in settings:  # the build's plan (``seed_plan``): which seeds a missing cell will get
+    if "archs" not in settings:  # the build's plan (``seed_plan``, ``good_extra``): which seeds a missing cell gets
         manifest["plan"] = {"limit_archs": settings.get("limit_archs"),
                             "reliability_archs": settings.get("reliability_archs")}
+        if settings.get("good_seeds") is not None:
+            manifest["plan"].update(seeds=settings["seeds"], good_seeds=settings["good_seeds"],
+                                    good_above=settings["good_above"])
     path = dest / f"{name}.json"
     path.write_text(json.dumps(manifest, indent=1, allow_nan=True) + "\n")
     return path

@@ -29,7 +29,7 @@ from nasgen.searchspace import dataset_options as get_dataset_options
 from nasgen.searchspace import get as get_space
 from nasgen.searchspace.registry import Registry
 
-from .build import append_on_demand, read_on_demand, seed_plan, table_settings
+from .build import append_on_demand, good_extra, read_on_demand, seed_plan, table_settings
 from .recipe import Recipe, network_cells, train_architecture
 from .table import SHIPPED_DIR, Table, load
 
@@ -176,13 +176,15 @@ class Judge:
         self.fill = Path(fill) if fill is not None else None
         self._filled: dict[tuple, dict[int, dict]] = {}
         self._plan: Optional[dict[tuple, list[int]]] = None
+        self._settings = table_settings(table.manifest)
 
     def _fill_seeds(self, key: tuple) -> list[int]:
-        """The seeds the table's build gives cell ``key`` (all of the table's without a plan)."""
-        seeds = [int(s) for s in self.table.seeds.tolist()]
+        """The seeds the table's build plans for cell ``key`` before its first seed is known
+        (all of the table's without a plan); a good cell adds ``build.good_extra``'s."""
         plan = self.table.manifest.get("plan")
         if plan is None:
-            return seeds
+            return [int(s) for s in self.table.seeds.tolist()]
+        seeds = self._settings["seeds"]
         if self._plan is None:
             self._plan = seed_plan(self.table.space, seeds, plan.get("limit_archs"), plan.get("reliability_archs"))
         return self._plan.get(key, seeds)
@@ -190,7 +192,7 @@ class Judge:
     def _read_fill(self) -> None:
         """Load the rows the fill folder holds now (other processes may have added some)."""
         self._filled = {}
-        for row in read_on_demand(self.fill, table_settings(self.table.manifest)):
+        for row in read_on_demand(self.fill, self._settings):
             self._filled.setdefault(tuple(row["arch"]), {})[int(row["seed"])] = row
 
     def trained_rows(self, arch: Any) -> dict[int, dict]:
@@ -207,6 +209,16 @@ class Judge:
         if any(s not in self._filled.get(key, {}) for s in seeds):
             self._read_fill()
         rows = self._filled.setdefault(key, {})
+        self._train(key, seeds, rows)
+        extra = good_extra(self._settings, seeds, rows[seeds[0]]["test_accuracy"][-1])
+        if any(s not in rows for s in extra):
+            self._read_fill()
+            rows = self._filled.setdefault(key, {})
+        self._train(key, extra, rows)
+        return {s: rows[s] for s in seeds + extra}
+
+    def _train(self, key: tuple, seeds: list[int], rows: dict[int, dict]) -> None:
+        """Train cell ``key`` with each of ``seeds`` that ``rows`` lacks, into ``rows`` and the fill."""
         recipe = Recipe.from_dict(self.table.manifest["recipe"])
         for seed in seeds:
             if seed not in rows:
@@ -214,8 +226,7 @@ class Judge:
                                          recipe)
                 if row["error"] is not None:
                     raise ValueError(f"training {list(key)} on demand failed: {row['error']}")
-                rows[seed] = append_on_demand(self.fill, table_settings(self.table.manifest), row)
-        return {s: rows[s] for s in seeds}
+                rows[seed] = append_on_demand(self.fill, self._settings, row)
 
     def _answer(self, encoded: np.ndarray) -> tuple[dict, float]:
         """``(answer, percentile)`` of ``encoded``: from the table, else trained (``fill``)."""
