@@ -126,21 +126,37 @@ def test_nb1d_v2_status_reads_a_build_folder_as_it_stands(tmp_path, capsys):
     assert saved["good_half"]["by_seed_0"]["reliability"] > 0.8 and saved["spread"] > 0.05
     assert saved["noise_sd_highest_decile"] == pytest.approx(0.01, rel=0.5)
     assert (tmp_path / "s.md").read_text().startswith("399 rows of")
+    assert saved["good_seeds"] is None and "Good cells" not in out
 
 
-def test_nb1d_v2_third_seed_refuses_cells_the_build_has_not_paired_in_one_line(tmp_path):
+def test_nb1d_v2_status_measures_the_good_half_on_the_good_cells_seeds(tmp_path, capsys):
+    """A build with good seeds: the sample stops at the first cell that lacks one of its
+    planned seeds, good or not, and the good cells' seeds give the target's reliability."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(BENCHMARKS))
     from _synthetic_table import write_synthetic_nb201_table
 
-    write_synthetic_nb201_table(tmp_path / "build", sample=200)
-    rows = (tmp_path / "build" / "rows.jsonl").read_text().splitlines(keepends=True)
-    (tmp_path / "build" / "rows.jsonl").write_text("".join(rows[:200]))  # seeds 0 and 1 on the first 100 cells
-    work = tmp_path / "seed2"
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "nb1d_v2_third_seed.py"), "--cells", "150", "--local",
-                           "--build", str(tmp_path / "build"), "--work", str(work), "--out", str(tmp_path / "t.json")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "50 of the first 150 cells" in proc.stderr and "lack seed 0 or 1" in proc.stderr
-    assert "Traceback" not in proc.stderr and not work.exists()
-    proc = subprocess.run([sys.executable, str(BENCHMARKS / "nb1d_v2_third_seed.py"), "--cells", "300",
-                           "--build", str(tmp_path / "build")], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "--cells 300 is more than the build's 200 cells" in proc.stderr
+    import nb1d_v2_status
+
+    write_synthetic_nb201_table(tmp_path / "build", sample=200, good_seeds=[0, 1, 2, 3], good_above=0.62)
+    rows = [json.loads(line) for line in (tmp_path / "build" / "rows.jsonl").read_text().splitlines()]
+    cells = list(dict.fromkeys(tuple(r["arch"]) for r in rows))
+    good = [c for c in cells if any(tuple(r["arch"]) == c and r["seed"] == 3 for r in rows)]
+    assert 40 <= len(good) <= 160
+    cut = good[len(good) // 2]  # a good cell lacks its seed 3: the random sample ends before it
+    kept = [r for r in rows if not (tuple(r["arch"]) == cut and r["seed"] == 3)]
+    (tmp_path / "build" / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    nb1d_v2_status.main(["--build", str(tmp_path / "build"), "--out", str(tmp_path / "s.json")])
+    out = capsys.readouterr().out
+    saved = json.loads((tmp_path / "s.json").read_text())
+    settings = json.loads((tmp_path / "build" / "build.json").read_text())
+    order = nb1d_v2_status.first_cells(settings)
+    sample = order[:order.index(cut)]
+    g = saved["good_seeds"]
+    assert saved["paired_cells"] == len(sample) and g["cells"] == len(set(sample) & set(good)) > 10
+    assert g["unselected_seeds"] == [1, 2, 3] and g["halves"] == [[0, 1], [2, 3]]
+    assert g["share"] == pytest.approx(g["cells"] / len(sample))
+    # the synthetic cells differ by far more than their 0.01 seed noise: the seeds agree
+    assert g["reliability"] > 0.8 and g["reliability"] == pytest.approx(g["by_seeds"]["4"])
+    assert g["by_seeds"]["1"] == pytest.approx(g["spearman"]) and "Good cells (seed 0 above 62.00 %" in out
+    assert saved["planned_trainings"] == pytest.approx(200 * 2 + 200 * g["share"] * 2)

@@ -364,31 +364,3 @@ def test_recipe_pilots_refuses_bad_input_in_one_line(tmp_path, args, message):
                            "--out", str(tmp_path / "o.json")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "w").exists()
-
-
-def test_nb1d_v2_third_seed_trains_the_good_half_of_seed_0_with_the_builds_recipe(tmp_path):
-    from nasgen.nb1d import Recipe, build, read_rows
-    from nasgen.searchspace import get
-
-    recipe = Recipe(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2,
-                    data_options={"iid_noise_scale": 0.04})
-    build(get("nb201"), "mnist1d", [0, 1], recipe, tmp_path / "build", limit_archs=12, reliability_archs=8,
-          local=True, progress=False)
-    out = tmp_path / "third.json"
-    run_script("nb1d_v2_third_seed.py", "--cells", "8", "--local", "--build", str(tmp_path / "build"),
-               "--work", str(tmp_path / "seed2"), "--out", str(out))
-    saved = json.loads(out.read_text())
-    assert saved["first_cells"] == 8 and saved["cells"] == saved["trained"] <= 4
-    rows = read_rows(tmp_path / "seed2" / "rows.jsonl")
-    assert {r["seed"] for r in rows} == {2} and len(rows) == saved["cells"]
-    assert json.loads((tmp_path / "seed2" / "build.json").read_text())["recipe"] == recipe.to_dict()
-    built = read_rows(tmp_path / "build" / "rows.jsonl")
-    paired = {tuple(r["arch"]) for r in built if r["seed"] == 1}  # the 8 cells of the reliability subset
-    seed0 = {tuple(r["arch"]): r["test_accuracy"][-1] for r in built if r["seed"] == 0 and tuple(r["arch"]) in paired}
-    median = np.median(list(seed0.values()))
-    assert {tuple(r["arch"]) for r in rows} == {c for c, a in seed0.items() if a > median}
-    assert "seeds 1 and 2 (took no part in the selection)" in out.with_suffix(".md").read_text()
-    assert set(saved["by_seeds"]) == {str(n) for n in range(1, 7)}
-    r = saved["unbiased"]["spearman"]
-    if r is not None and r > 0:  # (JSON null for nan) one seed's reliability is the correlation itself
-        assert saved["by_seeds"]["1"]["reliability"] == pytest.approx(r)

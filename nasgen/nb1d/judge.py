@@ -151,8 +151,9 @@ class Judge:
     A partial table (a random sample of the distinct architectures, ``nasgen bench build
     --reliability-archs``, cut short) judges a cell it lacks only with ``fill``: the cell is
     then trained with the table's own recipe (``recipe.train_architecture``) and the seeds
-    its build plans for that cell (``build.seed_plan``, recorded in the manifest; every seed
-    of the table for a cell outside the plan or a table that does not record it), so it
+    its build plans for that cell (``build.seed_plan``, recorded in the manifest, and a good
+    cell's ``build.good_extra`` once its first seed has trained; every seed of the table for
+    a cell outside the plan or a table that does not record it), so it
     answers as the finished table will. ``fill`` is a build folder of the table's build
     (``build.json`` + ``rows.jsonl``): later judges of the same build reuse its rows, several
     processes may share it, and ``nasgen bench merge FILL BUILD`` folds them into the build.
