@@ -300,6 +300,44 @@ def test_tabular_on_a_sampled_table_answers_as_on_the_finished_one(tmp_path, cut
     assert len(read_rows(tmp_path / "b" / "rows.jsonl")) == 2  # the cut one trained its 2 unpaired cells once
 
 
+def test_a_training_that_fails_on_demand_scores_as_a_failed_table_row(tmp_path, cut_build, monkeypatch, capsys):
+    """A cell a sampled table lacks whose training fails answers as a finished table's
+    failed row does (reward 0, ``failed``, no test accuracy) instead of stopping the search;
+    its error row stays in the fill, and a later judge trains it again, as a build's next
+    start does."""
+    import gymnasium as gym
+
+    from nasgen.nb1d import plan_archs, plan_items, read_rows
+
+    _, _, _, cut_path = cut_build
+    space = get("nb201")
+    unpaired = [a for a, _ in plan_items(plan_archs(space, 4), [0, 1], 2)[4:]]
+    real = ground_truth.train_architecture
+
+    def failing(space, arch, seed, dataset, recipe, *args):
+        row = real(space, arch, seed, dataset, recipe, *args)
+        if list(arch) == unpaired[0]:  # fails as a training does: a row with its error, no metrics
+            row.update({m: [] for m in ("train_accuracy", "train_loss", "val_accuracy", "val_loss", "test_accuracy",
+                                        "test_loss")}, error="RuntimeError: injected failure")
+        return row
+
+    monkeypatch.setattr(ground_truth, "train_architecture", failing)
+    fill = tmp_path / "fill"
+    env = gym.make("nasgen/Tabular-v0", table=str(cut_path), fill=str(fill))
+    env.reset(seed=0)
+    _, reward, *_, info = env.step(np.asarray(unpaired[0]))
+    assert reward == 0.0 and info["failed"] and info["seed"] == 0 and math.isnan(info["test_accuracy"])
+    assert info["params"] > 0 and "on demand failed" in capsys.readouterr().err
+    env.reset()
+    _, reward, *_, info = env.step(np.asarray(unpaired[1]))  # the search goes on
+    assert reward > 0 and not info["failed"]
+    rows = read_rows(fill / "rows.jsonl")
+    assert [r["error"] is not None for r in rows] == [True, False]
+    monkeypatch.setattr(ground_truth, "train_architecture", real)
+    verdict = ground_truth.Judge(load(cut_path), space, fill=fill).judge(unpaired[0])  # trained again
+    assert math.isfinite(verdict["test_accuracy"]) and len(read_rows(fill / "rows.jsonl")) == 3
+
+
 def test_good_seeds_on_a_sampled_table_answer_as_on_the_finished_one(tmp_path):
     """A build with good seeds (a cell whose first seed ends above ``good_above`` gets more):
     a cell the cut table lacks is trained on demand with exactly the seeds the finished build

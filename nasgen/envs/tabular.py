@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from nasgen.nb1d import load
-from nasgen.nb1d.judge import Judge
+from nasgen.nb1d.judge import Judge, final
 
 from .base import ArchitectureEnv
 
@@ -160,12 +160,14 @@ class TabularEnv(ArchitectureEnv):
         rows = list(self.judge.trained_rows(arch).values())
         if self.reward_mode == "sample":
             picked = rows[int(self.np_random.integers(len(rows)))]
-            value, seed = float(picked["val_accuracy"][-1]), int(picked["seed"])
+            value, seed = final(picked, "val_accuracy"), int(picked["seed"])
         else:
-            value, seed = float(np.mean([r["val_accuracy"][-1] for r in rows])), -1
+            finite = [v for v in (final(r, "val_accuracy") for r in rows) if math.isfinite(v)]
+            value, seed = (float(np.mean(finite)) if finite else math.nan), -1
         verdict = self.judge.judge(arch)
+        params, flops = (next((r[k] for r in rows if r.get(k) is not None), -1) for k in ("params", "flops"))
         return self._answer(value, seed, verdict["test_accuracy"], verdict["test_accuracy_se"],
-                            verdict["test_regret_se"], int(rows[0]["params"]), int(rows[0]["flops"]))
+                            verdict["test_regret_se"], int(params), int(flops))
 
     def _build(self) -> None:
         """Nothing to build: the table is fixed."""

@@ -200,8 +200,12 @@ class Judge:
         """``{seed: row}`` of a cell the table lacks (an encoding of the table's space), each
         seed its build plans for it, trained now unless ``fill`` holds it.
 
+        A training that fails is a row with its ``error`` and no metrics, as the finished
+        table holds it (the fill keeps it; a later judge trains it again, as a build's next
+        start does); a good cell's extra seeds follow only a finished first seed.
+
         Raises:
-            ValueError: no ``fill``, or a training failed (one line).
+            ValueError: no ``fill`` (one line).
         """
         if self.fill is None:
             raise ValueError(f"table {self.table.name!r} lacks {list(arch)} and no fill folder trains it")
@@ -211,7 +215,7 @@ class Judge:
             self._read_fill()
         rows = self._filled.setdefault(key, {})
         self._train(key, seeds, rows)
-        extra = good_extra(self._settings, seeds, rows[seeds[0]]["test_accuracy"][-1])
+        extra = good_extra(self._settings, seeds, final(rows[seeds[0]], "test_accuracy"))
         if any(s not in rows for s in extra):
             self._read_fill()
             rows = self._filled.setdefault(key, {})
@@ -226,7 +230,8 @@ class Judge:
                 row = train_architecture(self.table.space, np.asarray(key), seed, self.table.manifest["dataset"],
                                          recipe)
                 if row["error"] is not None:
-                    raise ValueError(f"training {list(key)} on demand failed: {row['error']}")
+                    print(f"warning: training {list(key)} seed {seed} on demand failed (scored as the table scores a "
+                          f"failed training): {row['error']}", file=sys.stderr)
                 rows[seed] = append_on_demand(self.fill, self._settings, row)
 
     def _answer(self, encoded: np.ndarray) -> tuple[dict, float]:
@@ -237,9 +242,11 @@ class Judge:
             if self.fill is None:
                 raise
         rows = self.trained_rows(encoded)
-        mean = {m: float(np.mean([r[m][-1] for r in rows.values()])) for m in ("test_accuracy", "val_accuracy")}
+        values = {m: [v for v in (final(r, m) for r in rows.values()) if math.isfinite(v)]
+                  for m in ("test_accuracy", "val_accuracy")}
+        mean = {m: float(np.mean(v)) if v else math.nan for m, v in values.items()}  # as Table.query: finite seeds
         percentile = self.table.value_percentile(mean["test_accuracy"])
-        se = {m: self.table.noise_sd(mean[m], m) / math.sqrt(len(rows)) for m in mean}
+        se = {m: self.table.noise_sd(mean[m], m) / math.sqrt(len(v)) if v else math.nan for m, v in values.items()}
         key = next(iter(rows.values()))["arch"]
         return {"arch": list(key), "mean": mean, "standard_error": se, "epoch": int(self.table.epochs[-1]),
                 "trained_on_demand": True}, percentile
@@ -273,6 +280,12 @@ class Judge:
                 "percentile": percentile,
                 "n_archs": int(len(self.table.archs)), "epoch": answer["epoch"],
                 "trained_on_demand": bool(answer.get("trained_on_demand", False))}
+
+
+def final(row: dict, metric: str) -> float:
+    """``metric`` of a table row at its last recorded epoch (nan for a failed training)."""
+    values = row.get(metric) or []
+    return float(values[-1]) if values else math.nan
 
 
 def check_task(table: Table, space: Any, dataset: Optional[str], dataset_options: Optional[dict]) -> None:
