@@ -74,6 +74,9 @@ def test_spearman_matches_scipy_with_ties():
     f = nb1d.figures(np.array([[0.5, 0.6], [0.7, 0.7], [0.9, 0.8], [np.nan, np.nan]]))
     assert f["n_archs"] == 3 and f["best"] == pytest.approx(0.85) and f["spearman_all"] == pytest.approx(1.0)
     assert f["seed_gap"] == pytest.approx(0.2 / 3) and math.isnan(f["val_test_spearman"])
+    assert f["seed_counts"] == {"2": 3}
+    ragged = nb1d.figures(np.array([[0.5, 0.6, 0.7], [0.7, np.nan, np.nan], [0.9, 0.8, np.nan], [0.6, 0.6, 0.6]]))
+    assert ragged["seed_counts"] == {"1": 1, "2": 1, "3": 2}
     val = np.array([[0.9, 0.9], [0.7, 0.7], [0.5, 0.5], [np.nan, np.nan]])
     assert nb1d.figures(np.array([[0.5, 0.6], [0.7, 0.7], [0.9, 0.8], [np.nan, np.nan]]), val)[
         "val_test_spearman"] == pytest.approx(-1.0)
@@ -145,6 +148,10 @@ def test_good_cells_train_their_good_seeds_right_after_their_first(tmp_path, loc
     assert later == sorted(later)  # cell by cell in the plan's order, a good cell's extra seeds right after it
     assert any(len(seeds[c]) == 3 for c in list(position)[5:])  # good cells outside the subset too
     manifest = json.loads(pack(tmp_path / "b", "t").read_text())
+    counts = {str(n): sum(len(s) == n for s in seeds.values()) for n in (1, 2, 3)}
+    assert manifest["figures"]["seed_counts"] == {n: c for n, c in counts.items() if c}
+    assert "cells by finished seeds: " + ", ".join(f"{c} with {n}" for n, c in counts.items() if c) in \
+        load(tmp_path / "b" / "t.json").summary()
     assert manifest["seeds"] == [0, 1, 2] and manifest["plan"] == {
         "limit_archs": None, "reliability_archs": 5, "seeds": [0, 1], "good_seeds": [0, 1, 2], "good_above": above}
     assert load(tmp_path / "b" / "t.json").ran.sum() == len(rows)

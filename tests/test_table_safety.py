@@ -176,6 +176,8 @@ CASES = [
     ("figures-no-best", edit_manifest(lambda m: m["figures"].pop("best")), r"figures lack best"),
     ("figures-text", set_in("figures", "spread", "wide"), r"figures spread must be a number"),
     ("n-archs-text", set_in("figures", "n_archs", "16"), r"figures n_archs must be an integer"),
+    ("seed-counts-key", set_in("figures", "seed_counts", {"two": 3}), r"figures seed_counts must map a number of seeds"),
+    ("seed-counts-negative", set_in("figures", "seed_counts", {"2": -1}), r"figures seed_counts 2 must be"),
     ("no-recipe", drop_field("recipe"), r"recipe must be an object"),
     ("recipe-text", set_field("recipe", "epochs=1"), r"recipe must be an object"),
     ("recipe-unknown", set_in("recipe", "nope", 1), r"recipe: unknown recipe field 'nope'"),

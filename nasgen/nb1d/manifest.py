@@ -165,6 +165,11 @@ def _figures(value: Any) -> None:
     for key in ("n_archs", "n_paired"):
         if key in value:
             _count(value[key], f"figures {key}")
+    counts = value.get("seed_counts", {})
+    if not isinstance(counts, dict) or not all(isinstance(k, str) and k.isdigit() for k in counts):
+        raise ValueError(f"figures seed_counts must map a number of seeds to a count of cells, got {clip(counts)}")
+    for key, count in counts.items():
+        _count(count, f"figures seed_counts {key}")
     for keys, low, high in ((ACCURACY_FIGURES, 0.0, 1.0), (CORRELATION_FIGURES, -1.0, 1.0)):
         for key in keys:
             figure = value.get(key)

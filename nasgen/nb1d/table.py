@@ -110,7 +110,9 @@ def figures(test_accuracy: np.ndarray, val_accuracy: Optional[np.ndarray] = None
         val_accuracy: validation accuracy likewise (for ``val_test_spearman``), optional.
 
     Returns:
-        ``n_archs`` (with a finite mean), ``n_paired`` (with both of the first two seeds), ``best``, ``p10``, ``p50``, ``p90``, ``spread``
+        ``n_archs`` (with a finite mean), ``n_paired`` (with both of the first two seeds),
+        ``seed_counts`` (``{"n": cells with n finished seeds}``, those with one or more),
+        ``best``, ``p10``, ``p50``, ``p90``, ``spread``
         (p90 - p10, accuracy points in [0, 1]), ``spearman_all`` and ``spearman_top_half``
         (between the first two seeds, over every architecture / those whose mean is above
         the median), ``seed_gap`` (mean absolute difference of the first two seeds; these
@@ -123,7 +125,9 @@ def figures(test_accuracy: np.ndarray, val_accuracy: Optional[np.ndarray] = None
     mean = _seed_mean(acc)
     ok = np.isfinite(mean)
     values = mean[ok]
-    out: dict[str, float] = {"n_archs": int(ok.sum()), **{k: math.nan for k in keys}}
+    out: dict[str, Any] = {"n_archs": int(ok.sum()), **{k: math.nan for k in keys}}
+    counts = np.isfinite(acc).sum(axis=1)
+    out["seed_counts"] = {str(n): int((counts == n).sum()) for n in range(1, acc.shape[1] + 1) if (counts == n).any()}
     if not values.size:
         return out
     p10, p50, p90 = np.percentile(values, [10, 50, 90])
@@ -174,8 +178,12 @@ def format_summary(manifest: dict) -> str:
     distinct = manifest.get("space_distinct")
     sampled = (f" of the space's {distinct} (a sampled table: cells it lacks are trained on demand by judges "
                f"with fill)" if distinct not in (None, f["n_archs"]) else "")
-    paired = (f" (the seeds after the first on {f['n_paired']} of them)"
-              if f.get("n_paired") not in (None, f["n_archs"]) else "")
+    counts = f.get("seed_counts") or {}
+    if len(counts) > 1:  # cells with different numbers of seeds (a reliability subset, good seeds)
+        paired = " (cells by finished seeds: " + ", ".join(f"{c} with {n}" for n, c in counts.items()) + ")"
+    else:
+        paired = (f" (the seeds after the first on {f['n_paired']} of them)"
+                  if f.get("n_paired") not in (None, f["n_archs"]) else "")
     spread = f.get("spread")
     accuracy = (f"test accuracy (mean over seeds): best {_percent(f.get('best'))}, p10 {_percent(f.get('p10'))}, "
                 f"median {_percent(f.get('p50'))}, p90 {_percent(f.get('p90'))}; spread p90-p10 "
