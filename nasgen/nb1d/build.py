@@ -2,7 +2,8 @@
 
 A build directory holds::
 
-    build.json    space, dataset, seeds, recipe, the architecture limit, and one entry per
+    build.json    space, dataset, seeds, recipe, the plan (architecture limit, reliability
+                  subset, good seeds: ``plan_items``, ``good_extra``), and one entry per
                   start of the build (``sessions``: start time, the device it trained on and
                   the package versions); a restart with other settings is refused (another
                   device is not another setting: the recipe is the same, only the order of

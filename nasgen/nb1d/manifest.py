@@ -193,6 +193,25 @@ def _builds(value: Any) -> None:
             _seconds(entry["train_time_s"], f"builds[{k}] train_time_s")
 
 
+def _plan(value: Any, seeds: list[int]) -> None:
+    """Refuse a build plan (``build.seed_plan``, ``build.good_extra``) a judge cannot follow."""
+    if not isinstance(value, dict):
+        raise ValueError(f"plan must be an object, got {clip(value)}")
+    for key in ("limit_archs", "reliability_archs"):
+        if value.get(key) is not None:
+            _count(value[key], f"plan {key}", low=1)
+    for key in ("seeds", "good_seeds"):
+        listed = value.get(key)
+        if listed is not None and (not isinstance(listed, list) or not listed or not set(listed) <= set(seeds)
+                                   or len(set(listed)) != len(listed)):
+            raise ValueError(f"plan {key} must be distinct seeds of the table's {seeds}, got {clip(listed)}")
+    if (value.get("good_seeds") is None) != (value.get("good_above") is None):
+        raise ValueError("plan good_seeds and good_above go together")
+    above = value.get("good_above")
+    if above is not None and not (is_real(above) and 0 <= above < 1):
+        raise ValueError(f"plan good_above must be a test accuracy in [0, 1), got {clip(above)}")
+
+
 def _check_fields(manifest: dict) -> tuple[Any, Recipe]:
     """Check every field ``load`` and ``format_summary`` use; returns ``(space, recipe)``."""
     plain_name(manifest.get("name"), "name")
@@ -210,6 +229,8 @@ def _check_fields(manifest: dict) -> tuple[Any, Recipe]:
     if manifest.get("space_distinct") is not None:
         _count(manifest["space_distinct"], "space_distinct", low=1)
     _errors(manifest.get("errors"), space, seeds)
+    if manifest.get("plan") is not None:
+        _plan(manifest["plan"], seeds)
     _figures(manifest.get("figures"))
     if manifest.get("builds") is not None:
         _builds(manifest["builds"])
