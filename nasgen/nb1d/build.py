@@ -643,7 +643,9 @@ def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tupl
 
     Twice as many tasks as the cluster runs at once are in flight: enough to keep it busy,
     few enough that a good cell's extra seeds, queued when its first seed finishes, train
-    soon after it rather than after everything submitted before."""
+    soon after it rather than after everything submitted before. The cluster's CPUs are read
+    again as tasks finish, so nodes that join (an autoscaler answering the waiting tasks)
+    get work."""
     import ray
 
     started_ray = start_ray(ray, address, num_cpus)  # before anything is written
@@ -651,7 +653,7 @@ def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tupl
         session = _start_build_dir(out, settings, sessions)
         read_rows(out / ROWS, repair=True)
         task = ray.remote(num_cpus=threads, max_retries=0)(train_items)
-        window = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+        window = lambda: 2 * max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)  # noqa: E731
         results = _as_completed(ray, task, payload, threads, schedule, archs_per_task, window)
         try:
             write(results, session=session)
@@ -663,13 +665,14 @@ def _build_on_ray(out: Path, settings: dict, sessions: list[dict], payload: tupl
 
 
 def _as_completed(ray, task, payload: tuple, threads: int, schedule: Schedule, archs_per_task: int,
-                  window: int) -> Iterator[tuple[list, list[dict]]]:
-    """``(batch, rows)`` of each Ray task as it finishes, ``window`` tasks in flight, the next
-    batches taken from ``schedule`` as tasks finish; a task that died gives error rows."""
+                  window: Callable[[], int]) -> Iterator[tuple[list, list[dict]]]:
+    """``(batch, rows)`` of each Ray task as it finishes, ``window()`` tasks in flight, the
+    next batches taken from ``schedule`` as tasks finish; a task that died gives error rows."""
     pending: dict = {}
 
     def submit() -> None:
-        while len(pending) < window and (batch := schedule.take(archs_per_task)):
+        most = window()
+        while len(pending) < most and (batch := schedule.take(archs_per_task)):
             pending[task.remote(*payload, batch, threads)] = batch
 
     submit()
