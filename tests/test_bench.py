@@ -501,6 +501,22 @@ def test_cli_info_and_bad_input(tiny_table, tmp_path, capsys):
         assert not target.exists()
 
 
+def test_cli_build_with_good_seeds(tmp_path, capsys):
+    from nasgen.cli import main
+
+    out = tmp_path / "out"
+    assert main(["bench", "build", "--space", "nb201", "--dataset", "mnist1d", "--seeds", "0,", "--limit-archs", "3",
+                 "--recipe", "train_size=64", "val_size=64", "test_size=64", "epochs=1", "batch_size=32", "C=2",
+                 "--local", "--good-seeds", "0,1", "--good-above", "0", "--out", str(out), "--name", "t",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 trainings (3 distinct architectures with seed 0), plus the seeds of 0,1 a cell lacks when its seed 0 " \
+           "ends above 0 % test accuracy" in printed
+    table = load(out / "t.json")
+    assert table.manifest["seeds"] == [0, 1] and table.ran.all()  # every cell above 0 %: seed 1 on each
+    assert "x seeds [0, 1], 0 failed rows" in printed
+
+
 def test_local_build_refuses_ray_flags(tmp_path, capsys):
     from nasgen.cli import main
 

@@ -80,8 +80,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         if not 0 <= args.good_above < 1:
             _fail(f"--good-above must be a test accuracy in [0, 1), got {args.good_above}")
     subset = archs if args.reliability_archs is None else min(args.reliability_archs, archs)
-    good = (f"; a cell whose seed {seeds[0]} ends above {args.good_above:g} test accuracy also gets seeds "
-            f"{','.join(map(str, good_seeds))}" if good_seeds else "")
+    good = (f", plus the seeds of {','.join(map(str, good_seeds))} a cell lacks when its seed {seeds[0]} ends above "
+            f"{100 * args.good_above:g} % test accuracy (as many as seed {seeds[0]} finds good cells)"
+            if good_seeds else "")
     print(f"bench build: {archs + subset * (len(seeds) - 1):,} trainings ({archs:,} distinct architectures with "
           f"seed {seeds[0]}" + (f", {subset:,} of them with the other {len(seeds) - 1} seed(s)" if len(seeds) > 1 else "")
           + f"){good}, {recipe.epochs} epochs each; the bar shows the rate and the time left", flush=True)
