@@ -378,7 +378,7 @@ def _check_build_dir(out: Path, settings: dict) -> list[dict]:
     if not path.is_file():
         return []
     found = read_settings(out)
-    differing = sorted(k for k in set(settings) | set(found) - {"sessions"} if found.get(k) != settings.get(k))
+    differing = sorted(k for k in (set(settings) | set(found)) - {"sessions"} if found.get(k) != settings.get(k))
     if differing and not (set(differing) <= set(EXTENSIONS) and not any(k in found for k in EXTENSIONS)):
         raise ValueError(f"build directory {out} holds a build with other {', '.join(differing)}; "
                          f"use another --out or the same settings")
