@@ -9,8 +9,11 @@ of its difference to one method (``--versus``).
 The latter counts a cell found on several seeds once (its noise is one draw, shared) and the
 table's best once: ``sqrt(se_best**2 + sum_c (n_c / n)**2 * se_c**2)`` over the distinct cells
 ``c`` found ``n_c`` times in ``n`` seeds; in a difference the best cancels and a cell both
-methods found counts by the difference of its weights. Nothing is trained; rows of another table (by its
-checksum, where the file records one) are refused. A cell a sampled table lacks (trained on
+methods found counts by the difference of its weights. Nothing is trained. Rows judged by
+another table (by its checksum, where the file records one) are refused, unless ``--table``
+is a table of the same build as that one (same space, dataset and recipe: a later, larger
+snapshot of a sampled table, or the finished table), which judges the same cells with more
+cells and seeds around them. A cell a sampled table lacks (trained on
 demand when the row was judged) keeps the row's recorded test accuracy, with the table's
 noise floor at that accuracy.
 
@@ -18,6 +21,7 @@ Usage::
 
     python benchmarks/rejudge.py benchmarks/results/ground_truth_tablefix.json
     python benchmarks/rejudge.py runs/compare/report.json --table PATH/NAME.json
+    python benchmarks/rejudge.py runs/compare/report.json --table LATER_SNAPSHOT.json   # same build, more rows
 """
 
 from __future__ import annotations
@@ -88,6 +92,22 @@ def rejudge(judge: Judge, rows: list[tuple[str, list[int], Optional[float]]], ve
     return out
 
 
+def same_build(judged_by: str, recorded: str, table, results: str) -> None:
+    """Refuse (one line) to rejudge rows judged by table ``judged_by`` (a name or path; SHA-256
+    ``recorded``) with ``table`` unless both are tables of one build: the same space, dataset
+    and recipe (the judging table must still load, with that checksum, to tell)."""
+    try:
+        judged_by = load(judged_by)
+    except ValueError:
+        judged_by = None
+    if judged_by is None or judged_by.manifest["sha256"] != recorded:
+        raise ValueError(f"{results} was judged by a table of SHA-256 {recorded}, not {table.name}'s")
+    differing = [k for k in ("space", "dataset", "recipe") if judged_by.manifest[k] != table.manifest[k]]
+    if differing:
+        raise ValueError(f"{results} was judged by table {judged_by.name!r}; {table.name!r} is a table of another "
+                         f"{', '.join(differing)}, not a later snapshot of the same build")
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", help="the raw JSON of benchmarks/ground_truth.py or nasgen compare's report.json")
@@ -99,18 +119,20 @@ def main(argv=None) -> None:
         results = json.loads(Path(args.results).read_text())
         rows = rows_of(results)
         named = results.get("table") if isinstance(results.get("table"), dict) else {}
-        table = load(args.table or named.get("name") or (results.get("settings") or {}).get("table")
-                     or "nb201-mnist1d")
+        judged_by = named.get("name") or (results.get("settings") or {}).get("table") or "nb201-mnist1d"
+        table = load(args.table or judged_by)
         recorded = named.get("sha256") or results.get("table_sha256")
         if recorded and recorded != table.manifest["sha256"]:
-            raise ValueError(f"{args.results} was judged by a table of SHA-256 {recorded}, not {table.name}'s")
+            same_build(judged_by, recorded, table, args.results)
         versus = args.versus or rows[0][0]
         if versus not in {m for m, _, _ in rows}:
             raise ValueError(f"--versus {versus!r} is not a method of {args.results}")
         summary = rejudge(Judge(table, table.space), rows, versus)
     except (OSError, ValueError, KeyError, IndexError) as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    print(f"{args.results}, rejudged by table {table.name} (SHA-256 {table.manifest['sha256'][:12]}...):\n")
+    newer = f", a later table of the build that judged them ({recorded[:12]}...)" if recorded and \
+        recorded != table.manifest["sha256"] else ""
+    print(f"{args.results}, rejudged by table {table.name} (SHA-256 {table.manifest['sha256'][:12]}...{newer}):\n")
     print(C.markdown_table(
         ["method", "seeds", "distinct cells", "test regret pp", "mean table SE of one regret pp",
          "table SE of the mean regret pp", f"table SE of the difference to {versus} pp"],

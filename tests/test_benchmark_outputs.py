@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -101,6 +103,41 @@ def test_rejudge_keeps_the_recorded_accuracy_of_a_cell_a_sampled_table_lacks(tmp
     with pytest.raises(SystemExit) as exit_:
         rejudge.main([str(results), "--table", str(tmp_path / "table" / "synthetic.json")])
     assert exit_.value.code == 2 and "error:" in capsys.readouterr().err
+
+
+def test_rejudge_with_a_later_table_of_the_same_build(tmp_path, capsys):
+    """Rows judged by a sampled table rejudge with a later table of its build (the finished
+    one here); a table of another recipe is refused in one line."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(BENCHMARKS))
+    from _synthetic_table import write_synthetic_nb201_table
+
+    import rejudge
+    from nasgen.nb1d import load
+
+    sample_path = write_synthetic_nb201_table(tmp_path / "sample", sample=200)
+    sample = load(sample_path)
+    tasks = [{"suite": "nb1d", "method": "m", "seed": s, "table_arch": sample.archs[s].tolist(),
+              "test_accuracy": 0.6} for s in range(3)]
+    results = tmp_path / "report.json"
+    results.write_text(json.dumps({"tasks": tasks, "table_sha256": sample.manifest["sha256"],
+                                   "settings": {"table": str(sample_path)}}))
+    full_path = write_synthetic_nb201_table(tmp_path / "full")
+    full = load(full_path)
+    rejudge.main([str(results), "--table", str(full_path)])
+    out = capsys.readouterr().out
+    assert f"a later table of the build that judged them ({sample.manifest['sha256'][:12]}...)" in out
+    regret = np.mean([full.best()["value"] - full.query(a)["mean"]["test_accuracy"] for a in sample.archs[:3]])
+    assert f"| m (nb1d) | 3 | 3 | {100 * regret:.2f} |" in out
+    manifest = json.loads(full_path.read_text())
+    manifest["recipe"]["lr"] = 0.05  # the same cells trained another way: not the same build
+    other = tmp_path / "full" / "other.json"
+    other.write_text(json.dumps(manifest))
+    shutil.copy(full_path.with_suffix(".npz"), other.with_suffix(".npz"))
+    with pytest.raises(SystemExit) as exit_:
+        rejudge.main([str(results), "--table", str(other)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "is a table of another recipe, not a later snapshot of the same build" in err
 
 
 def test_nb1d_v2_status_reads_a_build_folder_as_it_stands(tmp_path, capsys):
