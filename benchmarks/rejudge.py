@@ -37,18 +37,20 @@ import numpy as np
 
 import _common as C
 from nasgen.nb1d import load
+from nasgen import stats
+from nasgen.compare import BOOTSTRAP_SEED
 from nasgen.nb1d.judge import Judge
 
 
-def rows_of(results: dict) -> list[tuple[str, list[int], Optional[float]]]:
-    """``(method, table_arch, test accuracy it recorded)`` of every judged row of a
+def rows_of(results: dict) -> list[tuple[str, list[int], Optional[float], Optional[int]]]:
+    """``(method, table_arch, test accuracy it recorded, seed)`` of every judged row of a
     ground-truth or compare result."""
     if "runs" in results:
-        return [(r["controller"], r["table_arch"], r.get("test_accuracy")) for r in results["runs"]
+        return [(r["controller"], r["table_arch"], r.get("test_accuracy"), r.get("seed")) for r in results["runs"]
                 if r.get("table_arch") is not None]
     if "tasks" in results:
-        return [(f"{r['method']} ({r['suite']})", r["table_arch"], r.get("test_accuracy")) for r in results["tasks"]
-                if r.get("table_arch") is not None]
+        return [(f"{r['method']} ({r['suite']})", r["table_arch"], r.get("test_accuracy"), r.get("seed"))
+                for r in results["tasks"] if r.get("table_arch") is not None]
     raise ValueError("expected the JSON of benchmarks/ground_truth.py (runs) or nasgen compare (tasks)")
 
 
@@ -67,13 +69,16 @@ def verdict(judge: Judge, arch: list[int], recorded: Optional[float]) -> dict:
             "test_regret_se": math.hypot(se, judge.best_test_se)}
 
 
-def rejudge(judge: Judge, rows: list[tuple[str, list[int], Optional[float]]], versus: str) -> list[dict]:
+def rejudge(judge: Judge, rows: list[tuple[str, list[int], Optional[float], Optional[int]]], versus: str) -> list[dict]:
     """Per method, in first-seen order: seeds, mean regret, mean SE of one regret, the table's
-    SE of the mean regret, and of its difference to method ``versus`` (the best cancels there)."""
+    SE of the mean regret, and of its difference to method ``versus`` (the best cancels there),
+    and that difference over their common seeds with a bootstrap 95 % CI over seeds."""
     cell_ses: dict[tuple, float] = {}
-    weights, out = {}, []
-    for method in dict.fromkeys(m for m, _, _ in rows):
-        verdicts = [verdict(judge, arch, acc) for m, arch, acc in rows if m == method]
+    weights, out, by_seed = {}, [], {}
+    for method in dict.fromkeys(r[0] for r in rows):
+        mine = [(arch, acc, seed) for m, arch, acc, seed in rows if m == method]
+        verdicts = [verdict(judge, arch, acc) for arch, acc, _ in mine]
+        by_seed[method] = {seed: v["test_regret"] for (_, _, seed), v in zip(mine, verdicts) if seed is not None}
         n = len(verdicts)
         cell_ses.update({tuple(v["arch"]): float(v["test_accuracy_se"]) for v in verdicts})
         weights[method] = {c: k / n for c, k in Counter(tuple(v["arch"]) for v in verdicts).items()}
@@ -89,7 +94,18 @@ def rejudge(judge: Judge, rows: list[tuple[str, list[int], Optional[float]]], ve
         entry["mean_se"] = math.sqrt(judge.best_test_se ** 2 + sum((w * cell_se(c)) ** 2 for c, w in mine.items()))
         entry["difference_se"] = math.sqrt(sum(((mine.get(c, 0.0) - theirs.get(c, 0.0)) * cell_se(c)) ** 2
                                                for c in set(mine) | set(theirs))) if versus in weights else math.nan
+        common = sorted(set(by_seed[entry["method"]]) & set(by_seed.get(versus, {})))
+        entry["difference"] = stats.paired_bootstrap_ci([by_seed[entry["method"]][k] for k in common],
+                                                        [by_seed[versus][k] for k in common],
+                                                        np.random.default_rng(BOOTSTRAP_SEED))
     return out
+
+
+def difference(ci: dict) -> str:
+    """``mean [low, high]`` in pp of a ``stats.paired_bootstrap_ci`` (``-`` without two common seeds)."""
+    if not math.isfinite(ci["low"]):
+        return "-"
+    return f"{100 * ci['mean']:+.2f} [{100 * ci['low']:+.2f}, {100 * ci['high']:+.2f}]"
 
 
 def same_build(judged_by: str, recorded: str, table, results: str) -> None:
@@ -125,7 +141,7 @@ def main(argv=None) -> None:
         if recorded and recorded != table.manifest["sha256"]:
             same_build(judged_by, recorded, table, args.results)
         versus = args.versus or rows[0][0]
-        if versus not in {m for m, _, _ in rows}:
+        if versus not in {r[0] for r in rows}:
             raise ValueError(f"--versus {versus!r} is not a method of {args.results}")
         summary = rejudge(Judge(table, table.space), rows, versus)
     except (OSError, ValueError, KeyError, IndexError) as error:
@@ -135,10 +151,12 @@ def main(argv=None) -> None:
     print(f"{args.results}, rejudged by table {table.name} (SHA-256 {table.manifest['sha256'][:12]}...{newer}):\n")
     print(C.markdown_table(
         ["method", "seeds", "distinct cells", "test regret pp", "mean table SE of one regret pp",
-         "table SE of the mean regret pp", f"table SE of the difference to {versus} pp"],
+         "table SE of the mean regret pp", f"table SE of the difference to {versus} pp",
+         f"difference to {versus} pp [95 % CI over seeds]"],
         [[s["method"], s["seeds"], s["distinct_cells"], f"{100 * s['test_regret']:.2f}", f"{100 * s['regret_se']:.2f}",
-          f"{100 * s['mean_se']:.2f}", "-" if s["method"] == versus else f"{100 * s['difference_se']:.2f}"]
-         for s in summary], "l" + "r" * 6))
+          f"{100 * s['mean_se']:.2f}", "-" if s["method"] == versus else f"{100 * s['difference_se']:.2f}",
+          "-" if s["method"] == versus else difference(s["difference"])]
+         for s in summary], "l" + "r" * 7))
 
 
 if __name__ == "__main__":

@@ -68,7 +68,11 @@ def test_rejudge_puts_the_table_noise_on_published_rows(tmp_path, capsys):
     assert "| same | 5 | 1 |" in out and f"{100 * same:.2f} | - |" in out
     versus_same = math.sqrt(sum((se[k] / 5) ** 2 for k in range(1, 5)) + (0.8 * se[0]) ** 2)  # cell 0: 1 - 1/5
     assert f"{100 * spread:.2f} | {100 * versus_same:.2f} |" in out
-    assert "| twin | 5 | 1 |" in out and out.rstrip().endswith("| 0.00 |")
+    assert "| twin | 5 | 1 |" in out and out.rstrip().endswith("| 0.00 | +0.00 [+0.00, +0.00] |")
+    differences = [table.best()["value"] - table.query(cells[k])["mean"]["test_accuracy"] for k in range(5)]
+    mean = np.mean(differences) - differences[0]  # spread against same, paired by seed
+    assert f"| {100 * mean:+.2f} [" in out.splitlines()[[i for i, line in enumerate(out.splitlines())
+                                                         if line.startswith("| spread |")][0]]
     results.write_text(json.dumps({"runs": runs, "table": {"name": table.name, "sha256": "0" * 64}}))
     with pytest.raises(SystemExit) as exit_:
         rejudge.main([str(results), "--table", str(path)])
