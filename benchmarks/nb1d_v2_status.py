@@ -146,6 +146,22 @@ def good_seeds(settings: dict, cells: list[tuple], seeds: dict[tuple, dict[int, 
             "halves_reliability": spearman_brown(h, 2)}
 
 
+def subset_left(settings: dict, seeds: dict[tuple, dict[int, float]], good_share: float) -> float:
+    """Trainings the build's reliability subset still needs for each cell's whole plan (a
+    cell whose first seed has not trained yet counts its good seeds at ``good_share``): what
+    stands between the build and a random sample of its full size."""
+    planned, first = [int(s) for s in settings["seeds"]], int(settings["seeds"][0])
+    extra = len(good_extra(settings, planned, 1.0))
+    left = 0.0
+    for c in first_cells(settings):
+        have = seeds.get(c, {})
+        if first in have:
+            left += len(set(planned + good_extra(settings, planned, have[first])) - set(have))
+        else:
+            left += len(set(planned) - set(have)) + (good_share * extra if math.isfinite(good_share) else 0.0)
+    return left
+
+
 def planned_trainings(settings: dict, n_distinct: int, good_share: float) -> float:
     """The build's trainings on its ``n_distinct`` cells: its plan's, and a good cell's extra
     seeds at ``good_share`` of the cells."""
@@ -196,6 +212,8 @@ def status(build: Path) -> dict:
         "noise_sd_lowest_decile": float(sd[0]), "noise_sd_highest_decile": float(sd[-1]),
         "devices": devices, "cpu_s_per_training": per_training,
         "projected_cpu_h": per_training * planned / 3600, "remaining_cpu_h": per_training * (planned - len(rows)) / 3600,
+        "subset_cells": len(first_cells(settings)),
+        "subset_left": subset_left(settings, seeds, good["share"] if good else math.nan),
     }
 
 
@@ -238,7 +256,9 @@ def markdown(s: dict) -> str:
               f"{pct(s['noise_sd_highest_decile'])} pp in the highest.", ""]
     devices = "; ".join(f"{d}: {e['rows']} rows, {e['train_s'] / 3600:.2f} h of training" for d, e in s["devices"].items())
     lines += [f"Cost: {s['cpu_s_per_training']:.1f} CPU s per training on the CPU; {devices}. The whole build "
-              f"at this rate: {s['projected_cpu_h']:.1f} CPU h, {s['remaining_cpu_h']:.1f} still to go."]
+              f"at this rate: {s['projected_cpu_h']:.1f} CPU h, {s['remaining_cpu_h']:.1f} still to go; the random subset "
+              f"({s['subset_cells']} cells, each with its whole plan) needs about {s['subset_left']:.0f} more trainings, "
+              f"{s['subset_left'] * s['cpu_s_per_training'] / 3600:.1f} CPU h."]
     return "\n".join(lines)
 
 

@@ -201,3 +201,4 @@ def test_nb1d_v2_status_measures_the_good_half_on_the_good_cells_seeds(tmp_path,
     assert g["reliability"] > 0.8 and g["reliability"] == pytest.approx(g["by_seeds"]["4"])
     assert g["by_seeds"]["1"] == pytest.approx(g["spearman"]) and "Good cells (seed 0 above 62.00 %" in out
     assert saved["planned_trainings"] == pytest.approx(200 * 2 + 200 * g["share"] * 2)
+    assert saved["subset_cells"] == 200 and saved["subset_left"] == 1  # the cut cell's seed 3
