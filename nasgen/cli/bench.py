@@ -269,8 +269,9 @@ def add_bench_parser(subparsers) -> argparse.ArgumentParser:
                                    "copy of OUT trained further on another machine (a lent GPU, a cluster) while "
                                    "OUT may have grown, or the fill folder where a judge or Tabular-v0 trained the "
                                    "cells a table packed from OUT lacked (nasgen compare's OUT/fill, a run's "
-                                   "ground_truth_trained). Both must be the same build; each row keeps the session "
-                                   "(device, versions) that trained it.")
+                                   "ground_truth_trained), or a build of chosen cells (nasgen.nb1d.build(archs=...)). Both must share space, dataset and "
+                                   "recipe, and SRC may train no seed OUT does not; its plan may differ. Each row "
+                                   "keeps the session (device, versions) that trained it.")
     m.add_argument("src", help="the build folder trained elsewhere, or a fill folder")
     m.add_argument("out", help="the build folder to append to")
     m.set_defaults(func=cmd_merge)
