@@ -202,3 +202,37 @@ def test_nb1d_v2_status_measures_the_good_half_on_the_good_cells_seeds(tmp_path,
     assert g["by_seeds"]["1"] == pytest.approx(g["spearman"]) and "Good cells (seed 0 above 62.00 %" in out
     assert saved["planned_trainings"] == pytest.approx(200 * 2 + 200 * g["share"] * 2)
     assert saved["subset_cells"] == 200 and saved["subset_left"] == 1  # the cut cell's seed 3
+
+
+def test_train_judged_cells_gives_each_judged_cell_its_planned_seeds(tmp_path, capsys):
+    from nasgen.nb1d import Recipe, build, plan_archs, read_rows
+    from nasgen.searchspace import get
+
+    space = get("nb201")
+    recipe = Recipe(train_size=64, val_size=64, test_size=64, epochs=1, batch_size=32, C=2)
+    probe = build(space, "mnist1d", [0], recipe, tmp_path / "probe", limit_archs=6, local=True, progress=False)
+    first = {tuple(r["arch"]): r["test_accuracy"][-1] for r in probe}
+    above = (min(first.values()) + max(first.values())) / 2
+    main_dir = tmp_path / "build"
+    build(space, "mnist1d", [0, 1], recipe, main_dir, limit_archs=6, reliability_archs=2, good_seeds=[0, 1, 2],
+          good_above=above, local=True, progress=False, stop_after=2)  # the first cell's seeds 0 and 1 only
+    before: dict[tuple, set] = {}
+    for r in read_rows(main_dir / "rows.jsonl"):
+        before.setdefault(tuple(r["arch"]), set()).add(r["seed"])
+    judged = [a.tolist() for a in plan_archs(space, 6)[3:6]]
+    tasks = [{"suite": "nb1d", "method": "m", "seed": s, "table_arch": a, "policy_arch": None}
+             for s, a in enumerate(judged)]
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"tasks": tasks}))
+    sys.path.insert(0, str(BENCHMARKS))
+    import train_judged_cells
+
+    train_judged_cells.main([str(report), "--build", str(main_dir), "--work", str(tmp_path / "work"), "--local",
+                             "--merge"])
+    assert "3 judged cells" in capsys.readouterr().out
+    seeds: dict[tuple, set] = {}
+    for r in read_rows(main_dir / "rows.jsonl"):
+        seeds.setdefault(tuple(r["arch"]), set()).add(r["seed"])
+    for cell in map(tuple, judged):  # seed 0, and the good seeds on a good cell: the build's plan for it
+        assert seeds[cell] == before.get(cell, set()) | ({0, 1, 2} if first[cell] > above else {0}), cell
+    assert any(first[c] > above for c in map(tuple, judged)) and any(first[c] <= above for c in map(tuple, judged))
