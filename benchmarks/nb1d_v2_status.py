@@ -77,24 +77,14 @@ def final_accuracies(rows: list[dict]) -> dict[tuple, dict[int, float]]:
     return out
 
 
-def first_cells(settings: dict, n: Optional[int] = None) -> list[tuple]:
-    """The first ``n`` distinct cells of a build's reliability subset (None: all of it), in its
-    training order."""
+def subset_cells(settings: dict) -> list[tuple]:
+    """The distinct cells of a build's reliability subset (those its plan trains with every
+    seed), in its training order."""
     space = from_dict(settings["space"])
     items = plan_items(plan_archs(space, settings.get("limit_archs")), settings["seeds"],
                        settings.get("reliability_archs"))
-    subset = len({tuple(a) for a, s in items if s == settings["seeds"][-1]})  # the cells with every seed
-    if n is None:
-        n = subset
-    if n > subset:
-        raise ValueError(f"--cells {n} is more than the build's {subset} cells with every seed")
-    cells: list[tuple] = []
-    for arch, _seed in items:
-        if tuple(arch) not in cells[-1:]:
-            cells.append(tuple(arch))
-        if len(cells) == n:
-            break
-    return cells
+    subset = {tuple(a) for a, s in items if s == settings["seeds"][-1]}
+    return [c for c in dict.fromkeys(tuple(a) for a, _ in items) if c in subset]
 
 
 def random_sample(settings: dict, seeds: dict[tuple, dict[int, float]]) -> list[tuple]:
@@ -104,7 +94,7 @@ def random_sample(settings: dict, seeds: dict[tuple, dict[int, float]]) -> list[
     trained on demand and merged, ``nasgen bench merge``, were chosen by searches, and are
     left out)."""
     cells, planned, first = [], [int(s) for s in settings["seeds"]], int(settings["seeds"][0])
-    for c in first_cells(settings):
+    for c in subset_cells(settings):
         have = seeds.get(c, {})
         if first not in have or not set(planned + good_extra(settings, planned, have[first])) <= set(have):
             break
@@ -153,7 +143,7 @@ def subset_left(settings: dict, seeds: dict[tuple, dict[int, float]], good_share
     planned, first = [int(s) for s in settings["seeds"]], int(settings["seeds"][0])
     extra = len(good_extra(settings, planned, 1.0))
     left = 0.0
-    for c in first_cells(settings):
+    for c in subset_cells(settings):
         have = seeds.get(c, {})
         if first in have:
             left += len(set(planned + good_extra(settings, planned, have[first])) - set(have))
@@ -212,7 +202,7 @@ def status(build: Path) -> dict:
         "noise_sd_lowest_decile": float(sd[0]), "noise_sd_highest_decile": float(sd[-1]),
         "devices": devices, "cpu_s_per_training": per_training,
         "projected_cpu_h": per_training * planned / 3600, "remaining_cpu_h": per_training * (planned - len(rows)) / 3600,
-        "subset_cells": len(first_cells(settings)),
+        "subset_cells": len(subset_cells(settings)),
         "subset_left": subset_left(settings, seeds, good["share"] if good else math.nan),
     }
 

@@ -191,7 +191,7 @@ def test_nb1d_v2_status_measures_the_good_half_on_the_good_cells_seeds(tmp_path,
     out = capsys.readouterr().out
     saved = json.loads((tmp_path / "s.json").read_text())
     settings = json.loads((tmp_path / "build" / "build.json").read_text())
-    order = nb1d_v2_status.first_cells(settings)
+    order = nb1d_v2_status.subset_cells(settings)
     sample = order[:order.index(cut)]
     g = saved["good_seeds"]
     assert saved["paired_cells"] == len(sample) and g["cells"] == len(set(sample) & set(good)) > 10
