@@ -87,14 +87,14 @@ def subset_cells(settings: dict) -> list[tuple]:
     return [c for c in dict.fromkeys(tuple(a) for a, _ in items) if c in subset]
 
 
-def random_sample(settings: dict, seeds: dict[tuple, dict[int, float]]) -> list[tuple]:
+def random_sample(settings: dict, seeds: dict[tuple, dict[int, float]], subset: list[tuple]) -> list[tuple]:
     """The cells of the build's reliability subset that have every seed their plan gives them
     (the build's seeds, and a good cell's ``good_seeds``), in its training order up to the
     first that lacks one: a random sample of the space, however the other rows came (cells
     trained on demand and merged, ``nasgen bench merge``, were chosen by searches, and are
-    left out)."""
+    left out). ``subset``: ``subset_cells(settings)``."""
     cells, planned, first = [], [int(s) for s in settings["seeds"]], int(settings["seeds"][0])
-    for c in subset_cells(settings):
+    for c in subset:
         have = seeds.get(c, {})
         if first not in have or not set(planned + good_extra(settings, planned, have[first])) <= set(have):
             break
@@ -136,14 +136,14 @@ def good_seeds(settings: dict, cells: list[tuple], seeds: dict[tuple, dict[int, 
             "halves_reliability": spearman_brown(h, 2)}
 
 
-def subset_left(settings: dict, seeds: dict[tuple, dict[int, float]], good_share: float) -> float:
+def subset_left(settings: dict, seeds: dict[tuple, dict[int, float]], subset: list[tuple], good_share: float) -> float:
     """Trainings the build's reliability subset still needs for each cell's whole plan (a
     cell whose first seed has not trained yet counts its good seeds at ``good_share``): what
     stands between the build and a random sample of its full size."""
     planned, first = [int(s) for s in settings["seeds"]], int(settings["seeds"][0])
     extra = len(good_extra(settings, planned, 1.0))
     left = 0.0
-    for c in subset_cells(settings):
+    for c in subset:
         have = seeds.get(c, {})
         if first in have:
             left += len(set(planned + good_extra(settings, planned, have[first])) - set(have))
@@ -169,7 +169,8 @@ def status(build: Path) -> dict:
     rows = [r for r in read_rows(build / "rows.jsonl") if r.get("error") is None]
     seeds = final_accuracies(rows)
     cells = list(seeds)
-    paired = random_sample(settings, seeds)
+    subset = subset_cells(settings)  # planned once: the sample and the subset's remaining work read it
+    paired = random_sample(settings, seeds, subset)
     pairs = np.array([[seeds[c][0], seeds[c][1]] for c in paired]).reshape(-1, 2)
     rng = np.random.default_rng(0)
     v1 = load("nb201-mnist1d")
@@ -202,8 +203,8 @@ def status(build: Path) -> dict:
         "noise_sd_lowest_decile": float(sd[0]), "noise_sd_highest_decile": float(sd[-1]),
         "devices": devices, "cpu_s_per_training": per_training,
         "projected_cpu_h": per_training * planned / 3600, "remaining_cpu_h": per_training * (planned - len(rows)) / 3600,
-        "subset_cells": len(subset_cells(settings)),
-        "subset_left": subset_left(settings, seeds, good["share"] if good else math.nan),
+        "subset_cells": len(subset),
+        "subset_left": subset_left(settings, seeds, subset, good["share"] if good else math.nan),
     }
 
 
