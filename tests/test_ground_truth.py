@@ -338,13 +338,11 @@ def test_a_training_that_fails_on_demand_scores_as_a_failed_table_row(tmp_path, 
     assert math.isfinite(verdict["test_accuracy"]) and len(read_rows(fill / "rows.jsonl")) == 3
 
 
-def test_good_seeds_on_a_sampled_table_answer_as_on_the_finished_one(tmp_path):
-    """A build with good seeds (a cell whose first seed ends above ``good_above`` gets more):
-    a cell the cut table lacks is trained on demand with exactly the seeds the finished build
-    gives it, and Tabular-v0 answers as on the finished table."""
-    import gymnasium as gym
-
-    from nasgen.nb1d import Recipe, build, pack, plan_archs, plan_items, read_rows
+def _good_seed_build(tmp_path):
+    """A finished build in ``tmp_path / "full"`` of 6 cells, 2 of them paired, with good seeds
+    [0, 1, 2] above a threshold fixed from a probe's first seeds; returns the build's keyword
+    arguments, ``{cell: the seeds the plan gives it}`` (checked against the build) and the rows."""
+    from nasgen.nb1d import Recipe, build
     from nasgen.nb1d.build import seed_plan
 
     space, recipe = get("nb201"), Recipe(**TINY_RECIPE_FIELDS)
@@ -362,6 +360,19 @@ def test_good_seeds_on_a_sampled_table_answer_as_on_the_finished_one(tmp_path):
     for r in full:
         got.setdefault(tuple(r["arch"]), []).append(r["seed"])
     assert {c: sorted(s) for c, s in got.items()} == want
+    return kwargs, want, full
+
+
+def test_good_seeds_on_a_sampled_table_answer_as_on_the_finished_one(tmp_path):
+    """A build with good seeds (a cell whose first seed ends above ``good_above`` gets more):
+    a cell the cut table lacks is trained on demand with exactly the seeds the finished build
+    gives it, and Tabular-v0 answers as on the finished table."""
+    import gymnasium as gym
+
+    from nasgen.nb1d import Recipe, build, pack, plan_archs, plan_items, read_rows
+
+    space, recipe = get("nb201"), Recipe(**TINY_RECIPE_FIELDS)
+    kwargs, want, _ = _good_seed_build(tmp_path)
     paired = dict.fromkeys(tuple(a) for a, _ in plan_items(plan_archs(space, 6), [0, 1], 2)[:4])
     cut = sum(len(want[c]) for c in paired)  # the build cut after its 2 paired cells, good seeds included
     build(space, "mnist1d", [0, 1], recipe, tmp_path / "cut", stop_after=cut, **kwargs)
@@ -384,3 +395,47 @@ def test_good_seeds_on_a_sampled_table_answer_as_on_the_finished_one(tmp_path):
     for r in read_rows(tmp_path / "b" / "rows.jsonl"):
         filled.setdefault(tuple(r["arch"]), []).append(r["seed"])
     assert filled and all(sorted(s) == want[c] for c, s in filled.items())  # good cells: 3 seeds, others their plan
+
+
+def test_a_cell_held_with_fewer_seeds_than_planned_answers_as_on_the_finished_table(tmp_path):
+    """A build cut between a cell's seeds (its first seed trained, its paired seed or a good
+    cell's extra seeds not yet) packs a table that holds the cell in part. With ``fill``,
+    ``Judge`` and ``Tabular-v0`` train the seeds it lacks and answer as the finished table;
+    without, the table answers with the seeds it holds."""
+    import gymnasium as gym
+
+    from nasgen.nb1d import pack, plan_archs, read_rows
+
+    _, want, full = _good_seed_build(tmp_path)
+    space = get("nb201")
+    # every cell keeps its first seed; the rest of the first paired cell and of every good cell is cut
+    cut_cells = {c for c, s in want.items() if len(s) == 3} | {next(c for c, s in want.items() if len(s) >= 2)}
+    kept = [r for r in full if tuple(r["arch"]) not in cut_cells or r["seed"] == want[tuple(r["arch"])][0]]
+    part = tmp_path / "part"
+    part.mkdir()
+    shutil.copy(tmp_path / "full" / "build.json", part / "build.json")
+    (part / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    full_path, part_path = pack(tmp_path / "full", "full"), pack(part, "part")
+    full_table, part_table = load(full_path), load(part_path)
+    fill = tmp_path / "fill"
+    plain, filled = ground_truth.Judge(part_table, space), ground_truth.Judge(part_table, space, fill=fill)
+    for cell in want:
+        n_full = full_table.query(cell)["n_seeds"]
+        assert filled.lacks(cell) == (cell in cut_cells) and not ground_truth.Judge(full_table, space).lacks(cell)
+        assert plain.judge(cell)["test_accuracy"] == pytest.approx(part_table.query(cell)["mean"]["test_accuracy"])
+        assert filled.judge(cell)["test_accuracy"] == pytest.approx(full_table.query(cell)["mean"]["test_accuracy"],
+                                                                    abs=1e-7)
+        assert part_table.query(cell)["n_seeds"] == (1 if cell in cut_cells else n_full)
+    trained = sorted((tuple(r["arch"]), r["seed"]) for r in read_rows(fill / "rows.jsonl"))
+    assert trained == sorted((tuple(r["arch"]), r["seed"]) for r in full if r not in kept)  # each cut row, once
+    envs = [gym.make("nasgen/Tabular-v0", table=str(path), fill=str(tmp_path / name))
+            for path, name in ((full_path, "a"), (part_path, "b"))]
+    for env in envs:
+        env.reset(seed=3)
+    for step, k in enumerate((0, 1, 2, 3, 4, 5, 5, 3, 4, 2, 0, 1)):
+        for env in envs if step else ():
+            env.reset()
+        (_, reward, *_, info), (_, reward_part, *_, info_part) = (env.step(plan_archs(space, 6)[k]) for env in envs)
+        assert reward == pytest.approx(reward_part, abs=1e-7) and info["seed"] == info_part["seed"]
+        assert info["test_accuracy"] == pytest.approx(info_part["test_accuracy"], abs=1e-7)
+    assert not (tmp_path / "a").exists() and len(read_rows(tmp_path / "b" / "rows.jsonl")) == len(trained)

@@ -47,8 +47,8 @@ class TabularEnv(ArchitectureEnv):
     ``failed``, ``evaluations`` (1), ``nonfinite`` (False).
 
     A sampled table (a build cut short) answers with ``fill``, a build folder: a cell the
-    table lacks is trained on demand with its recipe and the seeds its build plans for it
-    (``nb1d.Judge``), so a search answers as it will on the finished table (its regrets
+    table lacks, or the seeds its build plans for a cell the table holds in part, are trained
+    on demand with its recipe (``nb1d.Judge``), so a search answers as it will on the finished table (its regrets
     against the best sampled cell), and ``nasgen bench merge`` folds those rows into the build.
 
     Query budget: with ``budget=N``, the (N+1)-th ``step`` after a seeded reset raises
@@ -123,12 +123,9 @@ class TabularEnv(ArchitectureEnv):
         if self.budget is not None and self.steps >= self.budget:
             raise QueryBudgetExhausted(f"query budget of {self.budget} exhausted; reset with a seed to "
                                        f"start a new search")
-        try:
-            row = self.table.row_of(arch)
-        except ValueError:
-            if self.judge is None:
-                raise
+        if self.judge is not None and self.judge.lacks(arch):
             return self._step_filled(arch)
+        row = self.table.row_of(arch)
         if self.reward_mode == "sample":
             ran = np.flatnonzero(self.table.ran[row])
             j = int(ran[self.np_random.integers(len(ran))])
@@ -155,8 +152,9 @@ class TabularEnv(ArchitectureEnv):
         return self._observation(), reward, True, False, info
 
     def _step_filled(self, arch: np.ndarray):
-        """``step`` for a cell a sampled table lacks: its rows trained on demand (``fill``),
-        drawn from in the table's seed order as ``step`` draws a table's row."""
+        """``step`` for a cell a sampled table lacks, or holds with fewer seeds than its build
+        plans (``Judge.lacks``): its rows, the missing ones trained on demand (``fill``), drawn
+        from in seed order as ``step`` draws a table's row."""
         rows = list(self.judge.trained_rows(arch).values())
         if self.reward_mode == "sample":
             picked = rows[int(self.np_random.integers(len(rows)))]

@@ -29,7 +29,7 @@ from nasgen.searchspace import dataset_options as get_dataset_options
 from nasgen.searchspace import get as get_space
 from nasgen.searchspace.registry import Registry
 
-from .build import append_on_demand, good_extra, read_on_demand, seed_plan, table_settings
+from .build import all_seeds, append_on_demand, good_extra, read_on_demand, seed_plan, table_settings
 from .recipe import Recipe, network_cells, train_architecture
 from .table import SHIPPED_DIR, Table, load
 
@@ -154,7 +154,9 @@ class Judge:
     its build plans for that cell (``build.seed_plan``, recorded in the manifest, and a good
     cell's ``build.good_extra`` once its first seed has trained; every seed of the table for
     a cell outside the plan or a table that does not record it), so it
-    answers as the finished table will. ``fill`` is a build folder of the table's build
+    answers as the finished table will. So is a cell the table holds with fewer seeds than its
+    plan gives it (a build cut between a cell's seeds, ``lacks``): the seeds it lacks are
+    trained, and it answers with all of them. ``fill`` is a build folder of the table's build
     (``build.json`` + ``rows.jsonl``): later judges of the same build reuse its rows, several
     processes may share it, and ``nasgen bench merge FILL BUILD`` folds them into the build.
     The cell is compared with the table's architectures: the percentile is among the
@@ -196,9 +198,36 @@ class Judge:
         for row in read_on_demand(self.fill, self._settings):
             self._filled.setdefault(tuple(row["arch"]), {})[int(row["seed"])] = row
 
+    def _held(self, key: tuple) -> dict[int, dict]:
+        """``{seed: row}`` of the trainings the table holds of cell ``key`` (none when it lacks
+        the cell), as rows: ``arch``, ``seed`` and the final test and validation accuracy (none
+        for a failed training)."""
+        try:
+            per_seed = self.table.query(np.asarray(key))["per_seed"]
+        except ValueError:
+            return {}
+        return {s: {"arch": list(key), "seed": s, **{m: [v[m]] if math.isfinite(v[m]) else []
+                                                      for m in ("test_accuracy", "val_accuracy")}}
+                for s, v in per_seed.items()}
+
+    def lacks(self, arch: Any) -> bool:
+        """Whether the table holds fewer trainings of ``arch`` (an encoding of the table's
+        space) than its build plans for it: the cell itself, a planned seed, or a good cell's
+        extra seeds (a build cut between a cell's seeds). A table that records no plan lacks
+        only the cells it does not hold."""
+        key = tuple(int(v) for v in self.table._canonical(self.table.space.validate(arch)))
+        held = self._held(key)
+        if not held or self.table.manifest.get("plan") is None:
+            return not held
+        seeds = self._fill_seeds(key)
+        if any(s not in held for s in seeds):
+            return True
+        return any(s not in held for s in good_extra(self._settings, seeds, final(held[seeds[0]], "test_accuracy")))
+
     def trained_rows(self, arch: Any) -> dict[int, dict]:
-        """``{seed: row}`` of a cell the table lacks (an encoding of the table's space), each
-        seed its build plans for it, trained now unless ``fill`` holds it.
+        """``{seed: row}`` of a cell the table lacks or holds only in part (``lacks``; an
+        encoding of the table's space), in the table's seed order: the table's rows of it, and each other seed
+        its build plans for it, trained now unless ``fill`` holds it.
 
         A training that fails is a row with its ``error`` and no metrics, as the finished
         table holds it (the fill keeps it; a later judge trains it again, as a build's next
@@ -210,17 +239,23 @@ class Judge:
         if self.fill is None:
             raise ValueError(f"table {self.table.name!r} lacks {list(arch)} and no fill folder trains it")
         key = tuple(int(v) for v in self.table._canonical(np.asarray(arch)))
+        held = self._held(key)
         seeds = self._fill_seeds(key)
-        if any(s not in self._filled.get(key, {}) for s in seeds):
+        rows = {**self._complete(key, held, seeds), **held}
+        extra = good_extra(self._settings, seeds, final(rows[seeds[0]], "test_accuracy"))
+        rows = {**self._complete(key, held, extra), **held}
+        order = {s: i for i, s in enumerate(all_seeds(self._settings))}
+        return {s: rows[s] for s in sorted(rows, key=lambda s: (order.get(s, len(order)), s))}
+
+    def _complete(self, key: tuple, held: dict[int, dict], seeds: list[int]) -> dict[int, dict]:
+        """The fill's rows of cell ``key``, after training each of ``seeds`` that neither the
+        table (``held``) nor the fill (as another process may have added it) holds."""
+        need = [s for s in seeds if s not in held]
+        if any(s not in self._filled.get(key, {}) for s in need):
             self._read_fill()
         rows = self._filled.setdefault(key, {})
-        self._train(key, seeds, rows)
-        extra = good_extra(self._settings, seeds, final(rows[seeds[0]], "test_accuracy"))
-        if any(s not in rows for s in extra):
-            self._read_fill()
-            rows = self._filled.setdefault(key, {})
-        self._train(key, extra, rows)
-        return {s: rows[s] for s in seeds + extra}
+        self._train(key, need, rows)
+        return rows
 
     def _train(self, key: tuple, seeds: list[int], rows: dict[int, dict]) -> None:
         """Train cell ``key`` with each of ``seeds`` that ``rows`` lacks, into ``rows`` and the fill."""
@@ -235,12 +270,10 @@ class Judge:
                 rows[seed] = append_on_demand(self.fill, self._settings, row)
 
     def _answer(self, encoded: np.ndarray) -> tuple[dict, float]:
-        """``(answer, percentile)`` of ``encoded``: from the table, else trained (``fill``)."""
-        try:
+        """``(answer, percentile)`` of ``encoded``: from the table, else (the table lacks the
+        cell or seeds its build plans for it, ``lacks``) with its rows trained (``fill``)."""
+        if self.fill is None or not self.lacks(encoded):
             return self.table.query(encoded), self.table.percentile(encoded)
-        except ValueError:
-            if self.fill is None:
-                raise
         rows = self.trained_rows(encoded)
         values = {m: [v for v in (final(r, m) for r in rows.values()) if math.isfinite(v)]
                   for m in ("test_accuracy", "val_accuracy")}
@@ -263,7 +296,8 @@ class Judge:
             combined as independent trainings; 0 for the best cell itself),
             ``percentile`` (share in % of the distinct architectures no better by test
             accuracy), ``n_archs``, ``epoch`` (the recorded epoch judged),
-            ``trained_on_demand`` (the cell was not in the table and was trained, ``fill``).
+            ``trained_on_demand`` (the cell, or seeds its build plans for it, was not in the table
+            and was trained, ``fill``).
 
         Raises:
             ValueError: the architecture is not in the table (a partial table without ``fill``).
