@@ -22,6 +22,7 @@ Usage::
     python benchmarks/rejudge.py benchmarks/results/ground_truth_tablefix.json
     python benchmarks/rejudge.py runs/compare/report.json --table PATH/NAME.json
     python benchmarks/rejudge.py runs/compare/report.json --table LATER_SNAPSHOT.json   # same build, more rows
+    python benchmarks/rejudge.py A/report.json B/report.json --table T.json   # B's suites rerun replace A's
 """
 
 from __future__ import annotations
@@ -124,31 +125,52 @@ def same_build(judged_by: str, recorded: str, table, results: str) -> None:
                          f"{', '.join(differing)}, not a later snapshot of the same build")
 
 
+def judged_by(results: dict) -> tuple[str, Optional[str]]:
+    """``(name or path, SHA-256 or None)`` of the table that judged a result file's rows."""
+    named = results.get("table") if isinstance(results.get("table"), dict) else {}
+    name = named.get("name") or (results.get("settings") or {}).get("table") or "nb201-mnist1d"
+    return name, named.get("sha256") or results.get("table_sha256")
+
+
+def merged_rows(files: list[tuple[str, list]]) -> list:
+    """The rows of several result files, a later file's rows replacing an earlier one's of
+    the same method (a suite rerun in another comparison replaces that suite's rows)."""
+    rows: dict[str, list] = {}
+    for _, file_rows in files:
+        for method in dict.fromkeys(r[0] for r in file_rows):
+            rows[method] = [r for r in file_rows if r[0] == method]
+    return [r for method_rows in rows.values() for r in method_rows]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("results", help="the raw JSON of benchmarks/ground_truth.py or nasgen compare's report.json")
-    parser.add_argument("--table", default=None, help="the table that judged them (default: the one the file "
+    parser.add_argument("results", nargs="+", help="the raw JSON of benchmarks/ground_truth.py or nasgen compare's "
+                                                   "report.json; with several, a later file's rows replace an "
+                                                   "earlier one's of the same method (and suite)")
+    parser.add_argument("--table", default=None, help="the table that judged them (default: the one the first file "
                                                       "names, else nb201-mnist1d)")
     parser.add_argument("--versus", default=None, help="the method differences are taken to (default: the first)")
     args = parser.parse_args(argv)
     try:
-        results = json.loads(Path(args.results).read_text())
-        rows = rows_of(results)
-        named = results.get("table") if isinstance(results.get("table"), dict) else {}
-        judged_by = named.get("name") or (results.get("settings") or {}).get("table") or "nb201-mnist1d"
-        table = load(args.table or judged_by)
-        recorded = named.get("sha256") or results.get("table_sha256")
-        if recorded and recorded != table.manifest["sha256"]:
-            same_build(judged_by, recorded, table, args.results)
+        files, notes, table = [], [], None
+        for path in args.results:
+            results = json.loads(Path(path).read_text())
+            name, recorded = judged_by(results)
+            table = table or load(args.table or name)
+            if recorded and recorded != table.manifest["sha256"]:
+                same_build(name, recorded, table, path)
+                notes.append(f"{path}: a later table of the build that judged it ({recorded[:12]}...)")
+            files.append((path, rows_of(results)))
+        rows = merged_rows(files)
         versus = args.versus or rows[0][0]
         if versus not in {r[0] for r in rows}:
-            raise ValueError(f"--versus {versus!r} is not a method of {args.results}")
+            raise ValueError(f"--versus {versus!r} is not a method of {', '.join(args.results)}")
         summary = rejudge(Judge(table, table.space), rows, versus)
     except (OSError, ValueError, KeyError, IndexError) as error:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
-    newer = f", a later table of the build that judged them ({recorded[:12]}...)" if recorded and \
-        recorded != table.manifest["sha256"] else ""
-    print(f"{args.results}, rejudged by table {table.name} (SHA-256 {table.manifest['sha256'][:12]}...{newer}):\n")
+    newer = "".join(f"\n- {note}" for note in notes)
+    print(f"{', '.join(args.results)}, rejudged by table {table.name} (SHA-256 {table.manifest['sha256'][:12]}...):"
+          f"{newer}\n")
     print(C.markdown_table(
         ["method", "seeds", "distinct cells", "test regret pp", "mean table SE of one regret pp",
          "table SE of the mean regret pp", f"table SE of the difference to {versus} pp",

@@ -130,9 +130,21 @@ def test_rejudge_with_a_later_table_of_the_same_build(tmp_path, capsys):
     full = load(full_path)
     rejudge.main([str(results), "--table", str(full_path)])
     out = capsys.readouterr().out
-    assert f"a later table of the build that judged them ({sample.manifest['sha256'][:12]}...)" in out
-    regret = np.mean([full.best()["value"] - full.query(a)["mean"]["test_accuracy"] for a in sample.archs[:3]])
-    assert f"| m (nb1d) | 3 | 3 | {100 * regret:.2f} |" in out
+    assert f"{results}: a later table of the build that judged it ({sample.manifest['sha256'][:12]}...)" in out
+
+    def regret(archs):
+        return np.mean([full.best()["value"] - full.query(a)["mean"]["test_accuracy"] for a in archs])
+
+    assert f"| m (nb1d) | 3 | 3 | {100 * regret(sample.archs[:3]):.2f} |" in out
+    rerun = tmp_path / "rerun.json"  # m's suite rerun in another comparison, judged by the full table
+    rerun.write_text(json.dumps({"tasks": [{**t, "table_arch": sample.archs[3 + t["seed"]].tolist()} for t in tasks],
+                                 "table_sha256": full.manifest["sha256"], "settings": {"table": str(full_path)}}))
+    results.write_text(json.dumps({"tasks": tasks + [{**t, "method": "n"} for t in tasks],
+                                   "table_sha256": sample.manifest["sha256"], "settings": {"table": str(sample_path)}}))
+    rejudge.main([str(results), str(rerun), "--table", str(full_path), "--versus", "n (nb1d)"])
+    out = capsys.readouterr().out
+    assert f"| m (nb1d) | 3 | 3 | {100 * regret(sample.archs[3:6]):.2f} |" in out  # the rerun's rows replace m's
+    assert f"| n (nb1d) | 3 | 3 | {100 * regret(sample.archs[:3]):.2f} |" in out and f"{rerun}:" not in out
     manifest = json.loads(full_path.read_text())
     manifest["recipe"]["lr"] = 0.05  # the same cells trained another way: not the same build
     other = tmp_path / "full" / "other.json"
