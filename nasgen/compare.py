@@ -431,7 +431,8 @@ def _sampled_notes(judge: ground_truth.Judge, config: CompareConfig, suites: lis
     sample = (f"table {table.name} is sampled: {len(table.archs)} of the space's "
               f"{table.manifest.get('space_distinct', '?')} distinct architectures")
     notes.append(f"{sample}: a cell outside it is trained on demand with the table's recipe and the seeds its build "
-                 f"plans for it, and its regret is against the best sampled cell (negative when it beats them all)")
+                 f"plans for it (so are the planned seeds a cell it holds in part lacks), and its regret is against "
+                 f"the best sampled cell (negative when it beats them all)")
     notes.append(f"the cells trained on demand go into {Path(config.out) / FILL_DIR}, a build folder that "
                  f"`nasgen bench merge` folds into the table's build")
 
