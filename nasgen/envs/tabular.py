@@ -48,8 +48,9 @@ class TabularEnv(ArchitectureEnv):
 
     A sampled table (a build cut short) answers with ``fill``, a build folder: a cell the
     table lacks, or the seeds its build plans for a cell the table holds in part, are trained
-    on demand with its recipe (``nb1d.Judge``), so a search answers as it will on the finished table (its regrets
-    against the best sampled cell), and ``nasgen bench merge`` folds those rows into the build.
+    on demand with its recipe (``nb1d.Judge``), so a search answers as it will on the
+    finished table (its regrets against the best sampled cell), and ``nasgen bench merge``
+    folds those rows into the build.
 
     Query budget: with ``budget=N``, the (N+1)-th ``step`` after a seeded reset raises
     ``QueryBudgetExhausted`` (a RuntimeError) instead of answering, so a search cannot

@@ -226,8 +226,8 @@ class Judge:
 
     def trained_rows(self, arch: Any) -> dict[int, dict]:
         """``{seed: row}`` of a cell the table lacks or holds only in part (``lacks``; an
-        encoding of the table's space), in the table's seed order: the table's rows of it, and each other seed
-        its build plans for it, trained now unless ``fill`` holds it.
+        encoding of the table's space), in the table's seed order: the table's rows of it,
+        and each other seed its build plans for it, trained now unless ``fill`` holds it.
 
         A training that fails is a row with its ``error`` and no metrics, as the finished
         table holds it (the fill keeps it; a later judge trains it again, as a build's next
