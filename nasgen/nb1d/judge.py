@@ -198,6 +198,10 @@ class Judge:
         for row in read_on_demand(self.fill, self._settings):
             self._filled.setdefault(tuple(row["arch"]), {})[int(row["seed"])] = row
 
+    def _key(self, arch: Any) -> tuple:
+        """The canonical cell of ``arch`` (an encoding of the table's space), as the fill keys it."""
+        return tuple(int(v) for v in self.table._canonical(self.table.space.validate(arch)))
+
     def _held(self, key: tuple) -> dict[int, dict]:
         """``{seed: row}`` of the trainings the table holds of cell ``key`` (none when it lacks
         the cell), as rows: ``arch``, ``seed`` and the final test and validation accuracy (none
@@ -215,7 +219,7 @@ class Judge:
         space) than its build plans for it: the cell itself, a planned seed, or a good cell's
         extra seeds (a build cut between a cell's seeds). A table that records no plan lacks
         only the cells it does not hold."""
-        key = tuple(int(v) for v in self.table._canonical(self.table.space.validate(arch)))
+        key = self._key(arch)
         held = self._held(key)
         if not held or self.table.manifest.get("plan") is None:
             return not held
@@ -238,7 +242,7 @@ class Judge:
         """
         if self.fill is None:
             raise ValueError(f"table {self.table.name!r} lacks {list(arch)} and no fill folder trains it")
-        key = tuple(int(v) for v in self.table._canonical(np.asarray(arch)))
+        key = self._key(arch)
         held = self._held(key)
         seeds = self._fill_seeds(key)
         rows = {**self._complete(key, held, seeds), **held}
